@@ -1,0 +1,85 @@
+"""The one place in wotr that starts external programs.
+
+``git.py`` and ``gpg.py`` are thin layers over :func:`run`; they turn failures into
+:class:`~wotr.errors.WotrError` with a hint. The environment is cleaned here: inherited
+``GIT_*`` variables (other than the few that select identity or a repository on purpose)
+and GnuPG variables never leak into a child unless the caller passes them explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .errors import EnvironmentProblem
+
+# GIT_* variables a user may legitimately set for the commands wotr runs on their behalf.
+_GIT_KEEP = frozenset(
+    {
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+        "GIT_SSH",
+        "GIT_SSH_COMMAND",
+        "GIT_ASKPASS",
+        "GIT_TERMINAL_PROMPT",
+        "GIT_CONFIG_GLOBAL",
+        "GIT_CONFIG_NOSYSTEM",
+        "GIT_EXEC_PATH",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def err_line(self) -> str:
+        """The last non-empty line of stderr, for one-line error messages."""
+        lines = [ln for ln in self.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+        return lines[-1].strip() if lines else f"exit status {self.returncode}"
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not (k.startswith("GIT_") and k not in _GIT_KEEP)}
+    env["LC_ALL"] = "C"
+    env.pop("LANGUAGE", None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    pass_fds: Sequence[int] = (),
+) -> Result:
+    """Run ``argv`` to completion and capture its output; never raises on a non-zero exit."""
+    try:
+        proc = subprocess.run(
+            list(argv),
+            cwd=cwd,
+            input=input,
+            stdin=subprocess.DEVNULL if input is None else None,
+            capture_output=True,
+            env=clean_env(env),
+            pass_fds=tuple(pass_fds),
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise EnvironmentProblem(
+            f"{argv[0]} is not installed or not on PATH",
+            f"install it (Debian: apt-get install {argv[0] if argv[0] != 'gpg' else 'gnupg'})",
+        ) from exc
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot run {argv[0]}: {exc}") from exc
+    return Result(proc.returncode, proc.stdout, proc.stderr)

@@ -1,0 +1,283 @@
+"""Pure counting: policy + claims whose signatures gpg already checked -> a :class:`Result`.
+
+No git, no gpg, no clock. The rules of DESIGN §6 that concern *what a good signature
+may count for* live here:
+
+- rule 2: the signer is the policy entry owning the primary fingerprint; people are counted,
+  not signatures or keys;
+- rule 4: the claim's commit and tree must be the commit whose note holds it, and its tree;
+- rule 5: the claimed role must be one the policy grants the signer;
+- rule 6: when verifying a tag, only claims naming that tag count;
+- rule 7: a signer claiming two digests for one artifact name counts for neither.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .claim import Claim
+from .policy import Policy
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A note line that counts for nothing, and why."""
+
+    line: int
+    reason: str
+    signer: str | None = None
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A claim carrying a clean good signature by the primary key ``fingerprint``."""
+
+    line: int
+    fingerprint: str
+    claim: Claim
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A claim that counts: good signature, trusted signer, right commit, role and ref."""
+
+    line: int
+    signer: str
+    fingerprint: str
+    claim: Claim
+
+
+@dataclass(frozen=True)
+class Target:
+    """An artifact the caller asks about: a file (label = its path) or ``sha256:HEX``."""
+
+    label: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Group:
+    sha256: str
+    signers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ArtifactResult:
+    name: str
+    sha256: str
+    signers: tuple[str, ...]
+    verified: bool
+    reason: str = ""
+    others: tuple[Group, ...] = ()  # other digests trusted signers claimed under this name
+
+
+@dataclass(frozen=True)
+class Dissent:
+    name: str
+    groups: tuple[Group, ...]
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Rule 7: one signer claimed several digests for one name at this commit."""
+
+    signer: str
+    name: str
+    digests: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Result:
+    verified: bool
+    threshold: int
+    artifacts: tuple[ArtifactResult, ...]
+    dissent: tuple[Dissent, ...]
+    conflicts: tuple[Conflict, ...]
+    rejected: tuple[Rejection, ...]
+    counted: tuple[Counted, ...]
+    reason: str = ""
+
+
+def admit(
+    policy: Policy,
+    checked: Iterable[Checked],
+    *,
+    commit: str,
+    tree: str,
+    tag: str | None,
+) -> tuple[list[Counted], list[Rejection]]:
+    """Split signature-checked claims into those that count and those that do not (rules 2-6)."""
+    counted: list[Counted] = []
+    rejected: list[Rejection] = []
+    for item in checked:
+        claim = item.claim
+        signer = policy.signer_for(item.fingerprint)
+        if signer is None:
+            rejected.append(
+                Rejection(
+                    item.line,
+                    f"key {item.fingerprint} is not in the policy",
+                    fingerprint=item.fingerprint,
+                )
+            )
+            continue
+
+        def reject(reason: str, item: Checked = item, name: str = signer.name) -> None:
+            rejected.append(Rejection(item.line, reason, name, item.fingerprint))
+
+        if claim.commit != commit:
+            reject(f"claim is for commit {claim.commit[:12]}, not this commit (copied?)")
+        elif claim.tree != tree:
+            reject(f"claim names tree {claim.tree[:12]}, not this commit's tree {tree[:12]}")
+        elif not signer.may_claim(claim.role):
+            reject(f"{signer.name} may not claim role {claim.role!r} under the policy")
+        elif tag is not None and claim.ref != tag:
+            built_for = claim.ref or "no tag"
+            reject(f"claim was made for {built_for}, not {tag}")
+        else:
+            counted.append(Counted(item.line, signer.name, item.fingerprint, claim))
+    return counted, rejected
+
+
+def _conflicts(counted: Sequence[Counted]) -> list[Conflict]:
+    seen: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for c in counted:
+        for s in c.claim.subjects:
+            seen[(c.signer, s.name)].add(s.sha256)
+    return [
+        Conflict(signer, name, tuple(sorted(digests)))
+        for (signer, name), digests in sorted(seen.items())
+        if len(digests) > 1
+    ]
+
+
+def _groups(counted: Sequence[Counted], name: str, excluded: set[tuple[str, str]]) -> list[Group]:
+    by_digest: dict[str, set[str]] = defaultdict(set)
+    for c in counted:
+        if (c.signer, name) in excluded:
+            continue
+        digest = c.claim.digests_by_name().get(name)
+        if digest is not None:
+            by_digest[digest].add(c.signer)
+    return sorted(
+        (Group(d, tuple(sorted(s))) for d, s in by_digest.items()),
+        key=lambda g: (-len(g.signers), g.sha256),
+    )
+
+
+def _quorum(policy: Policy, counted: Sequence[Counted], supporters: set[str], digest: str) -> str:
+    """Empty string when ``supporters`` meet threshold and role requirements, else why not."""
+    if len(supporters) < policy.threshold:
+        return f"{len(supporters)} of {policy.threshold} required signers"
+    for role, need in policy.require:
+        have = {
+            c.signer
+            for c in counted
+            if c.signer in supporters
+            and c.claim.role == role
+            and digest in c.claim.digests_by_name().values()
+        }
+        if len(have) < need:
+            return f"role {role!r} needs {need} signer(s), has {len(have)}"
+    return ""
+
+
+def decide(
+    policy: Policy,
+    counted: Sequence[Counted],
+    rejected: Sequence[Rejection],
+    targets: Sequence[Target] | None,
+    *,
+    strict: bool = False,
+) -> Result:
+    """Does each target (or, with ``targets=None``, every claimed name) reach a quorum?"""
+    conflicts = _conflicts(counted)
+    excluded = {(c.signer, c.name) for c in conflicts}
+    names = sorted({s.name for c in counted for s in c.claim.subjects})
+    all_groups = {name: _groups(counted, name, excluded) for name in names}
+    dissent_all = [
+        Dissent(name, tuple(groups)) for name, groups in all_groups.items() if len(groups) > 1
+    ]
+
+    artifacts: list[ArtifactResult] = []
+    relevant: set[str] = set()
+    if targets is None:
+        relevant = set(names)
+        for name in names:
+            groups = all_groups[name]
+            met = [g for g in groups if not _quorum(policy, counted, set(g.signers), g.sha256)]
+            best = groups[0] if groups else Group("", ())
+            if len(met) == 1:
+                artifacts.append(
+                    ArtifactResult(
+                        name,
+                        met[0].sha256,
+                        met[0].signers,
+                        True,
+                        others=tuple(g for g in groups if g != met[0]),
+                    )
+                )
+            else:
+                why = (
+                    "several digests reach the quorum"
+                    if met
+                    else _quorum(policy, counted, set(best.signers), best.sha256)
+                    or "only conflicting claims"
+                )
+                artifacts.append(
+                    ArtifactResult(
+                        name,
+                        best.sha256,
+                        best.signers,
+                        False,
+                        why,
+                        tuple(g for g in groups if g != best),
+                    )
+                )
+    else:
+        for target in targets:
+            supporters: set[str] = set()
+            claimed_names: set[str] = set()
+            for c in counted:
+                for s in c.claim.subjects:
+                    if s.sha256 == target.sha256:
+                        claimed_names.add(s.name)
+                        if (c.signer, s.name) not in excluded:
+                            supporters.add(c.signer)
+            base = target.label.rsplit("/", 1)[-1]
+            look = claimed_names | ({base} if base in all_groups else set())
+            relevant |= look
+            others = tuple(
+                g for name in sorted(look) for g in all_groups[name] if g.sha256 != target.sha256
+            )
+            if not supporters:
+                why = "no trusted signer claimed this digest"
+            else:
+                why = _quorum(policy, counted, supporters, target.sha256)
+            artifacts.append(
+                ArtifactResult(
+                    target.label, target.sha256, tuple(sorted(supporters)), not why, why, others
+                )
+            )
+
+    dissent = tuple(d for d in dissent_all if d.name in relevant)
+    conflicts_rel = tuple(c for c in conflicts if c.name in relevant)
+    reason = ""
+    if not artifacts:
+        reason = "no trusted signer made a claim that counts at this commit"
+    elif strict and (dissent or conflicts_rel):
+        reason = "a trusted signer dissents (--strict)"
+    ok = bool(artifacts) and all(a.verified for a in artifacts) and not reason
+    return Result(
+        verified=ok,
+        threshold=policy.threshold,
+        artifacts=tuple(artifacts),
+        dissent=dissent,
+        conflicts=conflicts_rel,
+        rejected=tuple(rejected),
+        counted=tuple(counted),
+        reason=reason,
+    )

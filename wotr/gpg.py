@@ -1,0 +1,269 @@
+"""The only module that talks to GnuPG.
+
+Verification (DESIGN §6 rules 1-3) runs gpg directly and reads its ``--status-fd`` output:
+- in an isolated temporary home holding only a keyring file with the policy's keys
+  (``--no-options``: the user's gpg.conf, keyring, trust database, agent and network are
+  never consulted);
+- only a *clean* good signature counts: GOODSIG and VALIDSIG and nothing else that taints
+  it (bad, expired or revoked key, expired signature, missing key, weak digest);
+- the signer is the primary-key fingerprint, the last field of VALIDSIG;
+- all signatures over one payload are checked in one gpg call; gpg stops at the first bad
+  signature, so the rest are retried in a fresh call (never assumed good).
+
+Signing and key export use python-gnupg (imported lazily: it is not on the verify path).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from . import _openpgp, _proc
+from .errors import EnvironmentProblem, SignError
+
+# Status keywords that make a signature not count even next to GOODSIG.
+_TAINTS = {
+    "BADSIG": "bad signature: the claim or the signature was altered",
+    "EXPSIG": "the signature has expired",
+    "EXPKEYSIG": "the signing key has expired",
+    "REVKEYSIG": "the signing key has been revoked",
+    "KEYREVOKED": "the signing key has been revoked",
+    "KEYEXPIRED": "the signing key has expired",
+}
+
+
+@dataclass(frozen=True)
+class SigCheck:
+    ok: bool
+    fingerprint: str | None  # primary fingerprint from VALIDSIG; None when gpg gave none
+    reason: str = ""
+
+
+def _short_tmp() -> str | None:
+    """A temp dir short enough for gpg's socket paths (in case gpg ever makes one there)."""
+    tmp = tempfile.gettempdir()
+    return tmp if len(tmp) <= 40 else "/tmp"
+
+
+def _gpg_program() -> str:
+    return os.environ.get("WOTR_GPG", "gpg")
+
+
+def _judge(block: list[tuple[str, list[str]]]) -> SigCheck:
+    kws = {kw: args for kw, args in block}
+    counts = [kw for kw, _ in block]
+    valid = kws.get("VALIDSIG")
+    fpr = None
+    if valid:
+        fpr = (valid[9] if len(valid) >= 10 else valid[0]).upper()
+    for kw, why in _TAINTS.items():
+        if kw in kws:
+            return SigCheck(False, fpr, why)
+    if "ERRSIG" in kws:
+        args = kws["ERRSIG"]
+        rc = args[5] if len(args) > 5 else ""
+        keyid = args[0] if args else "?"
+        if rc == "9" or "NO_PUBKEY" in kws:
+            return SigCheck(False, None, f"signed by key {keyid}, which is not in the policy")
+        return SigCheck(
+            False,
+            None,
+            f"gpg cannot check this signature (error {rc or '?'}; "
+            "weak digest or unsupported algorithm)",
+        )
+    if counts.count("GOODSIG") != 1 or counts.count("VALIDSIG") != 1 or "NODATA" in kws:
+        return SigCheck(False, fpr, "gpg did not report exactly one good signature")
+    if valid is None or fpr is None:
+        return SigCheck(False, fpr, "gpg did not report a good signature")
+    if len(valid) < 9 or not valid[7].isdigit() or int(valid[7]) in _openpgp.WEAK_HASHES:
+        return SigCheck(False, fpr, "the signature uses a weak digest")
+    if valid[8] != "00":
+        return SigCheck(False, fpr, f"signature class {valid[8]} is not a document signature")
+    return SigCheck(True, fpr)
+
+
+def _blocks(status: bytes) -> list[list[tuple[str, list[str]]]]:
+    """Split gpg status output into one block per signature (each starts at NEWSIG)."""
+    blocks: list[list[tuple[str, list[str]]]] = []
+    for raw in status.splitlines():
+        if not raw.startswith(b"[GNUPG:] "):
+            continue
+        parts = raw[9:].decode("utf-8", "replace").split(" ")
+        if parts[0] == "NEWSIG":
+            blocks.append([])
+        elif blocks:
+            blocks[-1].append((parts[0], parts[1:]))
+    return blocks
+
+
+class Verifier:
+    """A temporary GnuPG home whose only keys are ``keyring`` (binary OpenPGP key packets)."""
+
+    def __init__(self, keyring: bytes, *, merge_copies: bool = False) -> None:
+        self._home = Path(tempfile.mkdtemp(prefix="wotr-", dir=_short_tmp()))
+        keyfile = self._home / "policy.gpg"
+        keyfile.write_bytes(keyring)
+        self._calls = 0
+        # gpg reads a --keyring file as is, and when one key appears twice only the first
+        # copy counts (a stripped copy could hide a revocation). Copies are merged by import.
+        self._keyring_args = ["--no-default-keyring", "--keyring", str(keyfile)]
+        if merge_copies:
+            res = _proc.run([_gpg_program(), *self._base_args(), "--import", str(keyfile)])
+            if res.returncode not in (0, 2):
+                self.close()
+                raise EnvironmentProblem(f"gpg cannot import the policy keys: {res.err_line}")
+            self._keyring_args = []
+
+    def _base_args(self) -> list[str]:
+        return [
+            "--homedir",
+            str(self._home),
+            "--no-options",
+            "--batch",
+            "--no-tty",
+            "--no-autostart",
+            "--disable-dirmngr",
+            "--no-auto-key-retrieve",
+        ]
+
+    def __enter__(self) -> Verifier:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        shutil.rmtree(self._home, ignore_errors=True)
+
+    @property
+    def gpg_calls(self) -> int:
+        return self._calls
+
+    def _run(self, data: Path, sigs: Path) -> _proc.Result:
+        self._calls += 1
+        return _proc.run(
+            [
+                _gpg_program(),
+                *self._base_args(),
+                *self._keyring_args,
+                "--trust-model",
+                "always",
+                "--weak-digest",
+                "SHA1",
+                "--status-fd",
+                "1",
+                "--verify",
+                str(sigs),
+                str(data),
+            ]
+        )
+
+    def check(self, data: bytes, sigs: Sequence[bytes]) -> list[SigCheck]:
+        """One :class:`SigCheck` per signature in ``sigs``, each a detached sig over ``data``."""
+        results: list[SigCheck | None] = [None] * len(sigs)
+        pending: list[int] = []
+        for i, sig in enumerate(sigs):
+            try:
+                _openpgp.check_single_signature(sig)
+            except _openpgp.PacketError as exc:
+                results[i] = SigCheck(False, None, str(exc))
+            else:
+                pending.append(i)
+        if pending:
+            work = Path(tempfile.mkdtemp(prefix="v", dir=self._home))
+            data_file, sig_file = work / "data", work / "sigs"
+            data_file.write_bytes(data)
+            while pending:
+                sig_file.write_bytes(b"".join(sigs[i] for i in pending))
+                res = self._run(data_file, sig_file)
+                blocks = _blocks(res.stdout)
+                if not blocks:
+                    if res.returncode not in (0, 1) and not res.stdout:
+                        self._environment_check(res)
+                    results[pending[0]] = SigCheck(False, None, f"gpg: {res.err_line}")
+                    pending = pending[1:]
+                    continue
+                for i, block in zip(pending, blocks, strict=False):
+                    results[i] = _judge(block)
+                pending = pending[len(blocks) :]
+        return [r if r is not None else SigCheck(False, None, "not checked") for r in results]
+
+    def _environment_check(self, res: _proc.Result) -> None:
+        """gpg printed no status at all: is gpg itself broken? (exit 3, not 'not verified')."""
+        probe = _proc.run([_gpg_program(), "--homedir", str(self._home), "--version"])
+        if probe.returncode != 0:
+            raise EnvironmentProblem(
+                f"gpg does not work: {res.err_line}", "check the GnuPG installation (gpg --version)"
+            )
+
+
+# --- signing (python-gnupg) -------------------------------------------------------------------
+
+
+def _gnupg() -> Any:
+    try:
+        import gnupg
+    except ImportError as exc:  # pragma: no cover - dependency missing
+        raise EnvironmentProblem(
+            "python-gnupg is not installed", "pip install python-gnupg"
+        ) from exc
+    try:
+        return gnupg.GPG(gpgbinary=_gpg_program(), gnupghome=os.environ.get("GNUPGHOME"))
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise EnvironmentProblem(
+            f"cannot run gpg: {exc}", "install GnuPG (apt-get install gnupg)"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class Signature:
+    sig: bytes
+    fingerprint: str  # primary fingerprint, as checked by verifying the new signature
+
+
+def sign(data: bytes, key: str | None) -> Signature:
+    """Sign ``data`` (detached, binary) with ``key`` or gpg's default key, then check it."""
+    g = _gnupg()
+    res = g.sign(data, keyid=key, detach=True, binary=True, extra_args=["--digest-algo", "SHA512"])
+    if not res.data or res.status != "signature created":
+        detail = (res.stderr or "").strip().splitlines()
+        why = res.status or (detail[-1] if detail else "unknown error")
+        raise SignError(
+            f"gpg could not sign with {'key ' + key if key else 'the default key'}: {why}",
+            "check the key with 'gpg --list-secret-keys' (is it present, unexpired, unrevoked?)",
+        )
+    sig = bytes(res.data)
+    public = g.export_keys(res.fingerprint, armor=False)
+    if not public:
+        raise SignError(f"cannot export the public key of {res.fingerprint} to check the signature")
+    keyring = bytes(public) if isinstance(public, bytes) else public.encode("latin-1")
+    with Verifier(keyring) as verifier:
+        (check,) = verifier.check(data, [sig])
+    if not check.ok or check.fingerprint is None:
+        raise SignError(
+            f"the new signature does not verify: {check.reason}",
+            "the key may be expired or revoked, or gpg.conf forces a weak digest",
+        )
+    return Signature(sig, check.fingerprint)
+
+
+def export_public(key: str | None) -> tuple[str, bytes]:
+    """(primary fingerprint, armored public key) of ``key`` or gpg's default secret key."""
+    g = _gnupg()
+    secret = g.list_keys(secret=True, keys=key) if key else g.list_keys(secret=True)
+    if not secret:
+        raise SignError(
+            f"no secret key {'matching ' + key if key else 'in the keyring'}",
+            "create one with 'gpg --quick-gen-key' or pass --key",
+        )
+    fpr = str(secret[0]["fingerprint"]).upper()
+    armored = g.export_keys(fpr)
+    return fpr, armored.encode("ascii") if isinstance(armored, str) else bytes(armored)

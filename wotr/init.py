@@ -1,0 +1,64 @@
+"""``init``: write a threshold.toml skeleton (or take the existing one), check it, pin it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import git, gpg, policy
+from .errors import BadInput, PolicyError, WotrError
+
+
+@dataclass(frozen=True)
+class Initialised:
+    path: Path
+    created: bool
+    pinned: Path | None
+    problem: str  # why it was not pinned ('' when pinned)
+    loaded: policy.Policy | None
+    remotes: tuple[str, ...]
+
+
+def _skeleton(top: Path, repo: git.Repo, threshold: int | None) -> bytes:
+    import tomli_w
+
+    signers = []
+    try:
+        fpr, armored = gpg.export_public(git.config_get(repo, "user.signingkey"))
+    except WotrError:
+        fpr, armored = "", b""
+    if fpr:
+        raw_name = git.config_get(repo, "user.name") or "me"
+        name = re.sub(r"[^A-Za-z0-9._@+-]+", "-", raw_name).strip("-").lower()[:64] or "me"
+        keyfile = Path("keys") / f"{name}.asc"
+        (top / "keys").mkdir(exist_ok=True)
+        (top / keyfile).write_bytes(armored)
+        signers.append({"name": name, "keys": [str(keyfile)], "fingerprints": [fpr]})
+    doc = {"version": 1, "threshold": threshold or max(1, len(signers)), "signers": signers}
+    return tomli_w.dumps(doc).encode("utf-8")
+
+
+def init(repo: git.Repo, *, threshold: int | None = None) -> Initialised:
+    from . import sync
+
+    if repo.top is None:
+        raise BadInput("git wotr init needs a working tree", "run it in a clone, not a bare repo")
+    path = repo.top / policy.WORKTREE_POLICY
+    created = False
+    if path.exists():
+        if threshold is not None:
+            raise BadInput(
+                f"{path} already exists", "edit its threshold, then run 'git wotr init' to pin it"
+            )
+    else:
+        path.write_bytes(_skeleton(repo.top, repo, threshold))
+        created = True
+    try:
+        loaded = policy.load(path)
+    except PolicyError as exc:
+        remotes = sync.setup_remotes(repo)
+        return Initialised(path, created, None, str(exc), None, remotes)
+    pinned = policy.write_pin(repo.common_dir, loaded)
+    remotes = sync.setup_remotes(repo)
+    return Initialised(path, created, pinned, "", loaded, remotes)

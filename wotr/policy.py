@@ -1,0 +1,300 @@
+"""``threshold.toml`` -> a frozen, checked :class:`Policy` (DESIGN §5).
+
+The policy fails closed: anything unexpected is an error naming the file and the field.
+Key files are parsed here (no gpg process): each listed fingerprint must be the primary
+fingerprint of a key in *that signer's* key files, and only the listed keys reach the
+keyring that signatures are checked against.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _openpgp
+from .claim import ClaimError, check_role
+from .errors import PolicyError
+
+_FPR = re.compile(r"[0-9A-F]{40}")
+_SHORT_ID = re.compile(r"(0x)?([0-9A-Fa-f]{8}|[0-9A-Fa-f]{16})")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
+_TOP_FIELDS = {"version", "threshold", "signers", "require"}
+_SIGNER_FIELDS = {"name", "roles", "keys", "fingerprints"}
+
+
+@dataclass(frozen=True)
+class Signer:
+    name: str
+    roles: frozenset[str] | None  # None: any role
+    fingerprints: frozenset[str]
+
+    def may_claim(self, role: str) -> bool:
+        return self.roles is None or role in self.roles
+
+
+@dataclass(frozen=True)
+class Policy:
+    path: Path
+    threshold: int
+    signers: tuple[Signer, ...]
+    require: tuple[tuple[str, int], ...] = ()
+    keyring: bytes = field(default=b"", repr=False)  # binary OpenPGP keys of listed fprs only
+    # A listed key appears more than once in the key files (e.g. an old copy and a copy with
+    # a revocation). gpg's --keyring would use only the first copy, so such keyrings are
+    # merged by a real import instead (DESIGN §6 rule 3: a revocation must never be hidden).
+    keyring_has_copies: bool = False
+    digests: tuple[tuple[str, str], ...] = ()  # (file, sha256) of the policy and key files read
+
+    def signer_for(self, fingerprint: str) -> Signer | None:
+        for signer in self.signers:
+            if fingerprint in signer.fingerprints:
+                return signer
+        return None
+
+    def with_threshold(self, threshold: int | None) -> Policy:
+        if threshold is None:
+            return self
+        _check_threshold(threshold, len(self.signers), f"{self.path}: --threshold")
+        return Policy(
+            self.path,
+            threshold,
+            self.signers,
+            self.require,
+            self.keyring,
+            self.keyring_has_copies,
+            self.digests,
+        )
+
+
+def _check_threshold(value: Any, n_signers: int, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise PolicyError(f"{where}: threshold must be a whole number")
+    if not 1 <= value <= n_signers:
+        raise PolicyError(
+            f"{where}: threshold {value} is out of range",
+            f"it must be at least 1 and at most the number of signers ({n_signers})",
+        )
+    return value
+
+
+def _str_list(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise PolicyError(f"{where} must be a non-empty list of strings")
+    return list(value)
+
+
+def load(path: Path, *, pin: Mapping[str, str] | None = None) -> Policy:
+    """Read and check a policy file. With ``pin``, every file read must match its pinned sha256."""
+    where = str(path)
+    digests: dict[str, str] = {}
+
+    def read(file: Path, label: str) -> bytes:
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            raise PolicyError(f"{label}: cannot read {file}: {exc.strerror}") from exc
+        digest = hashlib.sha256(data).hexdigest()
+        rel = str(file.relative_to(path.parent)) if file.is_relative_to(path.parent) else str(file)
+        if pin is not None and pin.get(rel) != digest:
+            raise PolicyError(
+                f"{file} changed since the policy was pinned",
+                "review the change, then run 'git wotr init' to pin it again",
+            )
+        digests[rel] = digest
+        return data
+
+    raw = read(path, where)
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise PolicyError(f"{where}: not valid TOML: {exc}") from exc
+
+    unknown = set(doc) - _TOP_FIELDS
+    if unknown:
+        raise PolicyError(
+            f"{where}: unknown field {sorted(unknown)[0]!r}", "see threshold.example.toml"
+        )
+    if doc.get("version") != 1:
+        raise PolicyError(f"{where}: version must be 1 (found {doc.get('version')!r})")
+    raw_signers = doc.get("signers")
+    if not isinstance(raw_signers, list) or not raw_signers:
+        raise PolicyError(f"{where}: [[signers]] must list at least one signer")
+
+    signers: list[Signer] = []
+    owner: dict[str, str] = {}
+    keyring = bytearray()
+    copies = False
+    for i, entry in enumerate(raw_signers):
+        at = f"{where}: signers[{i}]"
+        if not isinstance(entry, dict):
+            raise PolicyError(f"{at} is not a table")
+        unknown = set(entry) - _SIGNER_FIELDS
+        if unknown:
+            raise PolicyError(f"{at}: unknown field {sorted(unknown)[0]!r}")
+        name = entry.get("name")
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise PolicyError(f"{at}.name must be a short name (letters, digits, ._@+-)")
+        at = f"{where}: signer {name!r}"
+        if any(s.name == name for s in signers):
+            raise PolicyError(f"{at}: the name is used twice", "signer names must be unique")
+        roles: frozenset[str] | None = None
+        if "roles" in entry:
+            try:
+                roles = frozenset(check_role(r) for r in _str_list(entry["roles"], f"{at}.roles"))
+            except ClaimError as exc:
+                raise PolicyError(f"{at}.roles: {exc}") from exc
+        fprs: list[str] = []
+        for fpr in _str_list(entry.get("fingerprints"), f"{at}.fingerprints"):
+            if _SHORT_ID.fullmatch(fpr):
+                raise PolicyError(
+                    f"{at}.fingerprints: {fpr!r} is a short key id",
+                    "give the full 40-hex primary fingerprint (gpg --fingerprint)",
+                )
+            norm = fpr.upper()
+            if not _FPR.fullmatch(norm):
+                raise PolicyError(f"{at}.fingerprints: {fpr!r} is not a 40-hex fingerprint")
+            if norm in owner:
+                raise PolicyError(
+                    f"{at}.fingerprints: {norm} is also listed under {owner[norm]!r}",
+                    "a key belongs to exactly one signer",
+                )
+            owner[norm] = name
+            fprs.append(norm)
+        found: dict[str, list[bytes]] = {}
+        subkeys: set[str] = set()
+        for rel in _str_list(entry.get("keys"), f"{at}.keys"):
+            key_path = (path.parent / rel) if not Path(rel).is_absolute() else Path(rel)
+            data = read(key_path, f"{at}.keys")
+            try:
+                for key in _openpgp.public_keys(data):
+                    found.setdefault(key.fingerprint, []).append(key.raw)
+                    subkeys.update(key.subkeys)
+            except _openpgp.PacketError as exc:
+                raise PolicyError(
+                    f"{at}.keys: {key_path} is not an OpenPGP public key: {exc}"
+                ) from exc
+        for fpr in fprs:
+            if fpr not in found:
+                why = (
+                    "it is a subkey; list the primary fingerprint"
+                    if fpr in subkeys
+                    else ("it is not in the signer's key files")
+                )
+                raise PolicyError(f"{at}.fingerprints: {fpr} does not count: {why}")
+            keyring += b"".join(found[fpr])
+            copies = copies or len(found[fpr]) > 1
+        signers.append(Signer(name, roles, frozenset(fprs)))
+
+    threshold = _check_threshold(doc.get("threshold"), len(signers), where)
+    require: list[tuple[str, int]] = []
+    raw_require = doc.get("require", {})
+    if not isinstance(raw_require, dict):
+        raise PolicyError(f"{where}: [require] must be a table of role = count")
+    for role, count in sorted(raw_require.items()):
+        at = f"{where}: require.{role}"
+        try:
+            check_role(role)
+        except ClaimError as exc:
+            raise PolicyError(f"{at}: {exc}") from exc
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise PolicyError(f"{at} must be a whole number of at least 1")
+        able = sum(1 for s in signers if s.may_claim(role))
+        if count > able:
+            raise PolicyError(
+                f"{at} = {count} can never be met", f"only {able} signer(s) may claim role {role!r}"
+            )
+        require.append((role, count))
+
+    return Policy(
+        path=path,
+        threshold=threshold,
+        signers=tuple(signers),
+        require=tuple(require),
+        keyring=bytes(keyring),
+        keyring_has_copies=copies,
+        digests=tuple(sorted(digests.items())),
+    )
+
+
+# --- where the policy comes from (DESIGN §5) ---------------------------------------------------
+
+WORKTREE_POLICY = "threshold.toml"
+INSTALLER_POLICY = Path("/etc/wotr/policy.toml")
+
+
+def _pin_file(common_dir: Path) -> Path:
+    return common_dir / "wotr" / "policy.pin"
+
+
+def read_pin(common_dir: Path) -> dict[str, str] | None:
+    import json
+
+    try:
+        doc = json.loads(_pin_file(common_dir).read_text("utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise PolicyError(
+            f"{_pin_file(common_dir)} is unreadable: {exc}",
+            "run 'git wotr init' to pin the policy again",
+        ) from exc
+    files = doc.get("files") if isinstance(doc, dict) else None
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise PolicyError(
+            f"{_pin_file(common_dir)} is malformed", "run 'git wotr init' to pin the policy again"
+        )
+    return {str(k): v for k, v in files.items()}
+
+
+def write_pin(common_dir: Path, policy: Policy) -> Path:
+    import json
+
+    target = _pin_file(common_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(
+        json.dumps(
+            {"policy": policy.path.name, "files": dict(policy.digests)}, indent=2, sort_keys=True
+        )
+        + "\n",
+        "utf-8",
+    )
+    tmp.replace(target)
+    return target
+
+
+def find(
+    explicit: str | None, *, top: Path | None, common_dir: Path | None, config_value: str | None
+) -> Policy:
+    """--policy, else $WOTR_POLICY, else git config wotr.policy, else a *pinned* threshold.toml
+    at the top of the working tree; outside a repository /etc/wotr/policy.toml."""
+    import os
+
+    for source in (explicit, os.environ.get("WOTR_POLICY") or None, config_value):
+        if source:
+            return load(Path(source).expanduser().absolute())
+    if top is not None and common_dir is not None:
+        candidate = top / WORKTREE_POLICY
+        if candidate.exists():
+            pin = read_pin(common_dir)
+            if pin is None:
+                raise PolicyError(
+                    f"{candidate} is not pinned: a policy that a commit carries is not trusted "
+                    "just because the commit carries it",
+                    "review it, then run 'git wotr init' to pin it (or pass --policy)",
+                )
+            return load(candidate, pin=pin)
+        raise PolicyError(
+            "no policy: no --policy, $WOTR_POLICY, wotr.policy or threshold.toml",
+            "run 'git wotr init' to create one, or pass --policy FILE",
+        )
+    if INSTALLER_POLICY.exists():
+        return load(INSTALLER_POLICY)
+    raise PolicyError(
+        f"no policy: no --policy, $WOTR_POLICY or {INSTALLER_POLICY}", "pass --policy FILE"
+    )

@@ -1,0 +1,111 @@
+"""``sign``: hash artifacts, build one deterministic claim, sign it, check it, append it.
+
+Everything that can fail is done before the note is touched; the note is then changed by one
+compare-and-swap of refs/notes/wotr, so a failed sign leaves the ref exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import claim as claim_mod
+from . import git, gpg, hashing, notes
+from .errors import BadInput, SignError
+
+DEFAULT_ROLE = "author"
+
+
+@dataclass(frozen=True)
+class Signed:
+    commit: str
+    tag: str | None
+    role: str
+    fingerprint: str
+    artifacts: tuple[claim_mod.Subject, ...]
+    line: bytes
+    added: bool  # False when the identical envelope was already in the note
+    untagged_hint: tuple[str, ...] = ()
+
+
+def _names(paths: Sequence[Path]) -> list[str]:
+    names = []
+    for path in paths:
+        try:
+            names.append(claim_mod.check_artifact_name(path.name))
+        except claim_mod.ClaimError as exc:
+            raise BadInput(f"artifact {path}: {exc}") from exc
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise BadInput(
+            f"two artifacts share the name {sorted(dup)[0]!r}",
+            "a claim names artifacts by file name; sign them in separate claims",
+        )
+    return names
+
+
+def build_claim(
+    repo: git.Repo, revision: git.Revision, role: str, artifacts: Sequence[Path]
+) -> claim_mod.Claim:
+    if not artifacts:
+        raise BadInput("no artifacts to sign", "name the files you built, e.g. dist/*")
+    names = _names(artifacts)
+    digests = hashing.sha256_files(artifacts)
+    return claim_mod.Claim.build(
+        commit=revision.commit,
+        tree=revision.tree,
+        role=role,
+        artifacts=dict(zip(names, digests, strict=True)),
+        ref=revision.tag,
+    )
+
+
+def resolve_role(repo: git.Repo, role: str | None) -> str:
+    chosen = role or git.config_get(repo, "wotr.role") or DEFAULT_ROLE
+    try:
+        return claim_mod.check_role(chosen)
+    except claim_mod.ClaimError as exc:
+        raise BadInput(str(exc)) from exc
+
+
+def sign(
+    repo: git.Repo,
+    artifacts: Sequence[Path],
+    *,
+    rev: str = "HEAD",
+    role: str | None = None,
+    key: str | None = None,
+    allow_dirty: bool = False,
+) -> Signed:
+    revision = git.resolve(repo, rev)
+    if not allow_dirty and revision.commit == git.head_commit(repo):
+        dirty = git.is_dirty(repo)
+        if dirty:
+            raise SignError(
+                f"the working tree has uncommitted changes to tracked files ({dirty[0]}"
+                f"{' and more' if len(dirty) > 1 else ''}): the artifacts may not be built "
+                "from the commit you would sign",
+                "commit or stash them, or pass --allow-dirty if you know the build ignores them",
+            )
+    chosen_role = resolve_role(repo, role)
+    claim = build_claim(repo, revision, chosen_role, artifacts)
+    payload = claim.payload()
+    key = key or git.config_get(repo, "user.signingkey")
+    signature = gpg.sign(claim_mod.pae(payload), key)
+    envelope = claim_mod.Envelope(payload=payload, sig=signature.sig, keyid=signature.fingerprint)
+    line = envelope.line()
+    added = notes.append(repo, revision.commit, line)
+    hint: tuple[str, ...] = ()
+    if revision.tag is None:
+        hint = tuple(git.tags_at(repo, revision.commit))
+    return Signed(
+        revision.commit,
+        revision.tag,
+        chosen_role,
+        signature.fingerprint,
+        claim.subjects,
+        line,
+        added,
+        hint,
+    )

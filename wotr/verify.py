@@ -1,0 +1,176 @@
+"""Orchestration of ``verify`` and ``show``: note bytes -> checked claims -> a Report.
+
+The same pipeline serves a repository (notes) and an offline bundle: it takes the raw note
+bytes and the commit they belong to, checks every signature in an isolated gpg home, and
+hands the survivors to the pure :mod:`wotr.consensus`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import claim as claim_mod
+from . import consensus, git, gpg, hashing, notes
+from .consensus import Checked, Rejection, Result, Target
+from .errors import BadInput
+from .policy import Policy
+
+
+@dataclass(frozen=True)
+class Line:
+    """Everything known about one note line, for ``show``."""
+
+    line: int
+    keyid: str
+    claim: claim_mod.Claim | None
+    signer: str | None = None
+    fingerprint: str | None = None
+    counts: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    commit: str
+    tag: str | None
+    policy: Policy | None
+    result: Result | None
+    lines: tuple[Line, ...] = field(default=())
+    note_lines: int = 0
+
+
+@dataclass(frozen=True)
+class Context:
+    commit: str
+    tree: str
+    tag: str | None
+
+
+def check_note(
+    policy: Policy | None, note: bytes, ctx: Context
+) -> tuple[list[consensus.Counted], list[Rejection], list[Line]]:
+    """Parse and signature-check every line of a note; rules 1-7 applied, nothing counted yet."""
+    rejected: list[Rejection] = []
+    shown: dict[int, Line] = {}
+    groups: dict[bytes, list[tuple[int, claim_mod.Envelope, claim_mod.Claim]]] = defaultdict(list)
+    if len(note) > notes.MAX_NOTE_BYTES:
+        rejected.append(
+            Rejection(
+                0,
+                f"note is {len(note)} bytes, over the "
+                f"{notes.MAX_NOTE_BYTES}-byte limit; nothing in it counts",
+            )
+        )
+        return [], rejected, []
+    for number, raw in notes.lines(note):
+        try:
+            env = claim_mod.parse_line(raw)
+            parsed = claim_mod.parse_payload(env.payload)
+        except claim_mod.ClaimError as exc:
+            rejected.append(Rejection(number, f"not a valid wotr claim: {exc}"))
+            shown[number] = Line(number, "", None, reason=f"not a valid wotr claim: {exc}")
+            continue
+        if parsed.commit != ctx.commit or parsed.tree != ctx.tree:
+            # Rule 4, decided before any gpg work (also re-checked in consensus.admit).
+            why = (
+                f"claim is for commit {parsed.commit[:12]}, not this commit (copied?)"
+                if parsed.commit != ctx.commit
+                else f"claim names tree {parsed.tree[:12]}, not this commit's tree"
+            )
+            rejected.append(Rejection(number, why))
+            shown[number] = Line(number, env.keyid, parsed, reason=why)
+            continue
+        groups[env.payload].append((number, env, parsed))
+
+    checked: list[Checked] = []
+    if policy is None:
+        for items in groups.values():
+            for number, env, parsed in items:
+                shown[number] = Line(
+                    number, env.keyid, parsed, reason="signature not checked: no policy"
+                )
+        return [], rejected, [shown[k] for k in sorted(shown)]
+
+    with gpg.Verifier(policy.keyring, merge_copies=policy.keyring_has_copies) as verifier:
+        for payload, items in groups.items():
+            results = verifier.check(claim_mod.pae(payload), [env.sig for _, env, _ in items])
+            for (number, env, parsed), res in zip(items, results, strict=True):
+                if res.ok and res.fingerprint:
+                    checked.append(Checked(number, res.fingerprint, parsed))
+                    continue
+                signer = policy.signer_for(res.fingerprint) if res.fingerprint else None
+                name = signer.name if signer else None
+                rejected.append(Rejection(number, res.reason, name, res.fingerprint))
+                shown[number] = Line(
+                    number, env.keyid, parsed, name, res.fingerprint, reason=res.reason
+                )
+
+    counted, refused = consensus.admit(
+        policy, checked, commit=ctx.commit, tree=ctx.tree, tag=ctx.tag
+    )
+    rejected.extend(refused)
+    for c in counted:
+        shown[c.line] = Line(c.line, c.fingerprint, c.claim, c.signer, c.fingerprint, True)
+    for r in refused:
+        item = next(ch for ch in checked if ch.line == r.line)
+        shown[r.line] = Line(
+            r.line, item.fingerprint, item.claim, r.signer, r.fingerprint, reason=r.reason
+        )
+    rejected.sort(key=lambda r: r.line)
+    return counted, rejected, [shown[k] for k in sorted(shown)]
+
+
+def targets_for(artifacts: Sequence[Path], digests: Sequence[str]) -> list[Target] | None:
+    targets: list[Target] = []
+    for spec in digests:
+        hexpart = spec.removeprefix("sha256:").lower()
+        if (
+            not spec.startswith("sha256:")
+            or len(hexpart) != 64
+            or not all(c in "0123456789abcdef" for c in hexpart)
+        ):
+            raise BadInput(f"--digest {spec!r} is not sha256:<64 hex digits>")
+        targets.append(Target(spec, hexpart))
+    for path, digest in zip(artifacts, hashing.sha256_files(artifacts), strict=True):
+        targets.append(Target(str(path), digest))
+    return targets or None
+
+
+def evaluate(
+    policy: Policy, note: bytes, ctx: Context, targets: list[Target] | None, *, strict: bool
+) -> Report:
+    counted, rejected, lines = check_note(policy, note, ctx)
+    result = consensus.decide(policy, counted, rejected, targets, strict=strict)
+    return Report(ctx.commit, ctx.tag, policy, result, tuple(lines), len(notes.lines(note)))
+
+
+def verify_repo(
+    repo: git.Repo,
+    rev: str,
+    policy: Policy,
+    *,
+    artifacts: Sequence[Path] = (),
+    digests: Sequence[str] = (),
+    strict: bool = False,
+) -> Report:
+    """Does each artifact (or every claimed name) reach a quorum at ``rev``?"""
+    revision = git.resolve(repo, rev)
+    targets = targets_for(artifacts, digests)
+    note = notes.read(repo, revision.commit)
+    return evaluate(
+        policy, note, Context(revision.commit, revision.tree, revision.tag), targets, strict=strict
+    )
+
+
+def show_repo(repo: git.Repo, rev: str, policy: Policy | None) -> Report:
+    revision = git.resolve(repo, rev)
+    note = notes.read(repo, revision.commit)
+    ctx = Context(revision.commit, revision.tree, revision.tag)
+    counted, rejected, lines = check_note(policy, note, ctx)
+    result = consensus.decide(policy, counted, rejected, None) if policy is not None else None
+    return Report(
+        revision.commit, revision.tag, policy, result, tuple(lines), len(notes.lines(note))
+    )
