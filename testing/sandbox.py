@@ -1,8 +1,11 @@
 """Throw-away package-manager roots for testing the wotr install hooks with the real tools.
 
-Nothing here touches the machine's own package databases: every helper works inside a
-directory you give it, and `AptSandbox.install` checks that the host's dpkg status file is
-byte-identical before and after each run (see `host_state_unchanged`).
+AptSandbox (apt-get + dpkg), PacmanSandbox (pacman, chroot-aware) and DnfSandbox (dnf 4
+--installroot), package builders build_deb / build_pkg / build_rpm, and Verifier, the
+$WOTR_VERIFY_CMD the hooks are tested with.  Nothing here touches the machine's own package
+databases: every helper works inside a directory you give it, and every apt-get / pacman / dnf
+run checks that the host's dpkg status (and pacman/rpm databases, where present) are
+byte-identical before and after (see `host_state_unchanged`).
 
 Packages are built uncompressed on purpose, so that a marker written into the payload (the
 test verifier rejects files whose bytes contain ``TAMPERED``) is visible in the file's bytes.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -409,3 +413,134 @@ def can_unshare_mounts() -> bool:
         capture_output=True,
     )
     return probe.returncode == 0
+
+
+# --------------------------------------------------------------------------- dnf / rpm
+
+
+def build_rpm(directory: Path, name: str, version: str, payload: bytes) -> Path:
+    """Build noarch `name-version-1.noarch.rpm` with rpmbuild, shipping `payload` at
+    /opt/<name>/payload, with an uncompressed payload (w0.ufdio)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    top = directory / f".rpmbuild-{name}-{version}"
+    if top.exists():
+        shutil.rmtree(top)
+    (top / "SOURCES").mkdir(parents=True)
+    (top / "SOURCES" / "payload").write_bytes(payload)
+    spec = top / "pkg.spec"
+    spec.write_text(
+        f"Name: {_control_field(name)}\n"
+        f"Version: {_control_field(version)}\n"
+        "Release: 1\n"
+        f"Summary: wotr hook test package {name}\n"
+        "License: Apache-2.0\n"
+        "BuildArch: noarch\n"
+        "%define _binary_payload w0.ufdio\n"
+        "%define __os_install_post %{nil}\n"
+        "%description\nwotr hook test package\n"
+        "%install\n"
+        f"mkdir -p %{{buildroot}}/opt/{name}\n"
+        f"cp %{{_sourcedir}}/payload %{{buildroot}}/opt/{name}/payload\n"
+        "%files\n"
+        f"/opt/{name}/payload\n",
+        encoding="utf-8",
+    )
+    subprocess.run(
+        ["rpmbuild", "--define", f"_topdir {top}", "-bb", str(spec)],
+        check=True,
+        capture_output=True,
+        env=_base_env(None),
+    )
+    built = top / "RPMS" / "noarch" / f"{name}-{version}-1.noarch.rpm"
+    out = directory / built.name
+    shutil.move(built, out)
+    shutil.rmtree(top)
+    return out
+
+
+@dataclass
+class DnfSandbox:
+    """A dnf --installroot at `root` with its own dnf.conf, no repositories, gpgcheck off, and
+    plugins loaded only from `pluginpath` (with `pluginconfpath`) -- never the host's."""
+
+    root: Path
+    pluginpath: Path
+    pluginconfpath: Path
+    config_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.root = self.root.resolve()
+        (self.root / "etc/dnf").mkdir(parents=True, exist_ok=True)
+        (self.root / "etc/yum.repos.d").mkdir(parents=True, exist_ok=True)
+        self.config_path = self.root / "etc/dnf/dnf.conf"
+        self.config_path.write_text(
+            f"[main]\ngpgcheck=0\nreposdir={self.root}/etc/yum.repos.d\n", encoding="utf-8"
+        )
+
+    def dnf(
+        self, args: Sequence[str], env: Mapping[str, str] | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = [
+            "dnf",
+            "-y",
+            "-c",
+            str(self.config_path),
+            f"--installroot={self.root}",
+            "--releasever=1",
+            f"--setopt=pluginpath={self.pluginpath}",
+            f"--setopt=pluginconfpath={self.pluginconfpath}",
+            f"--setopt=reposdir={self.root}/etc/yum.repos.d",
+            *args,
+        ]
+        with host_state_unchanged():
+            return subprocess.run(
+                cmd,
+                env=_base_env(env),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+
+    def install(
+        self, rpm_paths: Sequence[Path], env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return self.dnf(["install", *(str(Path(p).resolve()) for p in rpm_paths)], env=env)
+
+    def installed(self, name: str) -> bool:
+        proc = subprocess.run(
+            ["rpm", "--root", str(self.root), "-q", name], capture_output=True, text=True
+        )
+        return proc.returncode == 0
+
+
+# --------------------------------------------------------------------------- verifier
+
+
+@dataclass
+class Verifier:
+    """The verifier the hooks are tested with, passed to them as $WOTR_VERIFY_CMD.
+
+    Today the fixture `verifier` (tests/hooks/conftest.py) builds one around the stub
+    tests/hooks/stub_verifier.py, which rejects files whose bytes contain TAMPERED.  To run
+    the hook tests against the real `wotr verify`, change only that fixture: a Verifier whose
+    `command` runs `wotr verify --policy ...` and whose `approve()` has a quorum of the policy's
+    signers sign the file's sha256.
+    """
+
+    command: str  # the value for WOTR_VERIFY_CMD
+    log: Path  # one JSON line per call (written by the stub; the real verifier writes none)
+
+    def approve(self, path: Path) -> None:
+        """Make `path` verifiable.  The stub trusts any file without TAMPERED in it."""
+        if b"TAMPERED" in path.read_bytes():
+            raise ValueError(f"{path} carries the TAMPERED marker and cannot be approved")
+
+    def env(self) -> dict[str, str]:
+        return {"WOTR_VERIFY_CMD": self.command, "WOTR_STUB_LOG": str(self.log)}
+
+    def calls(self) -> list[list[str]]:
+        """argv of each call so far (stub only)."""
+        if not self.log.exists():
+            return []
+        return [json.loads(line)["argv"] for line in self.log.read_text().splitlines()]

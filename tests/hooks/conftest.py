@@ -1,4 +1,8 @@
-"""Fixtures for the package-manager hook tests; see hookutil.py for how to swap the verifier."""
+"""Fixtures for the package-manager hook tests.
+
+`verifier` is the ONE place to change to test the hooks against the real `wotr verify`
+instead of the stub (see testing.sandbox.Verifier).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.hooks.hookutil import STUB, Verifier
+from testing.sandbox import Verifier
+
+STUB = Path(__file__).resolve().parent / "stub_verifier.py"
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from testing.sandbox import AptSandbox, build_deb
-from tests.hooks.hookutil import REPO, Verifier
+from testing.sandbox import AptSandbox, Verifier, build_deb
+
+REPO = Path(__file__).resolve().parents[2]
 
 HOOK = REPO / "hooks" / "apt" / "wotr-apt-hook"
 OVERRIDE = "WOTR_HOOK_ALLOW_UNVERIFIED"
@@ -30,11 +31,18 @@ pytestmark = pytest.mark.skipif(
 PROTOCOLS = [(3, 20), (3, None), (2, 21), (1, None)]
 
 
-def sandbox(tmp_path: Path, protocol: int = 3, info_fd: int | None = 20, **kw: object) -> AptSandbox:
-    extra = kw.get("extra_config", ())
-    assert isinstance(extra, tuple)
+def sandbox(
+    tmp_path: Path,
+    protocol: int = 3,
+    info_fd: int | None = 20,
+    extra_config: tuple[str, ...] = (),
+) -> AptSandbox:
     return AptSandbox(
-        tmp_path / "root", hook=str(HOOK), protocol=protocol, info_fd=info_fd, extra_config=extra
+        tmp_path / "root",
+        hook=str(HOOK),
+        protocol=protocol,
+        info_fd=info_fd,
+        extra_config=extra_config,
     )
 
 
