@@ -84,9 +84,14 @@ def write_policy(
     *,
     require: Mapping[str, int] | None = None,
     extra_keys: Mapping[str, Sequence[gpgkeys.Key]] | None = None,
+    list_extra: bool = False,
     name: str = "threshold.toml",
 ) -> Path:
-    """A policy file with one key file per party under ``directory/keys``."""
+    """A policy file with one key file per party under ``directory/keys``.
+
+    ``extra_keys`` go into a party's key file too; with ``list_extra`` their fingerprints are
+    listed under that party (several keys, one signer), else they are present but unlisted.
+    """
     (directory / "keys").mkdir(parents=True, exist_ok=True)
     signers: list[dict[str, Any]] = []
     for party in parties:
@@ -96,7 +101,7 @@ def write_policy(
         entry: dict[str, Any] = {
             "name": party.name,
             "keys": [f"keys/{party.name}.asc"],
-            "fingerprints": [party.fingerprint],
+            "fingerprints": [k.fingerprint for k in keys] if list_extra else [party.fingerprint],
         }
         if party.roles is not None:
             entry["roles"] = list(party.roles)

@@ -68,7 +68,7 @@ def _judge(block: list[tuple[str, list[str]]]) -> SigCheck:
     if "ERRSIG" in kws:
         args = kws["ERRSIG"]
         rc = args[5] if len(args) > 5 else ""
-        keyid = args[0] if args else "?"
+        keyid = args[6] if len(args) > 6 and args[6] != "-" else args[0] if args else "?"
         if rc == "9" or "NO_PUBKEY" in kws:
             return SigCheck(False, None, f"signed by key {keyid}, which is not in the policy")
         return SigCheck(
