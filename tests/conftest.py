@@ -1,4 +1,4 @@
-"""Shared fixtures: throwaway keys made once per test session (per xdist worker), worlds per test."""
+"""Shared fixtures: throwaway keys made once per session (per xdist worker), worlds per test."""
 
 from __future__ import annotations
 

@@ -35,7 +35,9 @@ def reasons(doc: Any) -> str:
     return " | ".join(r["reason"] for r in doc["rejected"])
 
 
-def party(world: sim.World, name: str, key: gpgkeys.Key, roles: tuple[str, ...] | None = None) -> None:
+def party(
+    world: sim.World, name: str, key: gpgkeys.Key, roles: tuple[str, ...] | None = None
+) -> None:
     world.parties[name] = sim.Party(name, key, roles)
 
 
@@ -51,8 +53,14 @@ def test_user_keyring_cannot_unrevoke_a_key(world: sim.World, keys: Any) -> None
     add_lines(world, head, sim.envelope_line(rev, world.claim({"app.tar.gz": APP})))
     world.sign("alice", world.root / "dist" / "app.tar.gz")
     # The user's GNUPGHOME is the revoked key's own home: there the key is NOT revoked.
-    res = world.run("verify", "--json", "--policy", world.policy_dir / "threshold.toml",
-                    world.root / "dist" / "app.tar.gz", env={"GNUPGHOME": str(rev.home)})
+    res = world.run(
+        "verify",
+        "--json",
+        "--policy",
+        world.policy_dir / "threshold.toml",
+        world.root / "dist" / "app.tar.gz",
+        env={"GNUPGHOME": str(rev.home)},
+    )
     doc = json.loads(res.stdout)
     assert res.returncode == 1
     assert doc["artifacts"][0]["signers"] == ["alice"]
@@ -71,11 +79,20 @@ def test_poisoned_gpg_conf_is_ignored(world: sim.World, keys: Any, short_tmp: Pa
     )
     world.policy(2)
     world.sign("alice", world.root / "dist" / "app.tar.gz")
-    line = sim.envelope_line(world.parties["bob"].key, world.claim({"app.tar.gz": APP}),
-                             digest_algo="SHA1")
-    add_lines(world, world.head(), line, sim.envelope_line(mallory, world.claim({"app.tar.gz": APP})))
-    res = world.run("verify", "--json", "--policy", world.policy_dir / "threshold.toml",
-                    world.root / "dist" / "app.tar.gz", env={"GNUPGHOME": str(home)})
+    line = sim.envelope_line(
+        world.parties["bob"].key, world.claim({"app.tar.gz": APP}), digest_algo="SHA1"
+    )
+    add_lines(
+        world, world.head(), line, sim.envelope_line(mallory, world.claim({"app.tar.gz": APP}))
+    )
+    res = world.run(
+        "verify",
+        "--json",
+        "--policy",
+        world.policy_dir / "threshold.toml",
+        world.root / "dist" / "app.tar.gz",
+        env={"GNUPGHOME": str(home)},
+    )
     doc = json.loads(res.stdout)
     assert res.returncode == 1, res.stderr
     assert doc["artifacts"][0]["signers"] == ["alice"]
@@ -89,9 +106,12 @@ def test_two_subkeys_of_one_signer_count_once(world: sim.World, keys: Any) -> No
     party(world, "dave", dave)
     world.policy(2, ["alice", "dave"])
     claim = world.claim({"app.tar.gz": APP})
-    add_lines(world, world.head(),
-              sim.envelope_line(dave, claim, subkey=dave.subkeys[0]),
-              sim.envelope_line(dave, claim, subkey=dave.subkeys[1]))
+    add_lines(
+        world,
+        world.head(),
+        sim.envelope_line(dave, claim, subkey=dave.subkeys[0]),
+        sim.envelope_line(dave, claim, subkey=dave.subkeys[1]),
+    )
     code, doc = verify_json(world, world.root / "dist" / "app.tar.gz")
     assert code == 1
     assert doc["artifacts"][0]["signers"] == ["dave"]
@@ -102,14 +122,25 @@ def test_two_subkeys_of_one_signer_count_once(world: sim.World, keys: Any) -> No
     assert doc["artifacts"][0]["signers"] == ["alice", "dave"]
 
 
-def test_several_keys_of_one_signer_count_once(world: sim.World, keys: Any, short_tmp: Path) -> None:
+def test_several_keys_of_one_signer_count_once(
+    world: sim.World, keys: Any, short_tmp: Path
+) -> None:
     second = keys.get("alice2")
-    policy = sim.write_policy(world.policy_dir, [world.parties["alice"], world.parties["bob"]], 2,
-                              extra_keys={"alice": [second]}, list_extra=True)
+    policy = sim.write_policy(
+        world.policy_dir,
+        [world.parties["alice"], world.parties["bob"]],
+        2,
+        extra_keys={"alice": [second]},
+        list_extra=True,
+    )
     assert second.fingerprint in policy.read_text()
     claim = world.claim({"app.tar.gz": APP})
-    add_lines(world, world.head(), sim.envelope_line(world.parties["alice"].key, claim),
-              sim.envelope_line(second, claim))
+    add_lines(
+        world,
+        world.head(),
+        sim.envelope_line(world.parties["alice"].key, claim),
+        sim.envelope_line(second, claim),
+    )
     code, doc = verify_json(world, world.root / "dist" / "app.tar.gz")
     assert code == 1
     assert doc["artifacts"][0]["signers"] == ["alice"]
@@ -128,7 +159,7 @@ def test_repeated_and_reencoded_envelopes_count_once(world: sim.World) -> None:
 
 
 def test_keyid_hint_is_not_identity(world: sim.World, keys: Any) -> None:
-    """An untrusted key's envelope that names a trusted fingerprint as its keyid counts for nobody."""
+    """An untrusted key's envelope naming a trusted fingerprint as keyid counts for nobody."""
     mallory = keys.get("mallory")
     world.policy(1)
     claim = world.claim({"app.tar.gz": APP})
@@ -144,8 +175,12 @@ def test_keyid_hint_is_not_identity(world: sim.World, keys: Any) -> None:
 
 def test_keys_in_key_file_but_not_listed_never_count(world: sim.World, keys: Any) -> None:
     mallory = keys.get("mallory")
-    sim.write_policy(world.policy_dir, [world.parties["alice"], world.parties["bob"]], 2,
-                     extra_keys={"alice": [mallory]})
+    sim.write_policy(
+        world.policy_dir,
+        [world.parties["alice"], world.parties["bob"]],
+        2,
+        extra_keys={"alice": [mallory]},
+    )
     world.sign("alice", world.root / "dist" / "app.tar.gz")
     add_lines(world, world.head(), sim.envelope_line(mallory, world.claim({"app.tar.gz": APP})))
     code, doc = verify_json(world, world.root / "dist" / "app.tar.gz")
@@ -173,7 +208,9 @@ def test_keys_in_key_file_but_not_listed_never_count(world: sim.World, keys: Any
         ("armored_sig", "not an OpenPGP packet"),
     ],
 )
-def test_only_clean_good_signatures_count(world: sim.World, keys: Any, kind: str, expect: str) -> None:
+def test_only_clean_good_signatures_count(
+    world: sim.World, keys: Any, kind: str, expect: str
+) -> None:
     alice = world.parties["alice"].key
     claim = world.claim({"app.tar.gz": APP})
     body = claim.payload()
@@ -214,8 +251,11 @@ def test_only_clean_good_signatures_count(world: sim.World, keys: Any, kind: str
         line = claim_mod.Envelope(body, sig, signer.fingerprint).line()
     elif kind == "armored_sig":
         raw = gpgkeys.sign_detached(signer, pae)
-        armored = (b"-----BEGIN PGP SIGNATURE-----\n\n" + base64.encodebytes(raw)
-                   + b"-----END PGP SIGNATURE-----\n")
+        armored = (
+            b"-----BEGIN PGP SIGNATURE-----\n\n"
+            + base64.encodebytes(raw)
+            + b"-----END PGP SIGNATURE-----\n"
+        )
         line = claim_mod.Envelope(body, armored, signer.fingerprint).line()
     else:
         line = sim.envelope_line(signer, claim)
@@ -231,8 +271,11 @@ def test_expired_key_signature_counts_with_a_valid_key(world: sim.World) -> None
     """Control for the parametrized test: the same construction with a good key passes."""
     world.policy(2, ["alice", "bob"])
     world.sign("alice", world.root / "dist" / "app.tar.gz")
-    add_lines(world, world.head(),
-              sim.envelope_line(world.parties["bob"].key, world.claim({"app.tar.gz": APP})))
+    add_lines(
+        world,
+        world.head(),
+        sim.envelope_line(world.parties["bob"].key, world.claim({"app.tar.gz": APP})),
+    )
     code, doc = verify_json(world, world.root / "dist" / "app.tar.gz")
     assert code == 0, doc
     assert doc["artifacts"][0]["signers"] == ["alice", "bob"]
@@ -276,8 +319,11 @@ def test_claim_with_wrong_tree_counts_for_nothing(world: sim.World) -> None:
     old_tree = world.tree()
     sim.commit(world.repo, "next")
     claim = world.claim({"app.tar.gz": APP}, tree=old_tree)
-    add_lines(world, world.head(), *(sim.envelope_line(world.parties[n].key, claim)
-                                     for n in ("alice", "bob")))
+    add_lines(
+        world,
+        world.head(),
+        *(sim.envelope_line(world.parties[n].key, claim) for n in ("alice", "bob")),
+    )
     code, doc = verify_json(world, world.root / "dist" / "app.tar.gz")
     assert code == 1
     assert "tree" in reasons(doc)
@@ -287,8 +333,11 @@ def test_claim_with_wrong_tree_counts_for_nothing(world: sim.World) -> None:
 
 
 def test_role_not_granted_does_not_count(short_tmp: Path, keys: Any) -> None:
-    world = sim.make_world(short_tmp, keys={n: keys.get(n) for n in ("alice", "bob", "carol")},
-                           roles={"alice": ("author",), "bob": ("reviewer",), "carol": ("ci",)})
+    world = sim.make_world(
+        short_tmp,
+        keys={n: keys.get(n) for n in ("alice", "bob", "carol")},
+        roles={"alice": ("author",), "bob": ("reviewer",), "carol": ("ci",)},
+    )
     art = world.artifact("app.tar.gz", APP)
     world.policy(2, require={"ci": 1})
     world.sign("alice", art, role="author")
@@ -382,17 +431,25 @@ def test_garbage_cannot_hide_valid_claims(world: sim.World) -> None:
         b"[" * 5000 + b"]" * 5000,
         b'{"payloadType":"application/vnd.in-toto+json"}',
         b"x" * (2 * 1024 * 1024),
-        json.dumps({"payloadType": "application/vnd.in-toto+json",
-                    "payload": base64.b64encode(claim.payload()).decode(),
-                    "signatures": [{"keyid": alice, "sig": "AAAA"}]}).encode(),
+        json.dumps(
+            {
+                "payloadType": "application/vnd.in-toto+json",
+                "payload": base64.b64encode(claim.payload()).decode(),
+                "signatures": [{"keyid": alice, "sig": "AAAA"}],
+            }
+        ).encode(),
     ]
     # many envelopes over the valid payload, naming alice, carrying junk signature packets
     fake_sig = b"\x88\x5e\x04\x00\x16\x08" + bytes(88)
     for i in range(200):
-        junk.append(claim_mod.Envelope(claim.payload(), fake_sig + bytes([i]),
-                                       alice).line().rstrip(b"\n"))
-    sim.write_note(world.repo, world.head(), b"\n".join(junk[:100]) + b"\n" + valid
-                   + b"\n".join(junk[100:]) + b"\r\n\n\n")
+        junk.append(
+            claim_mod.Envelope(claim.payload(), fake_sig + bytes([i]), alice).line().rstrip(b"\n")
+        )
+    sim.write_note(
+        world.repo,
+        world.head(),
+        b"\n".join(junk[:100]) + b"\n" + valid + b"\n".join(junk[100:]) + b"\r\n\n\n",
+    )
     code, doc = verify_json(world, art)
     assert code == 0, reasons(doc)[:2000]
     assert doc["artifacts"][0]["signers"] == ["alice", "bob", "carol"]

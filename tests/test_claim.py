@@ -17,8 +17,13 @@ DEB = "0123456789abcdef" * 4
 
 
 def golden_claim() -> c.Claim:
-    return c.Claim.build(commit=COMMIT, tree=TREE, role="reviewer", ref="refs/tags/v1.0",
-                         artifacts={"app_1.0_amd64.deb": DEB, "app-1.0.tar.gz": "a" * 64})
+    return c.Claim.build(
+        commit=COMMIT,
+        tree=TREE,
+        role="reviewer",
+        ref="refs/tags/v1.0",
+        artifacts={"app_1.0_amd64.deb": DEB, "app-1.0.tar.gz": "a" * 64},
+    )
 
 
 def test_golden_payload_and_pae() -> None:
@@ -51,14 +56,17 @@ def test_golden_payload_matches_the_documented_statement() -> None:
     assert golden_claim().payload() == expected
     assert b"docs" not in expected  # no per-run fields such as hosts or times
     assert (Path(__file__).parents[1] / "docs" / "format.md").read_text().count(
-        expected.decode()) == 1
+        expected.decode()
+    ) == 1
 
 
 def test_payload_is_deterministic_whatever_the_order_of_artifacts() -> None:
-    a = c.Claim.build(commit=COMMIT, tree=TREE, role="ci", ref=None,
-                      artifacts={"b": "b" * 64, "a": "a" * 64})
-    b = c.Claim.build(commit=COMMIT, tree=TREE, role="ci", ref=None,
-                      artifacts={"a": "a" * 64, "b": "b" * 64})
+    a = c.Claim.build(
+        commit=COMMIT, tree=TREE, role="ci", ref=None, artifacts={"b": "b" * 64, "a": "a" * 64}
+    )
+    b = c.Claim.build(
+        commit=COMMIT, tree=TREE, role="ci", ref=None, artifacts={"a": "a" * 64, "b": "b" * 64}
+    )
     assert a.payload() == b.payload()
     assert c.parse_payload(a.payload()) == a
 
@@ -89,8 +97,11 @@ def _statement() -> dict[str, object]:
         lambda d: d["subject"][0]["digest"].update(sha256="A" * 64),
         lambda d: d.update(subject=[]),
         lambda d: d["predicate"]["buildDefinition"]["resolvedDependencies"][0]["digest"].update(
-            gitCommit="abc"),
-        lambda d: d["predicate"]["buildDefinition"]["externalParameters"].update(ref="refs/heads/x"),
+            gitCommit="abc"
+        ),
+        lambda d: d["predicate"]["buildDefinition"]["externalParameters"].update(
+            ref="refs/heads/x"
+        ),
         lambda d: d["predicate"]["buildDefinition"]["externalParameters"].update(role="Root!"),
         lambda d: d.update(_type="https://in-toto.io/Statement/v0.1"),
         lambda d: d.update(predicateType="https://slsa.dev/provenance/v0.2"),

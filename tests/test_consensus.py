@@ -15,8 +15,11 @@ T = "e" * 40
 X, Y, Z = "1" * 64, "2" * 64, "3" * 64
 
 
-def policy(threshold: int = 2, require: tuple[tuple[str, int], ...] = (),
-           roles: dict[str, frozenset[str]] | None = None) -> Policy:
+def policy(
+    threshold: int = 2,
+    require: tuple[tuple[str, int], ...] = (),
+    roles: dict[str, frozenset[str]] | None = None,
+) -> Policy:
     roles = roles or {}
     signers = tuple(
         Signer(n, roles.get(n), frozenset({n.upper() * 40 if len(n) == 1 else n[0].upper() * 40}))
@@ -25,8 +28,13 @@ def policy(threshold: int = 2, require: tuple[tuple[str, int], ...] = (),
     return Policy(Path("p.toml"), threshold, signers, require)
 
 
-def counted(signer: str, artifacts: dict[str, str], role: str = "author",
-            ref: str | None = None, line: int = 1) -> Counted:
+def counted(
+    signer: str,
+    artifacts: dict[str, str],
+    role: str = "author",
+    ref: str | None = None,
+    line: int = 1,
+) -> Counted:
     claim = Claim.build(commit=C, tree=T, role=role, artifacts=artifacts, ref=ref)
     return Counted(line, signer, signer.upper() * 40, claim)
 
@@ -73,8 +81,11 @@ def test_rule7_conflicting_signer_counts_for_neither() -> None:
     assert r.artifacts[0].signers == ("b",)
     assert r.conflicts[0].signer == "a"
     # the same signer's other artifacts still count
-    claims = [counted("a", {"app": X, "lib": Z}), counted("a", {"app": Y}),
-              counted("b", {"lib": Z})]
+    claims = [
+        counted("a", {"app": X, "lib": Z}),
+        counted("a", {"app": Y}),
+        counted("b", {"lib": Z}),
+    ]
     assert decide(p, claims, [], [Target("lib", Z)]).verified
 
 
@@ -89,8 +100,11 @@ def test_require_roles_on_top_of_threshold() -> None:
 
 def test_require_role_counts_only_claims_of_that_digest() -> None:
     p = policy(2, require=(("ci", 1),))
-    claims = [counted("a", {"app": X}), counted("b", {"app": X}),
-              counted("c", {"app": Y}, role="ci")]
+    claims = [
+        counted("a", {"app": X}),
+        counted("b", {"app": X}),
+        counted("c", {"app": Y}, role="ci"),
+    ]
     assert not decide(p, claims, [], [Target("app", X)]).verified
 
 
@@ -120,8 +134,8 @@ def test_admit_unknown_fingerprint() -> None:
 
 
 def test_admit_tag_match_counts() -> None:
-    claim = Claim.build(commit=C, tree=T, role="author", artifacts={"app": X},
-                        ref="refs/tags/v1")
-    good, bad = admit(policy(1), [Checked(1, "A" * 40, claim)], commit=C, tree=T,
-                      tag="refs/tags/v1")
+    claim = Claim.build(commit=C, tree=T, role="author", artifacts={"app": X}, ref="refs/tags/v1")
+    good, bad = admit(
+        policy(1), [Checked(1, "A" * 40, claim)], commit=C, tree=T, tag="refs/tags/v1"
+    )
     assert good and not bad

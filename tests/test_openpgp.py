@@ -38,7 +38,9 @@ def test_single_signature_gate(keys: Any) -> None:
     with pytest.raises(_openpgp.PacketError, match="weak digest SHA-1"):
         _openpgp.check_single_signature(gpgkeys.sign_detached(alice, b"d", digest_algo="SHA1"))
     with pytest.raises(_openpgp.PacketError, match="not a signature"):
-        _openpgp.check_single_signature(next(_openpgp.iter_packets(gpgkeys.public_binary(alice))).raw)
+        _openpgp.check_single_signature(
+            next(_openpgp.iter_packets(gpgkeys.public_binary(alice))).raw
+        )
 
 
 def test_text_mode_signature_is_refused(keys: Any) -> None:
@@ -46,9 +48,20 @@ def test_text_mode_signature_is_refused(keys: Any) -> None:
     with gpgkeys.temporary_home() as tmp:
         src = tmp / "d"
         src.write_bytes(b"data\n")
-        gpgkeys.gpg(alice.home, "--pinentry-mode", "loopback", "--passphrase", "", "-u",
-                    alice.fingerprint + "!", "--textmode", "--detach-sign", "-o",
-                    str(tmp / "s"), str(src))
+        gpgkeys.gpg(
+            alice.home,
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+            "-u",
+            alice.fingerprint + "!",
+            "--textmode",
+            "--detach-sign",
+            "-o",
+            str(tmp / "s"),
+            str(src),
+        )
         with pytest.raises(_openpgp.PacketError, match="class 0x01"):
             _openpgp.check_single_signature((tmp / "s").read_bytes())
 

@@ -33,8 +33,12 @@ def base(ks: dict[str, gpgkeys.Key]) -> dict[str, Any]:
         "version": 1,
         "threshold": 2,
         "signers": [
-            {"name": n, "roles": ["author"], "keys": [f"keys/{n}.asc"],
-             "fingerprints": [k.fingerprint]}
+            {
+                "name": n,
+                "roles": ["author"],
+                "keys": [f"keys/{n}.asc"],
+                "fingerprints": [k.fingerprint],
+            }
             for n, k in ks.items()
         ],
     }
@@ -47,7 +51,9 @@ def test_valid_policy_loads(setup: tuple[Path, dict[str, gpgkeys.Key]]) -> None:
     assert [s.name for s in p.signers] == ["alice", "bob"]
     assert p.signer_for(ks["bob"].fingerprint).name == "bob"  # type: ignore[union-attr]
     assert {k.fingerprint for k in _openpgp.public_keys(p.keyring)} == {
-        ks["alice"].fingerprint, ks["bob"].fingerprint}
+        ks["alice"].fingerprint,
+        ks["bob"].fingerprint,
+    }
 
 
 def test_example_policy_in_repo_is_documented_and_parses_as_toml() -> None:
@@ -131,19 +137,39 @@ def _mut(doc: dict[str, Any], ks: dict[str, gpgkeys.Key], case: str) -> str:
     raise AssertionError(case)
 
 
-CASES = ["unknown_top", "unknown_signer_field", "duplicate_name", "fpr_two_signers",
-         "fpr_missing_from_keyfile", "short_keyid", "short_keyid8", "not_hex", "threshold_zero",
-         "threshold_too_high", "threshold_bool", "threshold_missing", "require_unmeetable",
-         "require_zero", "version", "no_signers", "keyfile_missing", "keyfile_garbage",
-         "empty_roles", "bad_role", "subkey_listed"]
+CASES = [
+    "unknown_top",
+    "unknown_signer_field",
+    "duplicate_name",
+    "fpr_two_signers",
+    "fpr_missing_from_keyfile",
+    "short_keyid",
+    "short_keyid8",
+    "not_hex",
+    "threshold_zero",
+    "threshold_too_high",
+    "threshold_bool",
+    "threshold_missing",
+    "require_unmeetable",
+    "require_zero",
+    "version",
+    "no_signers",
+    "keyfile_missing",
+    "keyfile_garbage",
+    "empty_roles",
+    "bad_role",
+    "subkey_listed",
+]
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_policy_fails_closed(setup: tuple[Path, dict[str, gpgkeys.Key]], keys: Any,
-                             case: str) -> None:
+def test_policy_fails_closed(
+    setup: tuple[Path, dict[str, gpgkeys.Key]], keys: Any, case: str
+) -> None:
     d, ks = setup
-    (d / "garbage.asc").write_bytes(b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nAAAA\n"
-                                    b"-----END PGP PUBLIC KEY BLOCK-----\n")
+    (d / "garbage.asc").write_bytes(
+        b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nAAAA\n-----END PGP PUBLIC KEY BLOCK-----\n"
+    )
     doc = base(ks)
     expected = _mut(doc, ks, case)
     if case == "subkey_listed":
@@ -178,7 +204,8 @@ def test_unlisted_keys_in_a_key_file_stay_out_of_the_keyring(
     d, ks = setup
     mallory = keys.get("mallory")
     (d / "keys" / "alice.asc").write_bytes(
-        gpgkeys.public_armored(ks["alice"]) + gpgkeys.public_armored(mallory))
+        gpgkeys.public_armored(ks["alice"]) + gpgkeys.public_armored(mallory)
+    )
     p = policy.load(write(d, base(ks)))
     assert mallory.fingerprint not in {k.fingerprint for k in _openpgp.public_keys(p.keyring)}
 

@@ -229,10 +229,33 @@ class Signature:
     fingerprint: str  # primary fingerprint, as checked by verifying the new signature
 
 
+def _secret_key(g: Any, key: str | None) -> str:
+    """Primary fingerprint of the one secret key ``key`` names (gpg's default key if None)."""
+    found = g.list_keys(secret=True, keys=key.rstrip("!")) if key else g.list_keys(secret=True)
+    if not found:
+        raise SignError(
+            f"gpg could not sign: no secret key {'matching ' + key if key else 'in the keyring'}",
+            "check 'gpg --list-secret-keys', or pass --key FINGERPRINT",
+        )
+    if key and len(found) > 1:
+        raise SignError(
+            f"--key {key} matches {len(found)} secret keys",
+            "pass the full fingerprint of the key to use",
+        )
+    return str(found[0]["fingerprint"]).upper()
+
+
 def sign(data: bytes, key: str | None) -> Signature:
     """Sign ``data`` (detached, binary) with ``key`` or gpg's default key, then check it."""
     g = _gnupg()
-    res = g.sign(data, keyid=key, detach=True, binary=True, extra_args=["--digest-algo", "SHA512"])
+    expected = _secret_key(g, key)
+    res = g.sign(
+        data,
+        keyid=key or expected,
+        detach=True,
+        binary=True,
+        extra_args=["--digest-algo", "SHA512"],
+    )
     if not res.data or res.status != "signature created":
         detail = (res.stderr or "").strip().splitlines()
         why = res.status or (detail[-1] if detail else "unknown error")

@@ -30,7 +30,7 @@ def verify_text(report: Report) -> str:
     for a in result.artifacts:
         mark = "OK  " if a.verified else "FAIL"
         who = ", ".join(a.signers) or "nobody"
-        count = f"{len(a.signers)}/{result.threshold}"
+        count = f"{len(a.signers)} of {result.threshold} needed"
         line = f"  {mark}  {a.name:<{width}}  {_short(a.sha256)}  {count}  {who}"
         if a.reason:
             line += f"  — {a.reason}"

@@ -1,0 +1,354 @@
+"""The command line as a user meets it: exit codes, one-line errors, nothing changed on failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testing import gpgkeys, sim
+
+
+def one_line_error(res: subprocess.CompletedProcess[str]) -> str:
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("Error: "), res.stderr
+    assert "Traceback" not in res.stderr
+    return lines[0]
+
+
+# --- sign ----------------------------------------------------------------------------------------
+
+
+def test_sign_writes_one_line_per_claim(world: sim.World) -> None:
+    art = world.root / "dist" / "app.tar.gz"
+    res = world.sign("alice", art)
+    assert "app.tar.gz" in res.stdout
+    note = sim.read_note(world.repo, world.head())
+    assert note.count(b"\n") == 1 and note.endswith(b"\n")
+    world.sign("bob", art)
+    assert sim.read_note(world.repo, world.head()).count(b"\n") == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [
+        (["missing.tar.gz"], "cannot read artifact"),
+        (["--rev", "nope", "ART"], "unknown revision 'nope'"),
+        (["--rev", "--all", "ART"], "is not a revision"),
+        (["--key", "0000000000000000000000000000000000000000", "ART"], "could not sign"),
+        (["--role", "Bad Role", "ART"], "role 'Bad Role' is not valid"),
+        (["DIR"], "is a directory"),
+    ],
+)
+def test_sign_refuses_bad_input_and_changes_nothing(
+    world: sim.World, args: list[str], expect: str
+) -> None:
+    world.sign("alice", world.root / "dist" / "app.tar.gz")
+    before = sim.notes_tip(world.repo)
+    argv = [
+        str(world.root / "dist" / "app.tar.gz")
+        if a == "ART"
+        else str(world.root / "dist")
+        if a == "DIR"
+        else a
+        for a in args
+    ]
+    res = world.run("sign", *argv, party="bob")
+    assert res.returncode == 2, res.stderr
+    assert expect in one_line_error(res)
+    assert sim.notes_tip(world.repo) == before
+
+
+def test_sign_refuses_a_dirty_tree_unless_allowed(world: sim.World) -> None:
+    (world.repo / "src" / "main.c").write_text("changed\n")
+    res = world.run("sign", world.root / "dist" / "app.tar.gz", party="alice")
+    assert res.returncode == 2
+    assert "uncommitted changes" in one_line_error(res)
+    assert sim.notes_tip(world.repo) == ""
+    res = world.run("sign", "--allow-dirty", world.root / "dist" / "app.tar.gz", party="alice")
+    assert res.returncode == 0, res.stderr
+    # untracked files do not make the tree dirty (build outputs usually are untracked)
+    (world.repo / "src" / "main.c").write_text("int main(void) { return 0; }\n")
+    (world.repo / "build.log").write_text("x")
+    res = world.run("sign", world.root / "dist" / "app.tar.gz", party="bob")
+    assert res.returncode == 0, res.stderr
+
+
+def test_sign_with_expired_key_refuses(world: sim.World, keys: Any) -> None:
+    exp = keys.get("exp", expired=True)
+    res = world.run("sign", world.root / "dist" / "app.tar.gz", env={"GNUPGHOME": str(exp.home)})
+    assert res.returncode == 2
+    assert "could not sign" in one_line_error(res)
+    assert sim.notes_tip(world.repo) == ""
+
+
+def test_sign_checks_its_own_signature_against_a_poisoned_gpg_conf(world: sim.World) -> None:
+    """A gpg.conf that forces SHA-1 must not produce a claim that will never count."""
+    alice = world.parties["alice"].key
+    home = Path(gpgkeys.short_home())
+    try:
+        shutil.copytree(alice.home, home, dirs_exist_ok=True, ignore=shutil.ignore_patterns("S.*"))
+        (home / "gpg.conf").write_text("personal-digest-preferences SHA1\ndigest-algo SHA1\n")
+        res = world.run("sign", world.root / "dist" / "app.tar.gz", env={"GNUPGHOME": str(home)})
+        # wotr asks for SHA-512 explicitly; if gpg.conf won, the self-check must refuse
+        if res.returncode == 0:
+            world.policy(1, ["alice"])
+            ok = world.verify(world.root / "dist" / "app.tar.gz", "--threshold", "1")
+            assert ok.returncode == 0, ok.stdout
+        else:
+            assert "does not verify" in one_line_error(res)
+            assert sim.notes_tip(world.repo) == ""
+    finally:
+        gpgkeys.remove_home(home)
+
+
+def test_sign_from_tag_records_the_tag_and_hints_otherwise(world: sim.World) -> None:
+    sim.git(world.repo, "tag", "-a", "v1.0", "-m", "r")
+    res = world.run("sign", world.root / "dist" / "app.tar.gz", party="alice")
+    assert "--rev v1.0" in res.stderr
+    world.sign("alice", world.root / "dist" / "app.tar.gz", rev="v1.0")
+    lines = sim.read_note(world.repo, world.head()).splitlines()
+    import base64
+
+    payloads = [json.loads(base64.b64decode(json.loads(ln)["payload"])) for ln in lines]
+    refs = [p["predicate"]["buildDefinition"]["externalParameters"].get("ref") for p in payloads]
+    assert sorted(refs, key=str) == sorted([None, "refs/tags/v1.0"], key=str)
+
+
+def test_role_from_git_config(world: sim.World) -> None:
+    sim.git(world.repo, "config", "wotr.role", "ci")
+    world.sign("alice", world.root / "dist" / "app.tar.gz")
+    world.policy(1)
+    res = world.run("show", "--json", "--policy", world.policy_dir / "threshold.toml")
+    assert json.loads(res.stdout)["claims"][0]["role"] == "ci"
+
+
+# --- verify --------------------------------------------------------------------------------------
+
+
+def test_verify_passes_and_fails_with_readable_output(world: sim.World) -> None:
+    world.policy(2)
+    art = world.root / "dist" / "app.tar.gz"
+    world.sign("alice", art)
+    world.sign("bob", art)
+    res = world.verify("--threshold", "2", art)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "VERIFIED" in res.stdout and "alice, bob" in res.stdout
+    tampered = world.artifact("app-tampered.tar.gz", b"release bytes\nextra")
+    res = world.verify("--threshold", "2", tampered)
+    assert res.returncode == 1
+    assert "NOT VERIFIED" in res.stdout and "no trusted signer claimed this digest" in res.stdout
+    res = world.verify("--threshold", "3", art)
+    assert res.returncode == 1 and "2 of 3" in res.stdout
+
+
+def test_verify_json_schema(world: sim.World) -> None:
+    world.policy(2)
+    art = world.root / "dist" / "app.tar.gz"
+    world.sign("alice", art)
+    world.sign("bob", art)
+    sim.write_note(world.repo, world.head(), sim.read_note(world.repo, world.head()) + b"junk\n")
+    res = world.verify("--json", art)
+    doc = json.loads(res.stdout)
+    assert doc["verified"] is True
+    assert doc["commit"] == world.head()
+    assert doc["threshold"] == 2
+    assert doc["policy"] == str(world.policy_dir / "threshold.toml")
+    (a,) = doc["artifacts"]
+    assert set(a) >= {"name", "sha256", "signers", "verified"}
+    assert a["signers"] == ["alice", "bob"]
+    assert isinstance(doc["dissent"], list)
+    assert doc["rejected"] and set(doc["rejected"][0]) >= {"reason"}
+
+
+def test_verify_digest_and_strict(world: sim.World) -> None:
+    world.policy(2)
+    art = world.root / "dist" / "app.tar.gz"
+    world.sign("alice", art)
+    world.sign("bob", art)
+    other = world.root / "o"
+    other.mkdir()
+    (other / "app.tar.gz").write_bytes(b"carol built something else")
+    world.sign("carol", other / "app.tar.gz")
+    import hashlib
+
+    digest = hashlib.sha256(art.read_bytes()).hexdigest()
+    assert world.verify("--digest", f"sha256:{digest}").returncode == 0
+    res = world.verify("--strict", "--digest", f"sha256:{digest}")
+    assert res.returncode == 1 and "dissent" in res.stdout
+    res = world.verify("--digest", "sha256:xyz")
+    assert res.returncode == 2 and "--digest" in one_line_error(res)
+    # without artifacts: every claimed name must reach a quorum on exactly one digest
+    assert world.verify().returncode == 0
+    assert world.verify("--strict").returncode == 1
+
+
+def test_verify_bad_inputs_exit_2(world: sim.World, short_tmp: Path) -> None:
+    world.policy(2)
+    res = world.verify(world.root / "nope.tar.gz")
+    assert res.returncode == 2 and "cannot read artifact" in one_line_error(res)
+    res = world.verify("--rev", "nope", world.root / "dist" / "app.tar.gz")
+    assert res.returncode == 2 and "unknown revision" in one_line_error(res)
+    res = world.verify("--threshold", "0")
+    assert res.returncode == 2
+    res = world.verify("--threshold", "4")
+    assert res.returncode == 2 and "out of range" in one_line_error(res)
+    bad = short_tmp / "bad.toml"
+    bad.write_text("version = 1\nthreshold = 1\nsigners = []\n")
+    res = world.run("verify", "--policy", bad)
+    assert res.returncode == 2 and str(bad) in one_line_error(res)
+    res = world.run("verify", "--no-such-option")
+    assert res.returncode == 2
+
+
+def test_verify_outside_a_repo_is_bad_input(world: sim.World, short_tmp: Path) -> None:
+    world.policy(1)
+    res = world.verify(world.root / "dist" / "app.tar.gz", cwd=short_tmp)
+    assert res.returncode == 2
+    assert "not inside a git repository" in one_line_error(res)
+
+
+def test_missing_gpg_is_an_environment_error(world: sim.World) -> None:
+    world.policy(1)
+    world.sign("alice", world.root / "dist" / "app.tar.gz")
+    res = world.verify(world.root / "dist" / "app.tar.gz", "--threshold", "1")
+    assert res.returncode == 0
+    env = {"WOTR_GPG": "/nonexistent/gpg"}
+    res = world.run(
+        "verify",
+        "--policy",
+        world.policy_dir / "threshold.toml",
+        world.root / "dist" / "app.tar.gz",
+        env=env,
+    )
+    assert res.returncode == 3, res.stdout + res.stderr
+    assert "gpg" in one_line_error(res)
+    res = world.run("sign", world.root / "dist" / "app.tar.gz", party="bob", env=env)
+    assert res.returncode == 3
+    res = world.run(
+        "verify", "--policy", world.policy_dir / "threshold.toml", env={"PATH": "/nonexistent"}
+    )
+    assert res.returncode == 3
+    assert "git" in one_line_error(res)
+
+
+def test_show_lists_every_line_with_reasons(world: sim.World, keys: Any) -> None:
+    world.policy(2)
+    world.sign("alice", world.root / "dist" / "app.tar.gz")
+    mallory = keys.get("mallory")
+    line = sim.envelope_line(mallory, world.claim({"app.tar.gz": b"x"}))
+    sim.write_note(
+        world.repo, world.head(), sim.read_note(world.repo, world.head()) + line + b"garbage\n"
+    )
+    res = world.run("show", "--policy", world.policy_dir / "threshold.toml")
+    assert res.returncode == 0
+    assert "alice (author)" in res.stdout
+    assert "not in the policy" in res.stdout
+    assert "not a valid wotr claim" in res.stdout
+    doc = json.loads(
+        world.run("show", "--json", "--policy", world.policy_dir / "threshold.toml").stdout
+    )
+    assert [c["counts"] for c in doc["claims"]] == [True, False, False]
+
+
+def test_show_without_claims_suggests_fetch(world: sim.World) -> None:
+    world.policy(1)
+    res = world.run("show", "--policy", world.policy_dir / "threshold.toml")
+    assert res.returncode == 0
+    assert "did you run 'git wotr fetch'?" in res.stdout
+
+
+def test_show_without_policy_lists_unchecked(world: sim.World) -> None:
+    world.sign("alice", world.root / "dist" / "app.tar.gz")
+    res = world.run("show")
+    assert res.returncode == 0
+    assert "not checked" in res.stdout + res.stderr
+
+
+# --- init and the pinned working-tree policy -----------------------------------------------------
+
+
+def test_init_pins_and_detects_changes(world: sim.World) -> None:
+    policy = sim.write_policy(world.repo, list(world.parties.values()), 2)
+    sim.git(world.repo, "add", "-A")
+    sim.git(world.repo, "commit", "-q", "-m", "policy")
+    art = world.root / "dist" / "app.tar.gz"
+    world.sign("alice", art)
+    world.sign("bob", art)
+    res = world.run("verify", art)
+    assert res.returncode == 2 and "not pinned" in one_line_error(res)
+    res = world.run("init")
+    assert res.returncode == 0, res.stderr
+    assert "pinned" in res.stdout
+    assert world.run("verify", art).returncode == 0
+    # a commit that changes the policy (e.g. adds the attacker's key): refused until re-pinned
+    policy.write_text(policy.read_text().replace("threshold = 2", "threshold = 1"))
+    res = world.run("verify", art)
+    assert res.returncode == 2 and "changed since the policy was pinned" in one_line_error(res)
+    (world.repo / "keys" / "bob.asc").write_bytes(b"")
+    res = world.run("verify", art)
+    assert res.returncode == 2
+
+
+def test_init_creates_a_skeleton_with_the_users_key(world: sim.World) -> None:
+    res = world.run("init", party="alice")
+    assert res.returncode == 0, res.stderr
+    text = (world.repo / "threshold.toml").read_text()
+    assert world.parties["alice"].fingerprint in text
+    assert (world.repo / "keys").is_dir()
+    res = world.run("init", "--threshold", "2", party="alice")
+    assert res.returncode == 2 and "already exists" in one_line_error(res)
+
+
+def test_init_adds_notes_fetch_refspec_without_touching_push(
+    world: sim.World, short_tmp: Path
+) -> None:
+    remote = short_tmp / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    sim.git(world.repo, "remote", "add", "origin", str(remote))
+    world.run("init", party="alice")
+    fetch = sim.git(world.repo, "config", "--get-all", "remote.origin.fetch").splitlines()
+    assert "+refs/notes/wotr:refs/notes/remotes/origin/wotr" in fetch
+    assert "+refs/heads/*:refs/remotes/origin/*" in fetch
+    assert sim.git(world.repo, "config", "--get-all", "remote.origin.push", check=False) == ""
+
+
+# --- entry points --------------------------------------------------------------------------------
+
+
+def test_entry_points_and_help(world: sim.World) -> None:
+    env = sim.base_env()
+    for argv in (["git", "wotr", "-h"], ["wotr", "--help"], [sys.executable, "-m", "wotr", "-h"]):
+        if shutil.which(argv[0]) is None or (argv[0] == "git" and not shutil.which("git-wotr")):
+            pytest.skip("console scripts not installed")
+        res = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        assert res.returncode == 0, res.stderr
+        assert "verify" in res.stdout
+    res = subprocess.run(
+        ["wotr", "verify", "-h"], capture_output=True, text=True, env=env, check=False
+    )
+    assert "--threshold" in res.stdout and "--strict" in res.stdout
+
+
+def test_man_page_is_shipped() -> None:
+    page = Path(__file__).parents[1] / "docs" / "man" / "git-wotr.1"
+    text = page.read_text()
+    assert text.startswith(".TH GIT-WOTR 1")
+    for word in ("sign", "verify", "show", "fetch", "push", "init", "EXIT STATUS"):
+        assert word in text
+    if shutil.which("man") and os.environ.get("CI") != "true":
+        res = subprocess.run(
+            ["man", "-l", str(page)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "MANPAGER": "cat"},
+        )
+        assert res.returncode == 0
