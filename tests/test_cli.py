@@ -352,3 +352,23 @@ def test_man_page_is_shipped() -> None:
             env={**os.environ, "MANPAGER": "cat"},
         )
         assert res.returncode == 0
+
+
+def test_git_wotr_help_opens_the_man_page(tmp_path: Path) -> None:
+    """`git wotr --help` runs `man git-wotr`; man finds pages next to the interpreter's bin/."""
+    installed = Path(sys.prefix) / "share" / "man" / "man1" / "git-wotr.1"
+    if not installed.exists() or not shutil.which("man"):
+        pytest.skip("wotr is not installed with its man page here (or man is missing)")
+    env = sim.base_env()
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["MANPAGER"] = env["PAGER"] = "cat"
+    res = subprocess.run(
+        ["git", "wotr", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "GIT-WOTR(1)" in res.stdout and "EXIT STATUS" in res.stdout
