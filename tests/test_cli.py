@@ -208,11 +208,15 @@ def test_verify_bad_inputs_exit_2(world: sim.World, short_tmp: Path) -> None:
     assert res.returncode == 2
 
 
-def test_verify_outside_a_repo_is_bad_input(world: sim.World, short_tmp: Path) -> None:
+def test_verify_outside_a_repo_without_bundles_is_not_verified(
+    world: sim.World, short_tmp: Path
+) -> None:
+    # issue 5: outside a repository verify uses bundles (tests/test_bundle.py); with none, no
+    # claim names the file: not verified (exit 1), and the output says where claims come from
     world.policy(1)
     res = world.verify(world.root / "dist" / "app.tar.gz", cwd=short_tmp)
-    assert res.returncode == 2
-    assert "not inside a git repository" in one_line_error(res)
+    assert res.returncode == 1, res.stderr
+    assert "no bundle names this digest" in res.stdout and "--bundle FILE" in res.stdout
 
 
 def test_missing_gpg_is_an_environment_error(world: sim.World) -> None:
@@ -315,7 +319,7 @@ def test_init_adds_notes_fetch_refspec_without_touching_push(
     sim.git(world.repo, "remote", "add", "origin", str(remote))
     world.run("init", party="alice")
     fetch = sim.git(world.repo, "config", "--get-all", "remote.origin.fetch").splitlines()
-    assert "+refs/notes/wotr:refs/notes/remotes/origin/wotr" in fetch
+    assert "+refs/notes/wotr*:refs/notes/remotes/origin/wotr*" in fetch
     assert "+refs/heads/*:refs/remotes/origin/*" in fetch
     assert sim.git(world.repo, "config", "--get-all", "remote.origin.push", check=False) == ""
 

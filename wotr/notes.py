@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from . import git
@@ -78,136 +79,288 @@ def _signature(r: Any, repo: Repo) -> Any:
     return pg.Signature(name or env["GIT_COMMITTER_NAME"], email or env["GIT_COMMITTER_EMAIL"])
 
 
-def _note_map(r: Any, tip: Any) -> dict[str, bytes]:
-    """commit hex -> note bytes for every note in the notes tree of commit ``tip``."""
-    out: dict[str, bytes] = {}
-    if tip is None:
-        return out
-
-    def walk(tree: Any, prefix: str) -> None:
-        for entry in tree:
-            name = prefix + entry.name
-            if entry.type_str == "tree":
-                walk(r[entry.id], name)
-            elif entry.type_str == "blob" and len(name) in (40, 64):
-                data = r[entry.id].data
-                out[name] = out.get(name, b"") + data  # two layouts of one note: keep both
-
-    walk(r[tip].tree, "")
-    return out
+def _note_path(r: Any, tree: Any, name: str) -> str:
+    """Where a new note goes: flat, or 2/38 fanout when the tree already fans out (as git does)."""
+    if tree is not None:
+        for entry in r[tree] if not hasattr(tree, "type_str") else tree:
+            if entry.type_str == "tree" and len(entry.name) == 2:
+                return f"{name[:2]}/{name[2:]}"
+    return name
 
 
-def _write_tree(r: Any, notes: Mapping[str, bytes]) -> Any:
-    """A notes tree with git's 2/38 fanout once it holds more than 256 notes."""
-    pg = _pygit2()
-    if len(notes) <= 256:
-        tb = r.TreeBuilder()
-        for name, data in notes.items():
-            tb.insert(name, r.create_blob(data), pg.GIT_FILEMODE_BLOB)
-        return tb.write()
-    buckets: dict[str, dict[str, bytes]] = {}
-    for name, data in notes.items():
-        buckets.setdefault(name[:2], {})[name[2:]] = data
-    top = r.TreeBuilder()
-    for head, sub in buckets.items():
-        tb = r.TreeBuilder()
-        for name, data in sub.items():
-            tb.insert(name, r.create_blob(data), pg.GIT_FILEMODE_BLOB)
-        top.insert(head, tb.write(), pg.GIT_FILEMODE_TREE)
-    return top.write()
+def append(repo: Repo, commit: str, line: bytes) -> bool:
+    """Add one envelope line to the note of ``commit``; False if the line was already there.
 
-
-def _update(
-    repo: Repo, change: Any, message: str, ref: str = NOTES_REF, extra_parents: Iterable[str] = ()
-) -> bool:
-    """Apply ``change(notes_dict) -> bool`` to the notes tree at ``ref`` atomically.
-
-    Retries when another writer moved the ref in between; returns whether anything changed.
+    Only that note's path changes in the notes tree, whatever the number of other notes; the
+    ref moves by compare-and-swap and the whole step is retried if another writer moved it.
     """
-    pg = _pygit2()
+    if b"\n" in line.rstrip(b"\n"):
+        raise ValueError("an envelope line may not contain a newline")
+    line = line.rstrip(b"\n") + b"\n"
     r = _open(repo)
     sig = _signature(r, repo)
+    message = f"wotr: claim on {commit}"
     for _ in range(_CAS_ATTEMPTS):
-        try:
-            reference = r.references[ref]
-            tip = reference.target
-        except KeyError:
-            reference, tip = None, None
-        notes = _note_map(r, tip)
-        if not change(notes):
+        reference = r.references.get(NOTES_REF)
+        tip = reference.target if reference is not None else None
+        tree = r[tip].tree if tip is not None else None
+        found = _find_all(r, tree, commit) if tree is not None else []
+        old = b"".join(r[oid].data for _, oid in found)  # two layouts of one note: keep both
+        if line in {ln + b"\n" for ln in old.split(b"\n")}:
             return False
-        tree = _write_tree(r, notes)
-        parents = [tip] if tip is not None else []
-        parents += [pg.Oid(hex=p) for p in extra_parents if tip is None or str(tip) != p]
-        new = r.create_commit(None, sig, sig, message, tree, parents)
-        try:
-            if reference is None:
-                r.references.create(ref, new, force=False)
-            else:
-                reference.set_target(new, message)
+        data = old + (b"\n" if old and not old.endswith(b"\n") else b"") + line
+        path = found[0][0] if found else _note_path(r, tree, commit)
+        changes: dict[str, Any] = {p: None for p, _ in found}
+        changes[path] = r.create_blob(data)
+        new_tree = _apply(r, tree, changes)
+        new = r.create_commit(None, sig, sig, message, new_tree, [tip] if tip is not None else [])
+        if _set_ref(r, repo, NOTES_REF, tip, new, message):
             return True
-        except (pg.GitError, pg.AlreadyExistsError, ValueError):
-            continue  # someone else wrote the ref: re-read and try again
+        # someone else wrote the ref: re-read and try again
     raise NotesError(
-        f"{ref} kept changing while wotr tried to update it",
+        f"{NOTES_REF} kept changing while wotr tried to update it",
         "another process is writing notes; try again",
     )
 
 
-def append(repo: Repo, commit: str, line: bytes) -> bool:
-    """Add one envelope line to the note of ``commit``; False if the line was already there."""
-    if b"\n" in line.rstrip(b"\n"):
-        raise ValueError("an envelope line may not contain a newline")
-    line = line.rstrip(b"\n") + b"\n"
-
-    def change(notes: dict[str, bytes]) -> bool:
-        old = notes.get(commit, b"")
-        if line in {ln + b"\n" for ln in old.split(b"\n")}:
-            return False
-        notes[commit] = old + (b"\n" if old and not old.endswith(b"\n") else b"") + line
-        return True
-
-    return _update(repo, change, f"wotr: claim on {commit}")
+# --- moving the ref -----------------------------------------------------------------------------
 
 
-def merge_union(repo: Repo, other_ref: str) -> int:
-    """Union every note of ``other_ref`` into refs/notes/wotr; returns how many notes changed."""
-    r = _open(repo)
-    try:
-        other_tip = r.references[other_ref].target
-    except KeyError:
-        return 0
-    theirs = _note_map(r, other_tip)
-    changed = 0
-
-    def change(notes: dict[str, bytes]) -> bool:
-        nonlocal changed
-        changed = 0
-        for commit, data in theirs.items():
-            mine = notes.get(commit, b"")
-            mine_lines = {ln for ln in mine.split(b"\n") if ln.strip()}
-            if {ln for ln in data.split(b"\n") if ln.strip()} <= mine_lines:
-                continue
-            notes[commit] = union_bytes(mine, data)
-            changed += 1
-        return changed > 0
-
-    def is_ancestor() -> bool:
-        try:
-            local = r.references[NOTES_REF].target
-        except KeyError:
-            return False
-        return bool(local == other_tip or r.descendant_of(local, other_tip))
-
-    if is_ancestor():
-        return 0
-    updated = _update(repo, change, f"wotr: union with {other_ref}", extra_parents=[str(other_tip)])
-    if not updated:
-        # nothing new in theirs, but record the merge so later pushes fast-forward
-        _update(
-            repo,
-            lambda notes: True,
-            f"wotr: union with {other_ref}",
-            extra_parents=[str(other_tip)],
+def locked(repo: Repo, ref: str = NOTES_REF) -> NotesError | None:
+    """The error to raise when another git process holds the lock of ``ref``, else None."""
+    lock = repo.common_dir / (ref + ".lock")
+    if lock.exists():
+        return NotesError(
+            f"{ref} is locked ({lock} exists)",
+            "if no other git command is running, delete that file and try again",
         )
-    return changed
+    return None
+
+
+def _set_ref(r: Any, repo: Repo, ref: str, old: Any, new: Any, message: str) -> bool:
+    """Compare-and-swap ``ref`` from ``old`` (None: absent) to ``new``; False if it moved."""
+    pg = _pygit2()
+    try:
+        if old is None:
+            r.references.create(ref, new, force=False)
+            return True
+        reference = r.references.get(ref)
+        if reference is None or reference.target != old:
+            return False
+        reference.set_target(new, message)  # libgit2 checks the old value under the lock
+        return True
+    except (pg.AlreadyExistsError, pg.GitError, ValueError):
+        return False
+    except OSError as exc:  # libgit2 reports a held lock as OSError
+        raise locked(repo, ref) or NotesError(f"cannot update {ref}: {exc}") from exc
+
+
+def tip(repo: Repo, ref: str = NOTES_REF) -> str | None:
+    """The commit ``ref`` points at, or None when it does not exist."""
+    reference = _open(repo).references.get(ref)
+    return None if reference is None else str(reference.target)
+
+
+# --- union merge ----------------------------------------------------------------------------------
+#
+# A union never asks "what did the other side delete?": every line present on either side is in
+# the result, so a remote whose history dropped or rewrote a claim cannot remove it here. Only the
+# notes whose blobs differ are read: the two trees are walked together and every subtree with the
+# same id on both sides is skipped, so merging a few new claims into 10,000 notes reads a few
+# blobs. The result keeps our tree and changes only the notes that gained lines.
+
+_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class Merged:
+    """The outcome of merging another notes commit into ours."""
+
+    tip: str | None  # the commit refs/notes/wotr holds (or would hold) afterwards
+    gained: int  # notes (one per annotated commit) that gained lines from the other side
+    skipped: int  # notes of the other side larger than MAX_NOTE_BYTES, not merged (never counted)
+    moved: bool  # whether refs/notes/wotr moved (or would move)
+
+
+def _differing(r: Any, a: Any, b: Any, hexlen: int, prefix: str = "") -> set[str]:
+    """Names (full hex) of notes whose blob is not the same at the same path in trees a and b."""
+    mine = {e.name: e for e in a} if a is not None else {}
+    theirs = {e.name: e for e in b} if b is not None else {}
+    out: set[str] = set()
+    for name in mine.keys() | theirs.keys():
+        ea, eb = mine.get(name), theirs.get(name)
+        if ea is not None and eb is not None and ea.id == eb.id and ea.filemode == eb.filemode:
+            continue
+        full = prefix + name
+        if not set(name) <= _HEX:
+            continue  # not a note (git keeps such entries; so do we, untouched)
+        if len(full) == hexlen:
+            if any(e is not None and e.type_str == "blob" for e in (ea, eb)):
+                out.add(full)
+        elif len(name) == 2 and len(full) < hexlen:
+            sa = r[ea.id] if ea is not None and ea.type_str == "tree" else None
+            sb = r[eb.id] if eb is not None and eb.type_str == "tree" else None
+            if sa is not None or sb is not None:
+                out |= _differing(r, sa, sb, hexlen, full)
+    return out
+
+
+def _entry(tree: Any, name: str) -> Any:
+    try:
+        return tree[name]
+    except KeyError:
+        return None
+
+
+def _find_all(r: Any, tree: Any, name: str) -> list[tuple[str, Any]]:
+    """(path, blob id) of every layout of the note ``name`` in a notes tree (any fanout)."""
+    found: list[tuple[str, Any]] = []
+    path, rest = "", name
+    while True:
+        entry = _entry(tree, rest)
+        if entry is not None and entry.type_str == "blob":
+            found.append((path + rest, entry.id))
+        head = rest[:2]
+        sub = _entry(tree, head) if len(rest) > 2 else None
+        if sub is None or sub.type_str != "tree":
+            return found
+        tree = r[sub.id]
+        path, rest = f"{path}{head}/", rest[2:]
+
+
+def _apply(r: Any, tree: Any, changes: Mapping[str, Any]) -> Any:
+    """A copy of ``tree`` with each path set to a blob id, or removed where the id is None."""
+    pg = _pygit2()
+    tb = r.TreeBuilder(tree) if tree is not None else r.TreeBuilder()
+    inner: dict[str, dict[str, Any]] = {}
+    for path, oid in changes.items():
+        head, _, rest = path.partition("/")
+        if rest:
+            inner.setdefault(head, {})[rest] = oid
+        elif oid is None:
+            if tb.get(head) is not None:
+                tb.remove(head)
+        else:
+            tb.insert(head, oid, pg.GIT_FILEMODE_BLOB)
+    for head, sub in inner.items():
+        existing = tb.get(head)
+        subtree = r[existing.id] if existing is not None and existing.type_str == "tree" else None
+        new = _apply(r, subtree, sub)
+        if len(r[new]) == 0:
+            if existing is not None:
+                tb.remove(head)
+        else:
+            tb.insert(head, new, pg.GIT_FILEMODE_TREE)
+    return tb.write()
+
+
+def _line_set(blobs: Iterable[bytes]) -> set[bytes]:
+    return {ln for data in blobs for ln in data.split(b"\n") if ln.strip()}
+
+
+def _resolve(r: Any, spec: str) -> Any:
+    """The commit id ``spec`` (a ref name or a full hex id) names; None for a missing ref."""
+    pg = _pygit2()
+    if len(spec) in (40, 64) and set(spec) <= _HEX:
+        oid = pg.Oid(hex=spec)
+    else:
+        reference = r.references.get(spec)
+        if reference is None:
+            return None
+        oid = reference.resolve().target
+    obj = r.get(oid)
+    if obj is None or obj.type != pg.GIT_OBJECT_COMMIT:
+        raise NotesError(
+            f"{spec} does not point at a notes commit",
+            f"delete it with 'git update-ref -d {spec}' and fetch again",
+        )
+    return oid
+
+
+def _plan(r: Any, repo: Repo, base: Any, other: Any, message: str) -> Merged:
+    """The notes commit holding every line of ``base`` and of ``other``; writes objects only."""
+    if other is None:
+        return Merged(None if base is None else str(base), 0, 0, False)
+    hexlen = len(str(other))
+    if base is None:
+        return Merged(str(other), len(_differing(r, None, r[other].tree, hexlen)), 0, True)
+    if base == other or r.descendant_of(base, other):
+        return Merged(str(base), 0, 0, False)
+    ours, theirs = r[base].tree, r[other].tree
+    changes: dict[str, Any] = {}
+    gained = skipped = 0
+    lost = False  # some line of ours is missing from theirs: theirs alone would drop it
+    for name in sorted(_differing(r, ours, theirs, hexlen)):
+        mine, their = _find_all(r, ours, name), _find_all(r, theirs, name)
+        if any(r.odb.read_header(oid)[1] > MAX_NOTE_BYTES for _, oid in mine + their):
+            skipped += 1  # a note this large counts for nothing (verify says so); keep ours as is
+            lost = True
+            continue
+        mine_blobs = [r[oid].data for _, oid in mine]
+        their_blobs = [r[oid].data for _, oid in their]
+        mine_lines, their_lines = _line_set(mine_blobs), _line_set(their_blobs)
+        lost = lost or not mine_lines <= their_lines
+        if their_lines <= mine_lines:
+            continue
+        gained += 1
+        keep = mine[0][0] if mine else their[0][0]  # our layout where we have the note
+        for path, _ in mine[1:]:
+            changes[path] = None  # one layout per note from now on
+        changes[keep] = r.create_blob(union_bytes(*mine_blobs, *their_blobs))
+    fast_forward = r.descendant_of(other, base)
+    if fast_forward and not lost:
+        return Merged(str(other), gained, skipped, True)  # theirs already holds every line of ours
+    # A commit even when nothing was gained: with theirs as a parent, the next push fast-forwards.
+    tree = _apply(r, ours, changes) if changes else ours.id
+    parents = [other] if fast_forward else [base, other]
+    sig = _signature(r, repo)
+    new = r.create_commit(None, sig, sig, message, tree, parents)
+    return Merged(str(new), gained, skipped, True)
+
+
+def plan_union(repo: Repo, other: str, message: str) -> tuple[str | None, Merged]:
+    """(current tip of refs/notes/wotr, the union with ``other``) without moving any ref."""
+    r = _open(repo)
+    theirs = _resolve(r, other)
+    reference = r.references.get(NOTES_REF)
+    base = None if reference is None else reference.target
+    return (None if base is None else str(base)), _plan(r, repo, base, theirs, message)
+
+
+def merge_union(repo: Repo, other: str, message: str | None = None) -> Merged:
+    """Union every note of ``other`` (a ref or commit id) into refs/notes/wotr, atomically.
+
+    No line of ours is ever dropped, whatever the other side's history deleted or rewrote.
+    Raises :class:`NotesError` (nothing changed) when the ref is locked or keeps moving.
+    """
+    problem = locked(repo)
+    if problem is not None:
+        raise problem
+    message = message or f"wotr: union with {other}"
+    r = _open(repo)
+    theirs = _resolve(r, other)
+    for _ in range(_CAS_ATTEMPTS):
+        reference = r.references.get(NOTES_REF)
+        base = None if reference is None else reference.target
+        merged = _plan(r, repo, base, theirs, message)
+        if not merged.moved:
+            return merged
+        assert merged.tip is not None
+        if _set_ref(r, repo, NOTES_REF, base, _pygit2().Oid(hex=merged.tip), message):
+            return merged
+    raise NotesError(
+        f"{NOTES_REF} kept changing while wotr tried to merge {other} into it",
+        "another process is writing notes; try again",
+    )
+
+
+def advance(repo: Repo, old: str | None, new: str, message: str) -> Merged:
+    """Move refs/notes/wotr from ``old`` to ``new``; if it moved meanwhile, union ``new`` in."""
+    pg = _pygit2()
+    r = _open(repo)
+    if old == new:
+        return Merged(new, 0, 0, False)
+    old_oid = None if old is None else pg.Oid(hex=old)
+    if _set_ref(r, repo, NOTES_REF, old_oid, pg.Oid(hex=new), message):
+        return Merged(new, 0, 0, True)
+    return merge_union(repo, new, message)

@@ -1,26 +1,281 @@
-"""Sharing claims through git remotes (DESIGN §3). Placeholder until the sync work lands."""
+"""Sharing claims through git remotes (DESIGN §3): fetch, union merge, push with retry.
+
+- The network is the user's own ``git fetch``/``git push`` (ssh config, credential helpers).
+- ``fetch`` brings the remote's ``refs/notes/wotr`` into ``refs/notes/remotes/<remote>/wotr``
+  (forced: it is only a copy of what the remote has) and merges it into ``refs/notes/wotr`` as a
+  union of lines, so no claim present here is ever dropped, whatever the remote's history did.
+- ``push`` fetches, builds the union commit *without* moving ``refs/notes/wotr``, pushes that
+  commit without force and moves the local ref only once the remote took it. A rejection
+  (another party pushed first) retries fetch-merge-push with jittered exponential backoff, a
+  bounded number of times. A failed push or fetch leaves ``refs/notes/wotr`` as it was.
+- ``notes.rewriteRef`` is never set: a claim names its commit and tree, so a copy on a rebased
+  or amended commit would count for nothing there (and would look like a forgery).
+"""
 
 from __future__ import annotations
 
-from . import git
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import _proc, git, notes
+from .errors import SyncError
+
+DEFAULT_REMOTE = "origin"
+PUSH_ATTEMPTS = 12
+_BACKOFF_BASE = 0.05  # seconds; attempt n sleeps uniform(0, min(cap, base * 2**n))
+_BACKOFF_CAP = 2.0
+_RETRYABLE = (
+    "fetch first",
+    "non-fast-forward",
+    "cannot lock ref",
+    "failed to lock",
+    "failed to update ref",
+    "incorrect old value",
+    "stale info",
+)
+_REMOTE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]*")
+
+
+def tracking_ref(remote: str) -> str:
+    return f"refs/notes/remotes/{remote}/wotr"
 
 
 def fetch_refspec(remote: str) -> str:
-    return f"+{git.NOTES_REF}:refs/notes/remotes/{remote}/wotr"
+    """The refspec ``init`` adds to each remote so that a plain ``git fetch`` brings claims.
+
+    A glob on purpose: an exact ``refs/notes/wotr`` source makes every plain ``git fetch`` die
+    with "couldn't find remote ref" while the remote has no claims yet; a glob that matches
+    nothing is fine. It maps ``refs/notes/wotr`` to ``refs/notes/remotes/<remote>/wotr``.
+    """
+    return f"+{git.NOTES_REF}*:refs/notes/remotes/{remote}/wotr*"
 
 
-def setup_remotes(repo: git.Repo) -> tuple[str, ...]:
-    """Add the notes fetch refspec to every remote (never touching its push refspecs)."""
-    out = git.check(repo, "remote")
+def _exact_refspec(remote: str) -> str:
+    return f"+{git.NOTES_REF}:{tracking_ref(remote)}"
+
+
+@dataclass(frozen=True)
+class Fetched:
+    remote: str
+    remote_tip: str | None  # None: the remote has no claims yet
+    merged: notes.Merged
+
+
+@dataclass(frozen=True)
+class Pushed:
+    remote: str
+    tip: str | None  # what the remote's refs/notes/wotr holds now (None: no claims anywhere)
+    sent: bool  # False when the remote already had every claim
+    rejections: int  # pushes refused because another party pushed first
+    gained: int  # notes that gained claims from the remote on the way
+
+
+# --- remotes -------------------------------------------------------------------------------------
+
+
+def remotes(repo: git.Repo) -> list[str]:
+    return [r for r in git.check(repo, "remote").splitlines() if r]
+
+
+def _check_remote(repo: git.Repo, remote: str) -> None:
+    known = remotes(repo)
+    if remote in known:
+        if not _REMOTE_NAME.fullmatch(remote) or ".." in remote or remote.endswith((".", "/")):
+            raise SyncError(
+                f"wotr cannot use the remote name {remote!r}",
+                "rename it with 'git remote rename' to letters, digits, '.', '_', '-' or '/'",
+            )
+        return
+    have = f" (remotes here: {', '.join(known)})" if known else " (this repository has none)"
+    raise SyncError(
+        f"no remote named {remote!r}{have}",
+        f"add it with 'git remote add {remote} URL', or name another",
+    )
+
+
+def setup_remotes(repo: git.Repo, only: str | None = None) -> tuple[str, ...]:
+    """Add the notes fetch refspec to every remote (or to ``only``), never touching push refspecs.
+
+    Replaces the exact refspec of earlier versions, which broke plain ``git fetch`` while the
+    remote had no claims.
+    """
+    if only is not None:
+        _check_remote(repo, only)
     done = []
-    for remote in (r for r in out.splitlines() if r):
-        spec = fetch_refspec(remote)
-        have = git.run(repo, "config", "--get-all", f"remote.{remote}.fetch").stdout.decode()
-        if spec not in have.splitlines():
-            git.check(repo, "config", "--add", f"remote.{remote}.fetch", spec)
+    for remote in [only] if only is not None else remotes(repo):
+        key = f"remote.{remote}.fetch"
+        have = git.run(repo, "config", "--get-all", key).stdout.decode().splitlines()
+        old = _exact_refspec(remote)
+        if old in have:
+            git.check(repo, "config", "--fixed-value", "--unset-all", key, old)
+        if fetch_refspec(remote) not in have:
+            git.check(repo, "config", "--add", key, fetch_refspec(remote))
         done.append(remote)
     return tuple(done)
 
 
-def push(repo: git.Repo, remote: str) -> None:
-    raise NotImplementedError("sync is being written")
+# --- preconditions -------------------------------------------------------------------------------
+
+
+def _preflight(repo: git.Repo) -> None:
+    """Refuse before touching the network when refs/notes/wotr cannot be updated safely."""
+    problem = notes.locked(repo)
+    if problem is not None:
+        raise SyncError(problem.message, problem.hint)
+    merge_ref = repo.git_dir / "NOTES_MERGE_REF"
+    try:
+        target = merge_ref.read_text(errors="replace").strip()
+    except OSError:
+        return
+    if target.removeprefix("ref: ") == git.NOTES_REF:
+        # 'git notes merge --commit' would later overwrite refs/notes/wotr without checking
+        # what it holds, dropping whatever wotr merged in meanwhile: let the user finish first.
+        raise SyncError(
+            f"an unfinished 'git notes merge' into {git.NOTES_REF} is in progress ({merge_ref})",
+            "finish it with 'git notes --ref=wotr merge --commit' or drop it with "
+            "'git notes --ref=wotr merge --abort'",
+        )
+
+
+def _why(res: _proc.Result) -> str:
+    """The line of git's stderr that says what went wrong (the first fatal/error line)."""
+    text = res.stderr.decode("utf-8", "replace").splitlines()
+    for line in text:
+        if line.startswith(("fatal:", "error:")):
+            return line.split(":", 1)[1].strip()
+    return res.err_line
+
+
+def _unreachable(remote: str, res: _proc.Result, action: str) -> SyncError:
+    return SyncError(
+        f"cannot {action} {remote}: {_why(res)}",
+        f"check 'git remote get-url {remote}' and that 'git fetch {remote}' works; "
+        "claims here are kept as they are",
+    )
+
+
+# --- fetch ---------------------------------------------------------------------------------------
+
+
+def _fetch_only(repo: git.Repo, remote: str) -> str | None:
+    """Copy the remote's notes into the tracking ref; its commit id, or None if it has none."""
+    res = git.run(
+        repo,
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-write-fetch-head",
+        "--recurse-submodules=no",
+        remote,
+        _exact_refspec(remote),
+    )
+    if res.returncode != 0:
+        if f"couldn't find remote ref {git.NOTES_REF}".encode() in res.stderr:
+            return None
+        raise _unreachable(remote, res, "fetch claims from")
+    return notes.tip(repo, tracking_ref(remote))
+
+
+def fetch(repo: git.Repo, remote: str = DEFAULT_REMOTE) -> Fetched:
+    """Fetch the remote's claims and union them into refs/notes/wotr."""
+    _check_remote(repo, remote)
+    _preflight(repo)
+    remote_tip = _fetch_only(repo, remote)
+    if remote_tip is None:
+        return Fetched(remote, None, notes.Merged(notes.tip(repo), 0, 0, False))
+    try:
+        merged = notes.merge_union(repo, remote_tip, f"wotr: union with {remote}")
+    except notes.NotesError as exc:
+        raise SyncError(f"fetched claims from {remote} but {exc.message}", exc.hint) from exc
+    return Fetched(remote, remote_tip, merged)
+
+
+# --- push ----------------------------------------------------------------------------------------
+
+
+def _push_once(repo: git.Repo, remote: str, commit: str) -> str | None:
+    """Push ``commit`` to the remote's refs/notes/wotr without force.
+
+    None on success, the reason on a retryable rejection; :class:`SyncError` otherwise.
+    """
+    res = git.run(
+        repo,
+        "push",
+        "--porcelain",
+        "--no-follow-tags",
+        "--recurse-submodules=no",
+        remote,
+        f"{commit}:{git.NOTES_REF}",
+    )
+    if res.returncode == 0:
+        return None
+    rejected = [
+        ln for ln in res.stdout.decode("utf-8", "replace").splitlines() if ln.startswith("!\t")
+    ]
+    if not rejected:
+        raise _unreachable(remote, res, "push claims to")
+    summary = rejected[0].split("\t")[-1]
+    reason = summary.partition("(")[2].rpartition(")")[0] or summary
+    if any(word in reason for word in _RETRYABLE):
+        return reason
+    said = [
+        ln[7:].strip()
+        for ln in res.stderr.decode("utf-8", "replace").splitlines()
+        if ln.startswith("remote:") and ln[7:].strip()
+    ]
+    raise SyncError(
+        f"{remote} refused the claims: {reason}{f' ({said[0]})' if said else ''}",
+        f"your claims are kept here; ask whoever runs {remote} why, then 'git wotr push {remote}'",
+    )
+
+
+def push(
+    repo: git.Repo,
+    remote: str = DEFAULT_REMOTE,
+    *,
+    attempts: int = PUSH_ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Pushed:
+    """Fetch, merge and push until the remote holds every local claim; never forces.
+
+    refs/notes/wotr moves only after the remote accepted the union (to that union, or to a
+    union with whatever was signed here meanwhile), so on failure it is unchanged.
+    """
+    _check_remote(repo, remote)
+    _preflight(repo)
+    rejections = 0
+    for attempt in range(attempts):
+        remote_tip = _fetch_only(repo, remote)
+        message = f"wotr: union with {remote}"
+        if remote_tip is None:
+            base = target = notes.tip(repo)
+            gained = 0
+        else:
+            try:
+                base, plan = notes.plan_union(repo, remote_tip, message)
+            except notes.NotesError as exc:
+                raise SyncError(exc.message, exc.hint) from exc
+            target, gained = plan.tip, plan.gained
+        if target is None:
+            return Pushed(remote, None, False, rejections, 0)  # no claims here or there
+        sent = target != remote_tip
+        if sent:
+            reason = _push_once(repo, remote, target)
+            if reason is not None:
+                rejections += 1
+                if attempt + 1 < attempts:
+                    sleep(random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)))  # noqa: S311
+                continue
+        try:
+            notes.advance(repo, base, target, message)
+        except notes.NotesError as exc:
+            raise SyncError(f"pushed claims to {remote}, but {exc.message}", exc.hint) from exc
+        return Pushed(remote, target, sent, rejections, gained)
+    raise SyncError(
+        f"could not push claims to {remote}: rejected {rejections} times, others kept pushing "
+        f"first ({attempts} tries)",
+        f"your claims are kept here; run 'git wotr push {remote}' again in a moment",
+    )

@@ -1,0 +1,435 @@
+"""Sharing claims through a git remote: fetch (union), push (retry, never force), failures.
+
+Real git, real bare remotes in temporary directories, the real CLI as separate processes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from testing import sim
+from tests.conftest import Keys
+from wotr import git, notes, sync
+from wotr.errors import SyncError
+
+
+def one_line_error(res: subprocess.CompletedProcess[str]) -> str:
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("Error: ") and "Traceback" not in res.stderr
+    return lines[0]
+
+
+def make_remote(world: sim.World) -> Path:
+    bare = world.root / "remote.git"
+    sim.git(world.root, "init", "-q", "--bare", "-b", "main", str(bare))
+    sim.git(world.repo, "remote", "add", "origin", str(bare))
+    sim.git(world.repo, "push", "-q", "origin", "main")
+    return bare
+
+
+def clone(world: sim.World, name: str) -> Path:
+    path = world.root / name
+    sim.git(world.root, "clone", "-q", str(world.root / "remote.git"), str(path))
+    return path
+
+
+def remote_lines(bare: Path, commit: str) -> list[bytes]:
+    return [ln for ln in sim.read_note(bare, commit).split(b"\n") if ln]
+
+
+def local_lines(repo: Path, commit: str) -> set[bytes]:
+    return {ln for ln in sim.read_note(repo, commit).split(b"\n") if ln}
+
+
+def is_ancestor(repo: Path, a: str, b: str) -> bool:
+    res = subprocess.run(
+        ["git", "merge-base", "--is-ancestor", a, b], cwd=repo, env=sim.base_env(), check=False
+    )
+    return res.returncode == 0
+
+
+@pytest.fixture
+def shared(world: sim.World) -> Iterator[tuple[sim.World, Path]]:
+    yield world, make_remote(world)
+
+
+@pytest.fixture
+def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For tests that call wotr.sync directly: the simulator's git environment."""
+    for key in [k for k in os.environ if k.startswith("GIT_")]:
+        monkeypatch.delenv(key)
+    for key, value in sim.base_env().items():
+        if key.startswith("GIT_"):
+            monkeypatch.setenv(key, value)
+
+
+# --- the everyday path ----------------------------------------------------------------------------
+
+
+def test_fresh_clone_fetch_then_verify(shared: tuple[sim.World, Path]) -> None:
+    world, _ = shared
+    art = world.root / "dist" / "app.tar.gz"
+    world.sign("alice", art)
+    assert world.run("push", party="alice").stdout.strip() == "pushed claims to origin"
+    bob = clone(world, "bob")
+    res = world.run("sign", "--push", "origin", art, party="bob", cwd=bob)
+    assert res.returncode == 0, res.stderr
+    assert "pushed claims to origin" in res.stdout
+
+    carol = clone(world, "carol")
+    policy = world.policy(2)
+    assert world.verify(art, policy=policy, cwd=carol).returncode == 1
+    res = world.run("fetch", cwd=carol)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "fetched claims from origin: 1 commit(s) gained claims"
+    assert world.verify(art, policy=policy, cwd=carol).returncode == 0
+    assert world.run("fetch", cwd=carol).stdout.strip() == "claims from origin: up to date"
+    # alice's own clone picks up bob's claim too
+    world.run("fetch", cwd=world.repo)
+    assert world.verify(art, policy=policy).returncode == 0
+
+
+def test_remote_without_claims_is_quiet(shared: tuple[sim.World, Path]) -> None:
+    world, _ = shared
+    res = world.run("fetch")
+    assert (res.returncode, res.stdout.strip(), res.stderr) == (0, "no claims on origin yet", "")
+    assert sim.notes_tip(world.repo) == ""
+    res = world.run("push")
+    assert res.stdout.strip() == "no claims here or on origin: nothing to push"
+
+
+def test_fetch_never_drops_a_local_claim(shared: tuple[sim.World, Path]) -> None:
+    """Someone with push access rewrites the remote's notes without alice's claim."""
+    world, bare = shared
+    art = world.root / "dist" / "app.tar.gz"
+    world.sign("alice", art)
+    assert world.run("push").returncode == 0
+    mine = local_lines(world.repo, world.head())
+    # a rewritten history on the remote: alice's line gone, another line added
+    other = clone(world, "other")
+    sim.git(other, "fetch", "-q", "origin", "refs/notes/wotr:refs/notes/wotr")
+    sim.write_note(other, world.head(), b"someone else\n")
+    sim.git(other, "push", "-q", "--force", "origin", "refs/notes/wotr")
+    rewritten = sim.git(bare, "rev-parse", "refs/notes/wotr")
+    assert remote_lines(bare, world.head()) == [b"someone else"]
+
+    assert world.run("fetch").returncode == 0
+    assert local_lines(world.repo, world.head()) == mine | {b"someone else"}
+    res = world.run("push")
+    assert res.stdout.strip() == "pushed claims to origin"
+    assert set(remote_lines(bare, world.head())) == mine | {b"someone else"}
+    # not forced: what the remote had is an ancestor of what it has now
+    assert is_ancestor(bare, rewritten, "refs/notes/wotr")
+
+
+def test_plain_git_fetch_brings_claims_and_wotr_fetch_merges(
+    shared: tuple[sim.World, Path],
+) -> None:
+    world, _ = shared
+    carol = clone(world, "carol")
+    res = world.run("remote-setup", cwd=carol)
+    assert "remote origin: 'git fetch' now also fetches claims" in res.stdout
+    sim.git(carol, "fetch", "-q")  # the remote has no claims yet: must still succeed
+    world.sign("alice", world.root / "dist" / "app.tar.gz")
+    world.run("push")
+    sim.git(carol, "fetch", "-q")
+    tracked = sim.git(carol, "rev-parse", "refs/notes/remotes/origin/wotr")
+    assert tracked == sim.notes_tip(world.repo)
+    assert sim.notes_tip(carol) == ""
+    assert world.run("fetch", cwd=carol).returncode == 0
+    assert local_lines(carol, world.head()) == local_lines(world.repo, world.head())
+
+
+def test_remote_setup_is_idempotent_and_leaves_push_alone(shared: tuple[sim.World, Path]) -> None:
+    world, _ = shared
+    sim.git(world.repo, "config", "remote.origin.push", "refs/heads/main")
+    # the exact refspec of earlier versions breaks plain 'git fetch'; it is replaced
+    sim.git(world.repo, "config", "--add", "remote.origin.fetch", sync._exact_refspec("origin"))
+    for _ in range(2):
+        assert world.run("remote-setup", "origin").returncode == 0
+    fetch = sim.git(world.repo, "config", "--get-all", "remote.origin.fetch").splitlines()
+    assert fetch == ["+refs/heads/*:refs/remotes/origin/*", sync.fetch_refspec("origin")]
+    assert sim.git(world.repo, "config", "--get-all", "remote.origin.push") == "refs/heads/main"
+    sim.git(world.repo, "fetch", "-q")
+
+
+# --- failures: one line, exit 2, refs/notes/wotr untouched ---------------------------------------
+
+
+def _locked(world: sim.World) -> None:
+    (world.repo / ".git" / "refs" / "notes").mkdir(parents=True, exist_ok=True)
+    (world.repo / ".git" / "refs" / "notes" / "wotr.lock").write_text("")
+
+
+def _unfinished_notes_merge(world: sim.World) -> None:
+    (world.repo / ".git" / "NOTES_MERGE_REF").write_text("refs/notes/wotr\n")
+
+
+def _unreachable(world: sim.World) -> None:
+    sim.git(world.repo, "remote", "set-url", "origin", str(world.root / "gone.git"))
+
+
+@pytest.mark.parametrize("command", ["fetch", "push"])
+@pytest.mark.parametrize(
+    ("spoil", "args", "expect"),
+    [
+        (None, ["nosuch"], "no remote named 'nosuch' (remotes here: origin)"),
+        (_unreachable, [], "cannot fetch claims from origin: '"),
+        (_locked, [], "refs/notes/wotr is locked ("),
+        (_unfinished_notes_merge, [], "an unfinished 'git notes merge' into refs/notes/wotr"),
+    ],
+)
+def test_failures_change_nothing(
+    shared: tuple[sim.World, Path], command: str, spoil: object, args: list[str], expect: str
+) -> None:
+    world, bare = shared
+    world.sign("alice", world.root / "dist" / "app.tar.gz")
+    world.run("push")
+    other = clone(world, "other")  # a claim on the remote that we do not have yet
+    sim.git(other, "fetch", "-q", "origin", "refs/notes/wotr:refs/notes/wotr")
+    sim.git(other, "notes", "--ref=wotr", "append", "-m", "from other", "HEAD")
+    sim.git(other, "push", "-q", "origin", "refs/notes/wotr")
+    before, remote_before = sim.notes_tip(world.repo), sim.notes_tip(bare)
+    if callable(spoil):
+        spoil(world)
+    res = world.run(command, *args)
+    assert res.returncode == 2
+    assert expect in one_line_error(res)
+    assert sim.notes_tip(world.repo) == before
+    assert sim.notes_tip(bare) == remote_before
+
+
+def test_no_remote_at_all(world: sim.World) -> None:
+    res = world.run("fetch")
+    assert res.returncode == 2
+    assert "no remote named 'origin' (this repository has none)" in one_line_error(res)
+
+
+def test_git_missing_is_exit_3(shared: tuple[sim.World, Path]) -> None:
+    world, _ = shared
+    res = world.run("fetch", env={"PATH": str(world.root / "empty")})
+    assert res.returncode == 3
+    assert "git is not installed" in one_line_error(res)
+
+
+def test_stale_state_from_a_crash_is_recovered(shared: tuple[sim.World, Path]) -> None:
+    """A tracking ref left pointing anywhere and NOTES_MERGE_* debris of another notes ref."""
+    world, _ = shared
+    world.sign("alice", world.root / "dist" / "app.tar.gz")
+    world.run("push")
+    carol = clone(world, "carol")
+    sim.git(carol, "notes", "--ref=wotr", "add", "-m", "carol's own", "HEAD")
+    sim.git(carol, "update-ref", "refs/notes/remotes/origin/wotr", "HEAD")  # not even notes
+    (carol / ".git" / "NOTES_MERGE_PARTIAL").write_text(sim.git(carol, "rev-parse", "HEAD"))
+    (carol / ".git" / "NOTES_MERGE_REF").write_text("refs/notes/commits\n")
+    res = world.run("fetch", cwd=carol)
+    assert res.returncode == 0, res.stderr
+    assert local_lines(carol, world.head()) == local_lines(world.repo, world.head()) | {
+        b"carol's own"
+    }
+
+
+def test_identity_not_configured_still_merges(shared: tuple[sim.World, Path]) -> None:
+    world, _ = shared
+    world.sign("alice", world.root / "dist" / "app.tar.gz")
+    world.run("push")
+    carol = clone(world, "carol")
+    sim.git(carol, "notes", "--ref=wotr", "add", "-m", "carol's own", "HEAD")
+    env = {k: v for k, v in sim.base_env().items() if not k.startswith(("GIT_AUTHOR", "GIT_COMM"))}
+    env["HOME"] = str(world.root)
+    env["EMAIL"] = ""
+    res = subprocess.run(
+        [sys.executable, "-m", "wotr", "push"], cwd=carol, env=env, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    assert sim.git(carol, "log", "-1", "--format=%cn <%ce>", "refs/notes/wotr") == (
+        "wotr <wotr@localhost>"
+    )
+
+
+def test_refused_by_the_remote_is_not_retried(shared: tuple[sim.World, Path]) -> None:
+    world, bare = shared
+    hook = bare / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'notes are frozen' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    world.sign("alice", world.root / "dist" / "app.tar.gz")
+    before = sim.notes_tip(world.repo)
+    start = time.monotonic()
+    res = world.run("push")
+    assert res.returncode == 2
+    assert (
+        "origin refused the claims: pre-receive hook declined (notes are frozen)"
+        in one_line_error(res)
+    )
+    assert time.monotonic() - start < 5
+    assert sim.notes_tip(world.repo) == before and sim.notes_tip(bare) == ""
+
+
+def test_push_gives_up_after_bounded_tries(
+    shared: tuple[sim.World, Path], in_process: None
+) -> None:
+    """Another party always pushes between our fetch and our push (a pre-push hook here)."""
+    world, bare = shared
+    rival = clone(world, "rival")
+    hook = world.repo / ".git" / "hooks" / "pre-push"
+    hook.write_text(
+        "#!/bin/sh\nunset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE\n"
+        f"cd {rival} || exit 1\n"
+        "git fetch -q origin +refs/notes/wotr:refs/notes/wotr 2>/dev/null\n"
+        'git notes --ref=wotr append -m "rival $(date +%s%N)" HEAD\n'
+        "git push -q origin refs/notes/wotr\n"
+    )
+    hook.chmod(0o755)
+    world.sign("alice", world.root / "dist" / "app.tar.gz")
+    before = sim.notes_tip(world.repo)
+    sleeps: list[float] = []
+    with pytest.raises(SyncError, match=r"rejected 3 times, others kept pushing first \(3 tries"):
+        sync.push(git.open_repo(world.repo), "origin", attempts=3, sleep=sleeps.append)
+    assert len(sleeps) == 2 and all(0 <= s <= 0.1 for s in sleeps)
+    assert sim.notes_tip(world.repo) == before
+    assert len(remote_lines(bare, sim.git(rival, "rev-parse", "HEAD"))) == 3
+
+
+def test_claim_signed_during_a_push_is_kept(
+    shared: tuple[sim.World, Path], in_process: None
+) -> None:
+    """The local ref moves while we push: after the push it holds both (compare-and-swap)."""
+    world, bare = shared
+    world.sign("alice", world.root / "dist" / "app.tar.gz")
+    other = sim.commit(world.repo, "second")
+    hook = world.repo / ".git" / "hooks" / "pre-push"
+    hook.write_text(
+        "#!/bin/sh\nunset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE\n"
+        f"git notes --ref=wotr add -m 'signed meanwhile' {other}\n"
+    )
+    hook.chmod(0o755)
+    done = sync.push(git.open_repo(world.repo), "origin")
+    assert done.sent and done.rejections == 0
+    assert local_lines(world.repo, other) == {b"signed meanwhile"}
+    assert is_ancestor(world.repo, done.tip or "", "refs/notes/wotr")
+    assert sim.read_note(bare, other) == b""  # not pushed yet; the next push sends it
+    hook.unlink()
+    sync.push(git.open_repo(world.repo), "origin")
+    assert remote_lines(bare, other) == [b"signed meanwhile"]
+
+
+def test_unlock_then_fetch_works(shared: tuple[sim.World, Path]) -> None:
+    world, _ = shared
+    _locked(world)
+    assert world.run("fetch").returncode == 2
+    (world.repo / ".git" / "refs" / "notes" / "wotr.lock").unlink()
+    assert world.run("fetch").returncode == 0
+
+
+# --- many parties at once -------------------------------------------------------------------------
+
+
+def _concurrent(
+    world: sim.World, keys: Keys, n: int, argv: list[str], sign_first: bool
+) -> tuple[list[subprocess.CompletedProcess[str]], float]:
+    art = world.root / "dist" / "app.tar.gz"
+    names = [f"p{i}" for i in range(n)]
+    for name in names:
+        world.parties[name] = sim.Party(name, keys.get(name))
+    clones = [clone(world, name) for name in names]
+    if sign_first:
+        for name, path in zip(names, clones, strict=True):
+            world.sign(name, art, cwd=path)
+    procs = []
+    start = time.monotonic()
+    for name, path in zip(names, clones, strict=True):
+        env = sim.base_env(world.parties[name].key.home)
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "wotr",
+                    *argv[:1],
+                    *([str(art)] if not sign_first else []),
+                    *argv[1:],
+                ],
+                cwd=path,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        results.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+    return results, time.monotonic() - start
+
+
+def _every_claim_once(world: sim.World, bare: Path, n: int) -> None:
+    lines = remote_lines(bare, world.head())
+    assert len(lines) == n and len(set(lines)) == n
+    # and each party's own claim is among them
+    signers = {ln.split(b'"keyid":"')[1][:40].decode() for ln in lines}
+    assert signers == {world.parties[f"p{i}"].fingerprint for i in range(n)}
+
+
+def test_eight_clones_sign_and_push_at_once(shared: tuple[sim.World, Path], keys: Keys) -> None:
+    world, bare = shared
+    results, elapsed = _concurrent(world, keys, 8, ["sign", "--push"], sign_first=False)
+    for res in results:
+        assert res.returncode == 0, res.stderr
+        assert "pushed claims to origin" in res.stdout
+    _every_claim_once(world, bare, 8)
+    print(f"8 x 'sign --push' at once: {elapsed:.2f} s")
+
+
+def test_twelve_clones_push_at_once(shared: tuple[sim.World, Path], keys: Keys) -> None:
+    world, bare = shared
+    results, elapsed = _concurrent(world, keys, 12, ["push"], sign_first=True)
+    rejected = 0
+    for res in results:
+        assert res.returncode == 0, res.stderr
+        if "rejected" in res.stdout:
+            rejected += int(res.stdout.split("(")[1].split()[0])
+    _every_claim_once(world, bare, 12)
+    # the remote's notes history is one line of fast-forwards: no push was forced
+    assert sim.git(bare, "fsck", "--no-dangling") == ""
+    print(f"12 x 'push' at once: {elapsed:.2f} s, {rejected} rejections retried")
+
+
+def test_notes_tip_helper_agrees_with_git(shared: tuple[sim.World, Path]) -> None:
+    world, _ = shared
+    assert notes.tip(git.open_repo(world.repo)) is None
+    world.sign("alice", world.root / "dist" / "app.tar.gz")
+    assert notes.tip(git.open_repo(world.repo)) == sim.notes_tip(world.repo)
+
+
+@pytest.mark.parametrize(
+    "form",
+    [["--push", "ART"], ["ART", "--push"], ["--push", "origin", "ART"], ["--push=origin", "ART"]],
+)
+def test_sign_push_forms(shared: tuple[sim.World, Path], form: list[str]) -> None:
+    """`--push [REMOTE]`: the next word is a remote only when it names one."""
+    world, bare = shared
+    art = str(world.root / "dist" / "app.tar.gz")
+    res = world.run("sign", *[art if a == "ART" else a for a in form], party="alice")
+    assert res.returncode == 0, res.stderr
+    assert "pushed claims to origin" in res.stdout
+    assert len(remote_lines(bare, world.head())) == 1
+
+
+def test_sign_push_unknown_remote_is_bad_input(shared: tuple[sim.World, Path]) -> None:
+    world, _ = shared
+    before = sim.notes_tip(world.repo)
+    res = world.run(
+        "sign", "--push", "nowhere", str(world.root / "dist" / "app.tar.gz"), party="alice"
+    )
+    assert res.returncode == 2
+    assert "no such remote" in one_line_error(res)
+    assert sim.notes_tip(world.repo) == before
