@@ -1,0 +1,419 @@
+"""Offline bundles: every claim on one commit in one file, checkable without the repository.
+
+A bundle (``docs/bundles.md``) is a JSON object holding the commit id, the raw bytes of the
+commit object, the tag it was exported from (if any) and the note lines verbatim. The reader
+recomputes the commit id from the commit object and takes the tree id from it, so rule 4 of
+DESIGN §6 (a claim's commit and tree must be the commit's) holds offline without trusting the
+bundle's word. The bundle itself is never trusted: it only carries claims, and the claims are
+checked exactly as notes are (:func:`wotr.verify.check`).
+
+A directory of bundles is searched by artifact digest through a small cache of who-names-what
+(``.wotr-index.json``), refreshed from ``stat`` results on every search; the cache only says which
+bundles to read, and every bundle read is parsed and checked in full.
+
+Imports stay light (no git, no gpg): this module is on the installer's path.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import json
+import os
+import re
+import stat
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import claim as claim_mod
+from .errors import BadInput
+
+FORMAT = "https://wotr.dev/bundle/v1"
+INDEX_FORMAT = "https://wotr.dev/bundle-index/v1"
+SUFFIX = ".wotr"
+INDEX_NAME = ".wotr-index.json"
+DEFAULT_DIR = Path("/var/lib/wotr/bundles")
+
+MAX_BUNDLE_BYTES = 80 * 1024 * 1024  # a note at its 64 MiB limit, plus JSON quoting
+MAX_COMMIT_OBJECT_BYTES = 4 * 1024 * 1024
+MAX_INDEX_BYTES = 64 * 1024 * 1024
+
+_FIELDS = {"format", "commit", "commit_object", "tag", "claims", "subjects"}
+_OID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_TREE_LINE = re.compile(rb"tree ([0-9a-f]{40}|[0-9a-f]{64})\n")
+
+
+class BundleError(BadInput):
+    """A bundle file is unreadable or malformed (exit 2); the message names the file."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    commit: str
+    tree: str
+    tag: str | None  # full ref, e.g. refs/tags/v1.0, when exported from a tag
+    commit_object: bytes
+    claims: tuple[bytes, ...]  # note lines, verbatim, without their newline
+    subjects: tuple[claim_mod.Subject, ...]  # of the well-formed claims for this commit
+    source: str = ""  # where it was read from, for messages
+
+    def note(self) -> bytes:
+        """The claims as note bytes, ready for :func:`wotr.verify.check`."""
+        return b"".join(line + b"\n" for line in self.claims)
+
+    def digests(self) -> frozenset[str]:
+        return frozenset(s.sha256 for s in self.subjects)
+
+
+# --- building and writing -------------------------------------------------------------------
+
+
+def commit_id(commit_object: bytes, hex_length: int) -> str:
+    """The git object id of a commit object's bytes (sha1, or sha256 for 64-hex repos)."""
+    header = b"commit %d\0" % len(commit_object)
+    algo = hashlib.sha256 if hex_length == 64 else hashlib.sha1
+    return algo(header + commit_object, usedforsecurity=True).hexdigest()
+
+
+def tree_of(commit_object: bytes, hex_length: int) -> str | None:
+    match = _TREE_LINE.match(commit_object)
+    if match is None or len(match.group(1)) != hex_length:
+        return None
+    return match.group(1).decode("ascii")
+
+
+def _subjects(commit: str, lines: Iterable[bytes]) -> tuple[claim_mod.Subject, ...]:
+    """Subjects of every well-formed claim that names ``commit``; malformed lines add nothing."""
+    found: set[claim_mod.Subject] = set()
+    for line in lines:
+        try:
+            parsed = claim_mod.parse_payload(claim_mod.parse_line(line).payload)
+        except claim_mod.ClaimError:
+            continue
+        if parsed.commit == commit:
+            found.update(parsed.subjects)
+    return tuple(sorted(found))
+
+
+def build(commit: str, commit_object: bytes, tag: str | None, note: bytes) -> tuple[Bundle, int]:
+    """A bundle of the well-formed envelopes in ``note``; also how many lines were left out."""
+    tree = tree_of(commit_object, len(commit))
+    if tree is None or commit_id(commit_object, len(commit)) != commit:
+        raise BundleError(f"the commit object given for {commit[:12]} does not hash to it")
+    kept: list[bytes] = []
+    skipped = 0
+    seen: set[bytes] = set()
+    for raw in note.split(b"\n"):
+        line = raw.rstrip(b"\r")
+        if not line.strip() or line in seen:
+            continue
+        seen.add(line)
+        try:
+            claim_mod.parse_payload(claim_mod.parse_line(line).payload)
+            line.decode("ascii")  # envelopes are ASCII JSON; anything else is not one
+        except (claim_mod.ClaimError, UnicodeDecodeError):
+            skipped += 1
+            continue
+        kept.append(line)
+    kept.sort()
+    bundle = Bundle(commit, tree, tag, commit_object, tuple(kept), _subjects(commit, kept))
+    return bundle, skipped
+
+
+def to_bytes(bundle: Bundle) -> bytes:
+    """Deterministic bytes: the same commit, tag and claims give the same file anywhere."""
+    doc = {
+        "format": FORMAT,
+        "commit": bundle.commit,
+        "tag": bundle.tag,
+        "commit_object": base64.b64encode(bundle.commit_object).decode("ascii"),
+        "subjects": [{"name": s.name, "sha256": s.sha256} for s in bundle.subjects],
+        "claims": [line.decode("ascii") for line in bundle.claims],
+    }
+    return json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=True).encode("ascii") + b"\n"
+
+
+def write(data: bytes, target: Path) -> None:
+    """Write ``data`` to ``target`` atomically: a temporary file in the same directory, renamed."""
+    directory = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise BadInput(f"cannot write {target}: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise BadInput(f"cannot write {target}: {exc.strerror}") from exc
+
+
+@dataclass(frozen=True)
+class Exported:
+    bundle: Bundle
+    data: bytes
+    skipped: int  # note lines left out: not a well-formed wotr envelope
+
+
+def export(repo: Any, rev: str) -> Exported:
+    """The bundle of every claim on the commit ``rev`` names (with its tag, when it is one)."""
+    from . import git, notes
+
+    revision = git.resolve(repo, rev)
+    res = git.run(repo, "cat-file", "commit", revision.commit)
+    if res.returncode != 0:
+        raise git.GitError(f"git cat-file failed: {res.err_line}")
+    if len(res.stdout) > MAX_COMMIT_OBJECT_BYTES:
+        raise BundleError(
+            f"commit {revision.commit[:12]} is over {MAX_COMMIT_OBJECT_BYTES} bytes",
+            "a bundle cannot carry it; verify in the repository instead",
+        )
+    note = notes.read(repo, revision.commit)
+    bundle, skipped = build(revision.commit, res.stdout, revision.tag, note)
+    if not bundle.claims:
+        where = revision.tag or revision.commit[:12]
+        raise BadInput(
+            f"no claims on {where} to export",
+            "sign first, or run 'git wotr fetch' to get the claims of others",
+        )
+    data = to_bytes(bundle)
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise BundleError(f"the bundle of {revision.commit[:12]} would be over the size limit")
+    return Exported(bundle, data, skipped)
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _need(cond: bool, source: str, what: str) -> None:
+    if not cond:
+        raise BundleError(f"{source} is not a valid wotr bundle: {what}")
+
+
+def parse(data: bytes, source: str) -> Bundle:
+    """A bundle from its bytes; :class:`BundleError` (one line, naming ``source``) if malformed."""
+    _need(len(data) <= MAX_BUNDLE_BYTES, source, f"over {MAX_BUNDLE_BYTES} bytes")
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise BundleError(f"{source} is not a valid wotr bundle: not JSON ({exc})") from exc
+    _need(isinstance(doc, dict), source, "not a JSON object")
+    _need(doc.get("format") == FORMAT, source, f"format is not {FORMAT!r}")
+    _need(set(doc) == _FIELDS, source, f"fields are {sorted(doc)}, expected {sorted(_FIELDS)}")
+    commit = doc["commit"]
+    _need(isinstance(commit, str) and bool(_OID.fullmatch(commit)), source, "bad commit id")
+    raw = doc["commit_object"]
+    _need(
+        isinstance(raw, str) and len(raw) <= MAX_COMMIT_OBJECT_BYTES * 4 // 3 + 4,
+        source,
+        "commit_object is not a string of plausible size",
+    )
+    try:
+        commit_object = base64.b64decode(raw, validate=True)
+    except binascii.Error as exc:
+        raise BundleError(f"{source} is not a valid wotr bundle: commit_object not base64") from exc
+    _need(
+        commit_id(commit_object, len(commit)) == commit,
+        source,
+        f"commit_object does not hash to commit {commit[:12]} (altered?)",
+    )
+    tree = tree_of(commit_object, len(commit))
+    _need(tree is not None, source, "commit_object has no tree line")
+    assert tree is not None
+    tag = doc["tag"]
+    _need(
+        tag is None or (isinstance(tag, str) and bool(claim_mod._REF.fullmatch(tag))),
+        source,
+        "tag is neither null nor refs/tags/NAME",
+    )
+    claims = doc["claims"]
+    _need(isinstance(claims, list) and bool(claims), source, "claims is not a non-empty list")
+    lines: list[bytes] = []
+    for i, item in enumerate(claims):
+        ok = isinstance(item, str) and item.strip() != "" and not any(c in item for c in "\r\n")
+        _need(ok, source, f"claims[{i}] is not one non-empty line")
+        lines.append(item.encode("utf-8", "surrogatepass"))
+    subjects: list[claim_mod.Subject] = []
+    _need(isinstance(doc["subjects"], list), source, "subjects is not a list")
+    for i, item in enumerate(doc["subjects"]):
+        ok = (
+            isinstance(item, dict)
+            and set(item) == {"name", "sha256"}
+            and isinstance(item["name"], str)
+            and isinstance(item["sha256"], str)
+        )
+        _need(ok, source, f"subjects[{i}] is not {{name, sha256}}")
+        try:
+            subjects.append(claim_mod.Subject(item["name"], item["sha256"]))
+        except claim_mod.ClaimError as exc:
+            raise BundleError(f"{source} is not a valid wotr bundle: subjects[{i}]: {exc}") from exc
+    derived = _subjects(commit, lines)
+    _need(
+        tuple(subjects) == derived,
+        source,
+        "subjects do not match the claims (the list is derived from them, sorted)",
+    )
+    return Bundle(commit, tree, tag, commit_object, tuple(lines), derived, source)
+
+
+def read(path: Path) -> Bundle:
+    """Read and check one bundle file."""
+    try:
+        with open(path, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise BundleError(f"bundle {path} is not a regular file")
+            data = f.read(MAX_BUNDLE_BYTES + 1)
+    except OSError as exc:
+        raise BundleError(f"cannot read bundle {path}: {exc.strerror}") from exc
+    return parse(data, str(path))
+
+
+def sidecar(artifact: Path) -> Path:
+    """Where the bundle of ``artifact`` lives when shipped next to it (``chart.tgz.wotr``)."""
+    return artifact.with_name(artifact.name + SUFFIX)
+
+
+# --- a directory of bundles, searched by digest ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the index remembers of one bundle file, keyed by its stat result."""
+
+    size: int
+    mtime_ns: int
+    ino: int
+    commit: str = ""
+    digests: tuple[str, ...] = ()
+    error: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
+            "ino": self.ino,
+            "commit": self.commit,
+            "digests": list(self.digests),
+            "error": self.error,
+        }
+
+
+def _entry_from_json(doc: Any) -> Entry | None:
+    try:
+        entry = Entry(
+            int(doc["size"]),
+            int(doc["mtime_ns"]),
+            int(doc["ino"]),
+            str(doc["commit"]),
+            tuple(str(d) for d in doc["digests"]),
+            str(doc["error"]),
+        )
+    except (TypeError, KeyError, ValueError):
+        return None
+    if not all(_SHA256.fullmatch(d) for d in entry.digests):
+        return None
+    return entry
+
+
+def _load_index(directory: Path) -> dict[str, Entry]:
+    try:
+        with open(directory / INDEX_NAME, "rb") as f:
+            data = f.read(MAX_INDEX_BYTES + 1)
+        doc = json.loads(data) if len(data) <= MAX_INDEX_BYTES else None
+    except (OSError, ValueError, RecursionError):
+        return {}
+    if not isinstance(doc, dict) or doc.get("format") != INDEX_FORMAT:
+        return {}
+    files = doc.get("files")
+    if not isinstance(files, dict):
+        return {}
+    out: dict[str, Entry] = {}
+    for name, raw in files.items():
+        entry = _entry_from_json(raw)
+        if isinstance(name, str) and entry is not None:
+            out[name] = entry
+    return out
+
+
+def _save_index(directory: Path, entries: Mapping[str, Entry]) -> None:
+    """Best effort: a read-only directory just means the next search scans again."""
+    doc = {
+        "format": INDEX_FORMAT,
+        "files": {name: entries[name].to_json() for name in sorted(entries)},
+    }
+    with contextlib.suppress(BadInput):
+        write(json.dumps(doc, separators=(",", ":")).encode("ascii"), directory / INDEX_NAME)
+
+
+@dataclass(frozen=True)
+class Directory:
+    """The bundles of one directory: digest -> bundle files, and the files that did not parse."""
+
+    path: Path
+    by_digest: Mapping[str, tuple[Path, ...]]
+    broken: tuple[tuple[Path, str], ...]
+    count: int
+
+
+def scan(directory: Path, *, update_index: bool = True) -> Directory:
+    """Index ``directory/*.wotr``; bundles changed since the cached index are re-read."""
+    try:
+        listing = [
+            e
+            for e in os.scandir(directory)
+            if e.name.endswith(SUFFIX) and not e.name.startswith(".")
+        ]
+    except OSError as exc:
+        raise BadInput(
+            f"cannot read the bundles directory {directory}: {exc.strerror}",
+            "pass --bundles DIR with a readable directory",
+        ) from exc
+    cached = _load_index(directory)
+    entries: dict[str, Entry] = {}
+    changed = False
+    for item in listing:
+        try:
+            st = item.stat()
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        old = cached.get(item.name)
+        if old is not None and (old.size, old.mtime_ns, old.ino) == (
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ino,
+        ):
+            entries[item.name] = old
+            continue
+        changed = True
+        try:
+            found = read(Path(item.path))
+            entries[item.name] = Entry(
+                st.st_size, st.st_mtime_ns, st.st_ino, found.commit, tuple(sorted(found.digests()))
+            )
+        except BundleError as exc:
+            entries[item.name] = Entry(st.st_size, st.st_mtime_ns, st.st_ino, error=str(exc))
+    if update_index and (changed or set(cached) != set(entries)):
+        _save_index(directory, entries)
+    by_digest: dict[str, list[Path]] = {}
+    broken: list[tuple[Path, str]] = []
+    for name in sorted(entries):
+        entry = entries[name]
+        if entry.error:
+            broken.append((directory / name, entry.error))
+        for digest in entry.digests:
+            by_digest.setdefault(digest, []).append(directory / name)
+    return Directory(
+        directory, {d: tuple(p) for d, p in by_digest.items()}, tuple(broken), len(entries)
+    )
