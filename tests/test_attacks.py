@@ -314,6 +314,19 @@ def test_claim_copied_to_another_commit_counts_for_nothing(world: sim.World) -> 
     assert code == 0
 
 
+def test_copied_claims_are_refused_before_any_signature_work(world: sim.World, keys: Any) -> None:
+    """Rule 4 is decided from the payload alone: a flood of copied claims costs no gpg call."""
+    world.policy(1)
+    old = world.head()
+    claim = world.claim({"app.tar.gz": APP})
+    sim.commit(world.repo, "next")
+    add_lines(world, world.head(), sim.envelope_line(keys.get("mallory"), claim))
+    code, doc = verify_json(world, world.root / "dist" / "app.tar.gz", threshold=1)
+    assert code == 1
+    assert doc["rejected"][0]["reason"].startswith(f"claim is for commit {old[:12]}")
+    assert doc["rejected"][0]["fingerprint"] is None  # no signature was checked
+
+
 def test_claim_with_wrong_tree_counts_for_nothing(world: sim.World) -> None:
     world.policy(2)
     old_tree = world.tree()

@@ -24,6 +24,7 @@ TESTS = [
     "tests/test_policy.py",
     "tests/test_openpgp.py",
     "tests/test_gpg_status.py",
+    "tests/test_claim.py",
 ]
 
 
@@ -42,8 +43,8 @@ MUTATIONS = [
         "wotr/gpg.py",
         (
             (
-                '"--homedir",\n            str(self._home),',
-                '"--homedir",\n            os.environ.get("GNUPGHOME", str(self._home)),',
+                '"--homedir",\n            str(home or self._home),',
+                '"--homedir",\n            os.environ.get("GNUPGHOME", str(home or self._home)),',
             ),
             (
                 'self._keyring_args = ["--no-default-keyring", "--keyring", str(keyfile)]',
