@@ -27,6 +27,7 @@ MAX_SIG_BYTES = 64 * 1024
 _HEX = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _ROLE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_BAD_NAME_CHAR = re.compile(r"[\x00-\x1f\x7f/\\]")  # control characters and path separators
 _REF = re.compile(r"refs/tags/[^\x00-\x20\x7f~^:?*\[\\]{1,240}")
 
 
@@ -47,8 +48,7 @@ def check_artifact_name(name: str) -> str:
         not name
         or name in (".", "..")
         or len(name.encode("utf-8", "surrogatepass")) > 255
-        or any(c in name for c in "/\\")
-        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name)
+        or _BAD_NAME_CHAR.search(name)
     ):
         raise ClaimError(f"artifact name {name!r} is not a plain file name")
     try:

@@ -154,12 +154,17 @@ def _conflicts(counted: Sequence[Counted]) -> list[Conflict]:
     ]
 
 
-def _groups(counted: Sequence[Counted], name: str, excluded: set[tuple[str, str]]) -> list[Group]:
+def _groups(
+    counted: Sequence[Counted],
+    maps: Sequence[dict[str, str]],
+    name: str,
+    excluded: set[tuple[str, str]],
+) -> list[Group]:
     by_digest: dict[str, set[str]] = defaultdict(set)
-    for c in counted:
+    for c, digests in zip(counted, maps, strict=True):
         if (c.signer, name) in excluded:
             continue
-        digest = c.claim.digests_by_name().get(name)
+        digest = digests.get(name)
         if digest is not None:
             by_digest[digest].add(c.signer)
     return sorted(
@@ -168,17 +173,21 @@ def _groups(counted: Sequence[Counted], name: str, excluded: set[tuple[str, str]
     )
 
 
-def _quorum(policy: Policy, counted: Sequence[Counted], supporters: set[str], digest: str) -> str:
+def _quorum(
+    policy: Policy,
+    counted: Sequence[Counted],
+    maps: Sequence[dict[str, str]],
+    supporters: set[str],
+    digest: str,
+) -> str:
     """Empty string when ``supporters`` meet threshold and role requirements, else why not."""
     if len(supporters) < policy.threshold:
         return f"{len(supporters)} of {policy.threshold} required signers"
     for role, need in policy.require:
         have = {
             c.signer
-            for c in counted
-            if c.signer in supporters
-            and c.claim.role == role
-            and digest in c.claim.digests_by_name().values()
+            for c, digests in zip(counted, maps, strict=True)
+            if c.signer in supporters and c.claim.role == role and digest in digests.values()
         }
         if len(have) < need:
             return f"role {role!r} needs {need} signer(s), has {len(have)}"
@@ -196,8 +205,14 @@ def decide(
     """Does each target (or, with ``targets=None``, every claimed name) reach a quorum?"""
     conflicts = _conflicts(counted)
     excluded = {(c.signer, c.name) for c in conflicts}
+    # Built once: a claim may name thousands of artifacts, asked about one by one below.
+    maps = [c.claim.digests_by_name() for c in counted]
+    claimed: dict[str, list[tuple[str, str]]] = defaultdict(list)  # digest -> (signer, name)
+    for c in counted:
+        for s in c.claim.subjects:
+            claimed[s.sha256].append((c.signer, s.name))
     names = sorted({s.name for c in counted for s in c.claim.subjects})
-    all_groups = {name: _groups(counted, name, excluded) for name in names}
+    all_groups = {name: _groups(counted, maps, name, excluded) for name in names}
     dissent_all = [
         Dissent(name, tuple(groups)) for name, groups in all_groups.items() if len(groups) > 1
     ]
@@ -208,7 +223,9 @@ def decide(
         relevant = set(names)
         for name in names:
             groups = all_groups[name]
-            met = [g for g in groups if not _quorum(policy, counted, set(g.signers), g.sha256)]
+            met = [
+                g for g in groups if not _quorum(policy, counted, maps, set(g.signers), g.sha256)
+            ]
             best = groups[0] if groups else Group("", ())
             if len(met) == 1:
                 artifacts.append(
@@ -224,7 +241,7 @@ def decide(
                 why = (
                     "several digests reach the quorum"
                     if met
-                    else _quorum(policy, counted, set(best.signers), best.sha256)
+                    else _quorum(policy, counted, maps, set(best.signers), best.sha256)
                     or "only conflicting claims"
                 )
                 artifacts.append(
@@ -241,12 +258,10 @@ def decide(
         for target in targets:
             supporters: set[str] = set()
             claimed_names: set[str] = set()
-            for c in counted:
-                for s in c.claim.subjects:
-                    if s.sha256 == target.sha256:
-                        claimed_names.add(s.name)
-                        if (c.signer, s.name) not in excluded:
-                            supporters.add(c.signer)
+            for signer, name in claimed.get(target.sha256, ()):
+                claimed_names.add(name)
+                if (signer, name) not in excluded:
+                    supporters.add(signer)
             base = target.label.rsplit("/", 1)[-1]
             look = claimed_names | ({base} if base in all_groups else set())
             relevant |= look
@@ -256,7 +271,7 @@ def decide(
             if not supporters:
                 why = "no trusted signer claimed this digest"
             else:
-                why = _quorum(policy, counted, supporters, target.sha256)
+                why = _quorum(policy, counted, maps, supporters, target.sha256)
             artifacts.append(
                 ArtifactResult(
                     target.label, target.sha256, tuple(sorted(supporters)), not why, why, others

@@ -66,6 +66,8 @@ def check(
 
 def open_repo(where: Path | None = None) -> Repo:
     cwd = where or Path.cwd()
+    # One process answers all four questions in a work tree (the common case, e.g. verify);
+    # in a bare repository --show-toplevel fails after printing the first three answers.
     res = _proc.run(
         [
             "git",
@@ -74,20 +76,25 @@ def open_repo(where: Path | None = None) -> Repo:
             "--git-dir",
             "--git-common-dir",
             "--is-bare-repository",
+            "--show-toplevel",
         ],
         cwd=cwd,
     )
-    if res.returncode != 0:
+    lines = res.stdout.decode("utf-8", "surrogateescape").splitlines()
+    if len(lines) < 3:
         if b"not a git repository" in res.stderr:
             raise BadInput(
                 f"{cwd} is not inside a git repository",
                 "run wotr from a clone of the project (or use --bundle)",
             )
         raise EnvironmentProblem(f"git does not work here: {res.err_line}")
-    git_dir, common, bare = res.stdout.decode("utf-8", "surrogateescape").splitlines()[:3]
+    git_dir, common, bare = lines[:3]
     top = None
     if bare != "true":
-        top = Path(check(cwd, "rev-parse", "--show-toplevel"))
+        if res.returncode == 0 and len(lines) >= 4:
+            top = Path(lines[3])
+        else:
+            top = Path(check(cwd, "rev-parse", "--show-toplevel"))  # its error, as git says it
     return Repo(Path(git_dir), Path(common), top)
 
 

@@ -65,10 +65,22 @@ def check_note(
             )
         )
         return [], rejected, []
+    # Lines that share one payload (every honest claim of a build, or hostile copies) parse
+    # it once: parsing is a pure function of the bytes.
+    payloads: dict[bytes, claim_mod.Claim | claim_mod.ClaimError] = {}
     for number, raw in notes.lines(note):
         try:
             env = claim_mod.parse_line(raw)
-            parsed = claim_mod.parse_payload(env.payload)
+            known = payloads.get(env.payload)
+            if known is None:
+                try:
+                    known = claim_mod.parse_payload(env.payload)
+                except claim_mod.ClaimError as exc:
+                    known = exc
+                payloads[env.payload] = known
+            if isinstance(known, claim_mod.ClaimError):
+                raise known.with_traceback(None)
+            parsed = known
         except claim_mod.ClaimError as exc:
             rejected.append(Rejection(number, f"not a valid wotr claim: {exc}"))
             shown[number] = Line(number, "", None, reason=f"not a valid wotr claim: {exc}")
@@ -147,6 +159,35 @@ def evaluate(
     return Report(ctx.commit, ctx.tag, policy, result, tuple(lines), len(notes.lines(note)))
 
 
+@dataclass(frozen=True)
+class CheckedNote:
+    """A note after :func:`check_note`: what counts and what not, before any question is asked."""
+
+    ctx: Context
+    counted: tuple[consensus.Counted, ...]
+    rejected: tuple[Rejection, ...]
+    lines: tuple[Line, ...]
+    note_lines: int
+
+
+def check(policy: Policy, note: bytes, ctx: Context) -> CheckedNote:
+    """The gpg half of :func:`evaluate`, for a caller that asks several questions of one note."""
+    counted, rejected, lines = check_note(policy, note, ctx)
+    return CheckedNote(ctx, tuple(counted), tuple(rejected), tuple(lines), len(notes.lines(note)))
+
+
+def decide(
+    policy: Policy, checked: CheckedNote, targets: list[Target] | None, *, strict: bool
+) -> Report:
+    """The pure half of :func:`evaluate`: ``decide(p, check(p, n, c), t) == evaluate(p, n, c, t)``.
+
+    Asking about several target sets costs one gpg pass, not one per set.
+    """
+    result = consensus.decide(policy, checked.counted, checked.rejected, targets, strict=strict)
+    ctx = checked.ctx
+    return Report(ctx.commit, ctx.tag, policy, result, checked.lines, checked.note_lines)
+
+
 def verify_repo(
     repo: git.Repo,
     rev: str,
@@ -158,11 +199,36 @@ def verify_repo(
 ) -> Report:
     """Does each artifact (or every claimed name) reach a quorum at ``rev``?"""
     revision = git.resolve(repo, rev)
-    targets = targets_for(artifacts, digests)
-    note = notes.read(repo, revision.commit)
-    return evaluate(
-        policy, note, Context(revision.commit, revision.tree, revision.tag), targets, strict=strict
-    )
+    ctx = Context(revision.commit, revision.tree, revision.tag)
+    if not artifacts:
+        targets = targets_for(artifacts, digests)
+        return evaluate(policy, notes.read(repo, revision.commit), ctx, targets, strict=strict)
+    # The artifacts are hashed (on every core, see hashing.py) while git reads the note and gpg
+    # checks it. Errors come out as if run one after the other: an artifact's first.
+    import threading
+
+    hashed: list[list[Target] | None] = []
+    failed: list[BaseException] = []
+
+    def hash_all() -> None:
+        try:
+            hashed.append(targets_for(artifacts, digests))
+        except BaseException as exc:  # re-raised in this thread below
+            failed.append(exc)
+
+    worker = threading.Thread(target=hash_all, name="wotr-hash", daemon=True)
+    worker.start()
+    try:
+        checked = check(policy, notes.read(repo, revision.commit), ctx)
+    except Exception:
+        worker.join()
+        if failed:
+            raise failed[0] from None
+        raise
+    worker.join()
+    if failed:
+        raise failed[0]
+    return decide(policy, checked, hashed[0], strict=strict)
 
 
 def show_repo(repo: git.Repo, rev: str, policy: Policy | None) -> Report:

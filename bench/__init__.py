@@ -1,0 +1,1 @@
+"""wotr performance benchmarks: ``bench/run`` prints a table of ratios against baselines."""

@@ -1,0 +1,132 @@
+"""The click-free ``verify`` fast path (wotr/entry.py) behaves exactly like the click CLI.
+
+Every command line below runs twice as a separate process: once through the real entry point
+(``python -m wotr``, which takes the fast path when it can) and once straight through the click
+CLI (``wotr.cli.main``). Exit code, stdout and stderr must be byte-identical, and the fast path
+must not import click, pygit2 or python-gnupg.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from testing import sim
+from wotr import entry
+
+CLICK_ONLY = "import sys; from wotr.cli import main; main()"
+
+
+def _run(world: sim.World, code: list[str], args: list[str], cwd: Path) -> tuple[int, str, str]:
+    env = sim.base_env()
+    res = subprocess.run(
+        [sys.executable, *code, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return res.returncode, res.stdout, res.stderr
+
+
+@pytest.fixture
+def signed(world: sim.World) -> sim.World:
+    art = world.root / "dist" / "app.tar.gz"
+    world.policy(2)
+    world.sign("alice", art)
+    world.sign("bob", art)
+    return world
+
+
+def _cases(w: sim.World) -> list[tuple[list[str], Path]]:
+    pol = str(w.policy_dir / "threshold.toml")
+    art = str(w.root / "dist" / "app.tar.gz")
+    other = str(w.artifact("other.bin", b"unsigned\n"))
+    digest = "sha256:" + "0" * 64
+    repo = w.repo
+    return [
+        (["verify", "--policy", pol, art], repo),  # verified
+        (["verify", "--policy", pol, "--threshold", "3", art], repo),  # not verified
+        (["verify", "--policy", pol, "--json", art, other], repo),
+        (["verify", f"--policy={pol}", "--strict", "--", art], repo),
+        (["verify", "--policy", pol], repo),  # every claimed name
+        (["verify", "--policy", pol, "--digest", digest, "--digest", "nonsense"], repo),
+        (["verify", "--policy", pol, "--rev", "no-such-rev", art], repo),
+        (["verify", "--policy", pol, "--rev=HEAD", art, "--json"], repo),
+        (["verify", "--policy", pol, str(w.root / "missing.bin")], repo),
+        (["verify", "--policy", pol, str(w.root / "dist")], repo),  # a directory
+        (["verify", "--policy", str(w.root / "nope.toml"), art], repo),
+        (["verify", "--policy", pol, "--threshold", "0", art], repo),  # click refuses
+        (["verify", "--policy", pol, "--threshold", "007", art], repo),
+        (["verify", "--policy", pol, "--rev", "HEAD", "--rev", "HEAD", art], repo),
+        (["verify", "--policy", pol, "--unknown", art], repo),
+        (["verify", "--policy"], repo),
+        (["verify", "-h"], repo),
+        (["--debug", "verify", "--policy", pol, art], repo),
+        (["verify", "--debug", "--policy", pol, art], repo),
+        (["verify", "--policy", pol, art], w.root),  # outside the repository: bundles
+        (["verify", "--policy", pol, "--bundle", str(w.root / "none.wotr"), art], repo),
+        (["verify", "--policy", pol, "--bundles", str(w.root / "dist"), art], repo),
+        (["verify", "--policy", pol, "--bundles", art, art], repo),  # a file: click refuses
+    ]
+
+
+def test_fast_path_output_and_exit_codes_match_click(signed: sim.World) -> None:
+    for args, cwd in _cases(signed):
+        fast = _run(signed, ["-m", "wotr"], args, cwd)
+        slow = _run(signed, ["-c", CLICK_ONLY], args, cwd)
+        assert fast == slow, args
+    codes = {_run(signed, ["-m", "wotr"], a, c)[0] for a, c in _cases(signed)}
+    assert {0, 1, 2} <= codes
+
+
+def test_fast_path_imports_no_heavy_module(signed: sim.World) -> None:
+    art = str(signed.root / "dist" / "app.tar.gz")
+    probe = (
+        "import sys; from wotr.entry import main; code = main(sys.argv[1:]); "
+        "heavy = [m for m in ('click', 'pygit2', 'gnupg') if m in sys.modules]; "
+        "print(code, heavy)"
+    )
+    args = ["verify", "--policy", str(signed.policy_dir / "threshold.toml"), art]
+    code, out, _ = _run(signed, ["-c", probe], args, signed.repo)
+    assert code == 0
+    assert out.splitlines()[-1] == "0 []"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["-x"],
+        ["--rev"],
+        ["--rev", "-x"],
+        ["--threshold", "+2"],
+        ["--threshold", "2.0"],
+        ["--json=1"],
+        ["--rev", "a", "--rev", "b"],
+        ["--policy", "a", "--policy=b"],
+    ],
+)
+def test_parser_hands_anything_unusual_to_click(args: list[str]) -> None:
+    assert entry.parse_verify(args) is None
+
+
+def test_parser_values(tmp_path: Path) -> None:
+    got = entry.parse_verify(
+        ["a", "--rev=v1", "--threshold", "12", "--digest", "d1", "--json", "--", "--strict"]
+    )
+    assert got is not None
+    assert got["rev"] == "v1" and got["threshold"] == 12 and got["as_json"]
+    assert not got["strict"]
+    assert got["digests"] == ("d1",)
+    assert got["artifacts"] == (Path("a"), Path("--strict"))
+
+
+def test_completion_request_goes_to_click(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(os.environ, "_GIT WOTR_COMPLETE", "bash_complete")
+    assert entry.parse_verify(["a"]) is None

@@ -1,0 +1,273 @@
+"""The program's entry point (``git wotr``, ``wotr``, ``python -m wotr``) and the ``verify`` body.
+
+``verify`` runs in package-manager hooks and CI gates on every install, where importing click
+(~35 ms) would cost about as much as all of verify's own work. So :func:`main` parses a plain
+``verify`` command line itself, without importing click, and hands everything else (help,
+unknown or repeated options, values click would convert differently, shell completion) to the
+click CLI in :mod:`wotr.cli`, which stays the user interface. The parser accepts only spellings
+that click parses to exactly the same values; both paths then run the same :func:`run_verify`,
+print through the same :func:`echo` and map errors in the same :func:`report_error`, so output
+and exit codes are identical (tests/test_entry.py checks them side by side).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_NOT_VERIFIED, EXIT_OK, WotrError
+
+# click.echo strips these when the stream is not a terminal (click._compat._ansi_re).
+_ANSI = re.compile(r"\033\[[;?0-9]*[a-zA-Z]")
+
+
+def echo(message: str, *, err: bool = False) -> None:
+    """``click.echo(message, err=err)`` for a str message, without importing click."""
+    stream = sys.stderr if err else sys.stdout
+    if stream is None:
+        return
+    try:
+        tty = stream.isatty()
+    except Exception:  # click's isatty() treats any failure as "not a terminal"
+        tty = False
+    out = message + "\n"
+    if not tty:
+        out = _ANSI.sub("", out)
+    stream.write(out)
+    stream.flush()
+
+
+def report_error(exc: BaseException, debug: bool) -> int:
+    """Print the one-line error for an exception a command let out; its exit code (DESIGN §2)."""
+    import traceback
+
+    if isinstance(exc, WotrError):
+        if debug:
+            traceback.print_exc()
+        echo(f"Error: {exc}", err=True)
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        echo("Interrupted.", err=True)
+        return 130
+    if debug:
+        traceback.print_exc()
+    echo(
+        f"Error: internal error: {type(exc).__name__}: {exc} (run with --debug and report it)",
+        err=True,
+    )
+    return EXIT_ENVIRONMENT
+
+
+# --- shared by the click commands -------------------------------------------------------------
+
+
+def repo_or_none() -> Any:
+    """The repository around the working directory; None outside one (or without git at all)."""
+    import shutil
+
+    from . import git
+    from .errors import BadInput
+
+    if shutil.which("git") is None:
+        here = Path.cwd()
+        if any((d / ".git").exists() for d in (here, *here.parents)):
+            return git.open_repo()  # in a repository without git: exit 3, git is missing
+        return None
+    try:
+        return git.open_repo()
+    except BadInput:
+        return None
+
+
+def policy_for(explicit: str | None, repo: Any, threshold: int | None = None) -> Any:
+    """The policy ``verify``/``show``/``build`` use (DESIGN §5 search order)."""
+    from . import git, policy
+
+    # git config is the third place looked at: ask git only when the first two are empty.
+    config_value = None
+    if repo and not explicit and not os.environ.get("WOTR_POLICY"):
+        config_value = git.config_get(repo, "wotr.policy")
+    found = policy.find(
+        explicit,
+        top=repo.top if repo else None,
+        common_dir=repo.common_dir if repo else None,
+        config_value=config_value,
+    )
+    return found.with_threshold(threshold)
+
+
+def run_verify(
+    *,
+    rev: str | None,
+    threshold: int | None,
+    policy_path: str | None,
+    strict: bool,
+    as_json: bool,
+    digests: Sequence[str],
+    bundle_files: Sequence[Path],
+    bundle_dir: Path | None,
+    artifacts: Sequence[Path],
+) -> int:
+    """The body of ``git wotr verify`` (see its help in :mod:`wotr.cli`); the exit code."""
+    from . import render
+    from . import verify as verify_mod
+
+    artifacts = tuple(artifacts)
+    repo = None if bundle_files or bundle_dir else repo_or_none()
+    if repo is None:
+        from . import bundle as bundle_mod
+        from . import offline
+
+        pol = policy_for(policy_path, None, threshold)
+        named_dir = bundle_dir or os.environ.get("WOTR_BUNDLES") or None
+        sources = offline.Sources(
+            bundles=tuple(bundle_files),
+            directory=Path(named_dir) if named_dir else bundle_mod.DEFAULT_DIR,
+            directory_required=named_dir is not None,
+        )
+        outcome = offline.verify(
+            pol,
+            artifacts=artifacts,
+            digests=tuple(digests),
+            sources=sources,
+            rev=rev,
+            strict=strict,
+        )
+        echo(offline.to_json(outcome) if as_json else offline.text(outcome))
+        return EXIT_OK if outcome.verified else EXIT_NOT_VERIFIED
+    pol = policy_for(policy_path, repo, threshold)
+    report = verify_mod.verify_repo(
+        repo, rev or "HEAD", pol, artifacts=artifacts, digests=tuple(digests), strict=strict
+    )
+    echo(render.verify_json(report) if as_json else render.verify_text(report))
+    assert report.result is not None
+    if not report.result.verified:
+        from .bundle import sidecar
+
+        cars = [str(sidecar(a)) for a in artifacts if sidecar(a).is_file()]
+        if cars:
+            echo(
+                f"note: notes at {rev or 'HEAD'} were used; to use {cars[0]}, pass --bundle",
+                err=True,
+            )
+    return EXIT_OK if report.result.verified else EXIT_NOT_VERIFIED
+
+
+# --- the click-free parser for verify ------------------------------------------------------------
+
+_VALUED = {"--rev", "--threshold", "--policy", "--digest", "--bundle", "--bundles"}
+_REPEATABLE = {"--digest", "--bundle"}
+_FLAGS = {"--strict", "--json"}
+_THRESHOLD = re.compile(r"[1-9][0-9]{0,8}")
+
+
+def _click_path_ok(value: str, *, file_okay: bool, dir_okay: bool) -> bool:
+    """Would click.Path(file_okay, dir_okay) accept ``value`` unchanged? (click.types.Path)"""
+    try:
+        st = os.stat(value)
+    except OSError:
+        return True  # exists=False: a missing path passes through
+    if not file_okay and stat.S_ISREG(st.st_mode):
+        return False
+    if not dir_okay and stat.S_ISDIR(st.st_mode):
+        return False
+    return os.access(value, os.R_OK)
+
+
+def parse_verify(args: Sequence[str]) -> dict[str, Any] | None:
+    """Keyword arguments of :func:`run_verify` for ``verify ARGS``, or None: ask click.
+
+    None whenever click might do anything but call the command with these exact values:
+    an unknown, repeated or malformed option, a value starting with '-', a threshold not in
+    plain decimal, a path click.Path would refuse, or shell completion being requested.
+    """
+    if any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ):
+        return None
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {"--digest": [], "--bundle": []}
+    flags: set[str] = set()
+    positional: list[str] = []
+    only_positional = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if only_positional or arg == "-" or not arg.startswith("-"):
+            positional.append(arg)
+            continue
+        if arg == "--":
+            only_positional = True
+            continue
+        name, eq, value = arg.partition("=")
+        if name in _FLAGS and not eq:
+            flags.add(name)
+            continue
+        if name not in _VALUED:
+            return None
+        if not eq:
+            if i >= len(args) or args[i].startswith("-"):
+                return None
+            value = args[i]
+            i += 1
+        if name in _REPEATABLE:
+            multi[name].append(value)
+        elif name in single:
+            return None
+        else:
+            single[name] = value
+    threshold = single.get("--threshold")
+    if threshold is not None and not _THRESHOLD.fullmatch(threshold):
+        return None
+    if not all(_click_path_ok(p, file_okay=True, dir_okay=True) for p in positional):
+        return None
+    if not all(_click_path_ok(p, file_okay=True, dir_okay=False) for p in multi["--bundle"]):
+        return None
+    bundles = single.get("--bundles")
+    if bundles is not None and not _click_path_ok(bundles, file_okay=False, dir_okay=True):
+        return None
+    return {
+        "rev": single.get("--rev"),
+        "threshold": int(threshold) if threshold is not None else None,
+        "policy_path": single.get("--policy"),
+        "strict": "--strict" in flags,
+        "as_json": "--json" in flags,
+        "digests": tuple(multi["--digest"]),
+        "bundle_files": tuple(Path(p) for p in multi["--bundle"]),
+        "bundle_dir": Path(bundles) if bundles is not None else None,
+        "artifacts": tuple(Path(p) for p in positional),
+    }
+
+
+def _fast(args: Sequence[str]) -> dict[str, Any] | None:
+    rest = list(args)
+    if rest[:1] == ["--debug"]:
+        rest = rest[1:]
+    if rest[:1] != ["verify"] or "--debug" in rest:
+        return None
+    return parse_verify(rest[1:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    fast = _fast(args)
+    if fast is None:
+        from .cli import main as cli_main
+
+        return cli_main(argv)
+    try:
+        code = run_verify(**fast)
+    except (EOFError, KeyboardInterrupt):
+        # What click does with these inside a command (click.BaseCommand.main, then cli.main).
+        echo("", err=True)
+        echo("Aborted.", err=True)
+        code = EXIT_BAD_INPUT
+    except Exception as exc:
+        code = report_error(exc, "--debug" in args)
+    if argv is None:
+        sys.exit(code)
+    return code
