@@ -1,14 +1,16 @@
 """Throw-away package-manager roots for testing the wotr install hooks with the real tools.
 
 AptSandbox (apt-get + dpkg), PacmanSandbox (pacman, chroot-aware) and DnfSandbox (dnf 4
---installroot), package builders build_deb / build_pkg / build_rpm, and Verifier, the
-$WOTR_VERIFY_CMD the hooks are tested with.  Nothing here touches the machine's own package
-databases: every helper works inside a directory you give it, and every apt-get / pacman / dnf
-run checks that the host's dpkg status (and pacman/rpm databases, where present) are
-byte-identical before and after (see `host_state_unchanged`).
+--installroot), package builders build_deb / build_pkg / build_rpm, and Verifier: the REAL
+`wotr verify` the hooks are tested with, with throwaway signers that "approve" a package by
+signing its sha256 (`wotr sign`) and exporting a bundle (`git wotr export`).  Nothing here
+touches the machine's own package databases: every helper works inside a directory you give it,
+and every apt-get / pacman / dnf run checks that the host's dpkg status (and pacman/rpm
+databases, where present) are byte-identical before and after (see `host_state_unchanged`).
 
-Packages are built uncompressed on purpose, so that a marker written into the payload (the
-test verifier rejects files whose bytes contain ``TAMPERED``) is visible in the file's bytes.
+Packages are built uncompressed on purpose, so that `tamper()` can change one byte of the
+payload after approval without breaking the archive: the package manager still reads it, and
+only the digest check can catch it.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from testing import gpgkeys, sim
 
 HOST_DPKG_STATUS = Path("/var/lib/dpkg/status")
 HOST_STATE_FILES: tuple[Path, ...] = (
@@ -284,8 +289,11 @@ class PacmanSandbox:
     pacman runs hooks chrooted into RootDir, so the hook, its interpreter and the verifier must
     exist inside it: each run happens in a private mount namespace (`unshare --mount`) where
     the host's /usr is bind-mounted READ-ONLY at <root>/usr (with the usrmerge symlinks bin,
-    lib, lib64, sbin), /dev is bind-mounted and a proc is mounted at <root>/proc.  The mounts
-    vanish with the namespace.  Test packages therefore install under /opt.  Needs root.
+    lib, lib64, sbin), /dev is bind-mounted and a proc is mounted at <root>/proc.  Each of
+    `binds` (host directories, e.g. `python_binds()`: the interpreter's prefix and the wotr
+    source tree) is bind-mounted READ-ONLY at the same path inside the root, so that
+    `/that/python -m wotr verify` works chrooted exactly as outside.  The mounts vanish with the
+    namespace.  Test packages therefore install under /opt.  Needs root.
 
     `hooks` are (file name, text) pairs written to the sandbox HookDir.  `stage(path)` copies a
     file into <root>/opt/wotr-test/ and returns its path as seen inside the chroot.
@@ -293,6 +301,7 @@ class PacmanSandbox:
 
     root: Path
     hooks: Sequence[tuple[str, str]] = ()
+    binds: Sequence[Path] = ()
     config_path: Path = field(init=False)
     hookdir: Path = field(init=False)
     cachedir: Path = field(init=False)
@@ -318,6 +327,9 @@ class PacmanSandbox:
                 (r / link).symlink_to(os.readlink("/" + link))
         if Path("/etc/ld.so.cache").exists():
             shutil.copy2("/etc/ld.so.cache", r / "etc/ld.so.cache")
+        self.binds = _check_binds(self.binds, r)
+        for b in self.binds:
+            (r / str(b).lstrip("/")).mkdir(parents=True, exist_ok=True)
         self.hookdir = r / "hooks"
         self.cachedir = r / "var/cache/pacman/pkg"
         for name, text in self.hooks:
@@ -357,10 +369,11 @@ class PacmanSandbox:
     ) -> subprocess.CompletedProcess[str]:
         r = str(self.root)
         script = (
-            'set -e; R="$1"; shift; '
+            'set -e; R="$1"; n="$2"; shift 2; '
             'mount --bind -o ro /usr "$R/usr"; '
             'mount --bind /dev "$R/dev"; '
             'mount -t proc proc "$R/proc"; '
+            'while [ "$n" -gt 0 ]; do mount --bind -o ro "$1" "$R$1"; shift; n=$((n - 1)); done; '
             'exec "$@"'
         )
         cmd = [
@@ -373,6 +386,8 @@ class PacmanSandbox:
             script,
             "sh",
             r,
+            str(len(self.binds)),
+            *(str(b) for b in self.binds),
             "pacman",
             "--config",
             str(self.config_path),
@@ -402,6 +417,56 @@ class PacmanSandbox:
             (d / "desc").is_file() and d.name.rsplit("-", 2)[0] == name
             for d in (local.iterdir() if local.is_dir() else [])
         )
+
+
+def _within(path: Path, top: Path) -> bool:
+    return path == top or top in path.parents
+
+
+def _check_binds(binds: Sequence[Path], root: Path) -> tuple[Path, ...]:
+    """Resolved, de-duplicated bind sources; refuse what cannot be mounted safely."""
+    out: list[Path] = []
+    for b in sorted({Path(b).resolve() for b in binds}, key=lambda p: len(p.parts)):
+        if not b.is_dir():
+            raise ValueError(f"bind source {b} is not a directory")
+        if b == Path("/") or _within(root, b) or _within(b, root):
+            raise ValueError(f"cannot bind {b} into the sandbox root {root}")
+        if _within(b, Path("/usr")) or _within(b, Path("/proc")) or _within(b, Path("/dev")):
+            continue  # already there
+        if any(_within(b, o) for o in out):
+            continue  # inside a directory bound already
+        out.append(b)
+    return tuple(out)
+
+
+def python_binds(*extra: Path) -> tuple[Path, ...]:
+    """Host directories to bind into a chroot so that THIS interpreter can run wotr there.
+
+    The interpreter's prefixes (pyenv, venv, conda: anything outside /usr), every directory on
+    sys.path (site-packages, and an editable install's source tree) and the directory of the
+    `wotr` package itself, plus `extra`.  Paths under /usr are left out (PacmanSandbox binds the
+    host's /usr anyway); nested paths collapse into their parent.
+    """
+    import wotr
+
+    candidates = [
+        Path(sys.base_prefix),
+        Path(sys.prefix),
+        Path(sys.base_exec_prefix),
+        Path(sys.exec_prefix),
+        Path(sys.executable).resolve().parent,
+        Path(wotr.__file__).resolve().parent.parent,
+        *(Path(p) for p in sys.path if p and os.path.isabs(p) and os.path.isdir(p)),
+        *extra,
+    ]
+    found: list[Path] = []
+    for c in sorted({c.resolve() for c in candidates}, key=lambda p: len(p.parts)):
+        if c == Path("/") or any(_within(c, f) for f in found):
+            continue
+        if _within(c, Path("/usr")):
+            continue
+        found.append(c)
+    return tuple(found)
 
 
 def can_unshare_mounts() -> bool:
@@ -516,31 +581,134 @@ class DnfSandbox:
 
 # --------------------------------------------------------------------------- verifier
 
+#: Throwaway parties: the policy trusts TRUSTED with threshold 2; MALLORY signs but is not trusted.
+TRUSTED: tuple[str, ...] = ("alice", "bob", "carol")
+MALLORY = "mallory"
+QUORUM: tuple[str, ...] = ("alice", "bob")
+#: The recorder (tests/hooks/record_verify.py) appends one JSON line per call to this file.
+LOG_VAR = "WOTR_TEST_VERIFY_LOG"
+
+
+def tamper(path: Path, marker: bytes = b"honest payload") -> None:
+    """Change ONE byte of `path` (inside `marker`, i.e. in the package's payload, which the
+    builders above store uncompressed), as an attacker would after approval: the archive stays
+    well-formed, only its sha256 changes."""
+    data = bytearray(path.read_bytes())
+    at = data.find(marker)
+    if at < 0:
+        raise ValueError(f"{path} does not contain {marker!r}")
+    data[at] ^= 0x20  # "h" -> "H"
+    path.write_bytes(bytes(data))
+
 
 @dataclass
 class Verifier:
-    """The verifier the hooks are tested with, passed to them as $WOTR_VERIFY_CMD.
+    """The real `wotr verify` as the hooks are tested with, and a way to approve packages.
 
-    Today the fixture `verifier` (tests/hooks/conftest.py) builds one around the stub
-    tests/hooks/stub_verifier.py, which rejects files whose bytes contain TAMPERED.  To run
-    the hook tests against the real `wotr verify`, change only that fixture: a Verifier whose
-    `command` runs `wotr verify --policy ...` and whose `approve()` has a quorum of the policy's
-    signers sign the file's sha256.
+    `command` is the value for $WOTR_VERIFY_CMD (the recorder tests/hooks/record_verify.py,
+    which logs its argv and cwd to `log` and then runs `wotr verify` in-process through the same
+    entry point as the `wotr` console script).  The installer side is `policy` (threshold 2 of
+    alice, bob and carol) and the bundles directory `bundles`; the hooks find both themselves
+    (apt config, dnf plugin config, or the defaults /etc/wotr/policy.toml and
+    /var/lib/wotr/bundles inside a pacman root), so `env()` carries only the command.
+
+    `approve(path)`: a quorum of throwaway parties signs the file's sha256 as an artifact of the
+    HEAD commit of a throwaway repository (`wotr sign`, real gpg keys), then `git wotr export`
+    writes the commit's bundle into `bundles` (or, with `sidecar=True`, next to each file as
+    FILE.wotr).  `log_seen_as` is the path of `log` as the verifier sees it (inside a chroot).
     """
 
-    command: str  # the value for WOTR_VERIFY_CMD
-    log: Path  # one JSON line per call (written by the stub; the real verifier writes none)
+    world: sim.World
+    policy: Path
+    bundles: Path
+    command: str
+    log: Path
+    log_seen_as: str = ""
 
-    def approve(self, path: Path) -> None:
-        """Make `path` verifiable.  The stub trusts any file without TAMPERED in it."""
-        if b"TAMPERED" in path.read_bytes():
-            raise ValueError(f"{path} carries the TAMPERED marker and cannot be approved")
+    def approve(
+        self,
+        *paths: Path,
+        by: Sequence[str] = QUORUM,
+        sidecar: bool = False,
+        cli: bool = False,
+    ) -> None:
+        """Have each party of `by` sign all `paths` (one claim each) at HEAD, then export the
+        commit's bundle with the real `git wotr export`.
+
+        Signing: with `cli=True` each party runs the real `wotr sign` (about 0.3-0.6 s per
+        party here, mostly interpreter start-up); by default the claim is built with wotr's own
+        code (`wotr.claim.Claim.build`, as `wotr sign` does: role author, no tag), signed with
+        the party's key by gpg (DSSE PAE, detached) and appended to the commit's note -- the
+        same envelope line, byte for byte, in ~30 ms.
+        """
+        if not paths:
+            raise ValueError("nothing to approve")
+        for name in by:
+            if cli:
+                self.world.sign(name, *paths)
+                continue
+            claim = self.world.claim({p.name: p.read_bytes() for p in paths})
+            line = sim.envelope_line(self.world.parties[name].key, claim)
+            head = self.world.head()
+            note = sim.read_note(self.world.repo, head)
+            sim.write_note(self.world.repo, head, note + line + b"\n")
+        outs = (
+            [p.with_name(p.name + ".wotr") for p in paths]
+            if sidecar
+            else [self.bundles / f"{self.world.head()[:12]}.wotr"]
+        )
+        for out in outs:
+            res = self.world.run("export", "-o", out)
+            if res.returncode != 0:
+                raise RuntimeError(f"git wotr export failed: {res.stderr}")
 
     def env(self) -> dict[str, str]:
-        return {"WOTR_VERIFY_CMD": self.command, "WOTR_STUB_LOG": str(self.log)}
+        return {"WOTR_VERIFY_CMD": self.command, LOG_VAR: self.log_seen_as or str(self.log)}
 
-    def calls(self) -> list[list[str]]:
-        """argv of each call so far (stub only)."""
+    def records(self) -> list[dict[str, object]]:
         if not self.log.exists():
             return []
-        return [json.loads(line)["argv"] for line in self.log.read_text().splitlines()]
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def calls(self) -> list[list[str]]:
+        """argv (after `wotr verify`) of each call so far."""
+        out: list[list[str]] = []
+        for r in self.records():
+            argv = r["argv"]
+            assert isinstance(argv, list)
+            out.append([str(a) for a in argv])
+        return out
+
+    def files(self) -> list[list[str]]:
+        """The files of each call: the argv after `--`."""
+        out: list[list[str]] = []
+        for argv in self.calls():
+            out.append(argv[argv.index("--") + 1 :] if "--" in argv else argv)
+        return out
+
+
+#: What the `verifier_factory` fixture returns: keyword arguments of make_verifier but the keys.
+VerifierFactory = Callable[..., Verifier]
+
+
+def make_verifier(
+    workdir: Path,
+    keys: Mapping[str, gpgkeys.Key],
+    *,
+    policy: Path,
+    bundles: Path,
+    command: str,
+    log: Path,
+    log_seen_as: str = "",
+    trusted: Sequence[str] = TRUSTED,
+    threshold: int = 2,
+) -> Verifier:
+    """A throwaway repository at `workdir`/repo whose parties are `keys` (name -> key), the
+    installer's policy at `policy` trusting `trusted` with `threshold`, and an empty `bundles`
+    directory."""
+    world = sim.make_world(workdir, names=tuple(keys), keys=keys)
+    sim.write_policy(
+        policy.parent, [world.parties[n] for n in trusted], threshold, name=policy.name
+    )
+    bundles.mkdir(parents=True, exist_ok=True)
+    return Verifier(world, policy, bundles, command, log, log_seen_as)

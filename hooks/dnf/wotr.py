@@ -4,8 +4,13 @@ dnf 4 calls ``pre_transaction()`` after resolving and downloading and before the
 transaction runs.  The plugin collects ``pkg.localPkg()`` of every package in
 ``base.transaction.install_set`` (installs, upgrades, reinstalls, downgrades: the cached
 download for repository packages, the given path for local files), runs the verifier ONCE on all
-of them -- ``$WOTR_VERIFY_CMD`` (default ``wotr verify``, split with shlex) + absolute paths -- and
-raises ``dnf.exceptions.Error`` unless it exits 0, which makes dnf abort with nothing installed.
+of them, with cwd ``/`` -- ``$WOTR_VERIFY_CMD`` (default ``wotr verify``, split with shlex),
+``--policy P`` when wotr.conf sets ``policy``, ALWAYS ``--bundles DIR`` (wotr.conf ``bundles``,
+else $WOTR_BUNDLES, else /var/lib/wotr/bundles), ``--`` and the absolute paths -- and raises
+``dnf.exceptions.Error`` unless it exits 0, which makes dnf abort with nothing installed.
+``--bundles`` and cwd ``/`` make ``wotr verify`` read bundles (and FILE.wotr sidecars) as an
+installer must, never the notes and pinned policy of a git repository dnf was started in.  The
+policy and bundles are the HOST's (the machine running dnf), also with --installroot.
 
 Errors fail closed; ``WOTR_HOOK_ALLOW_UNVERIFIED=1`` lets errors (never rejections) through with a
 loud warning.  Install: copy to a dnf plugin directory (e.g.
@@ -28,6 +33,7 @@ logger = logging.getLogger("dnf.plugin.wotr")
 
 OVERRIDE_VAR = "WOTR_HOOK_ALLOW_UNVERIFIED"
 DEFAULT_VERIFY_CMD = "wotr verify"
+DEFAULT_BUNDLES = "/var/lib/wotr/bundles"
 DEFAULT_TIMEOUT = 900.0
 V_OK, V_UNVERIFIED, V_BAD_INPUT, V_ENVIRONMENT = 0, 1, 2, 3
 MAX_RECHECK = 64
@@ -42,7 +48,7 @@ def _say(msg: str) -> None:
     print(f"wotr: {msg}", file=sys.stderr, flush=True)
 
 
-def _verify_command() -> list[str]:
+def _verify_command(policy: str = "", bundles: str = "") -> list[str]:
     raw = os.environ.get("WOTR_VERIFY_CMD", DEFAULT_VERIFY_CMD)
     try:
         cmd = shlex.split(raw)
@@ -50,7 +56,17 @@ def _verify_command() -> list[str]:
         raise _HookError(f"WOTR_VERIFY_CMD={raw!r} cannot be split: {exc}") from None
     if not cmd:
         raise _HookError("WOTR_VERIFY_CMD is empty")
-    return cmd
+    if policy:
+        cmd += ["--policy", policy]
+    bundles = bundles or os.environ.get("WOTR_BUNDLES", "") or DEFAULT_BUNDLES
+    if not os.path.isabs(bundles):
+        raise _HookError(f"bundles directory {bundles!r} must be an absolute path")
+    if not os.path.isdir(bundles):
+        raise _HookError(
+            f"bundles directory {bundles} does not exist: create it (it may stay empty when "
+            "every package has a FILE.wotr sidecar), or set bundles= in the plugin's wotr.conf"
+        )
+    return [*cmd, "--bundles", bundles]
 
 
 def _run(cmd: list[str], paths: list[str], quiet: bool = False) -> int:
@@ -62,7 +78,12 @@ def _run(cmd: list[str], paths: list[str], quiet: bool = False) -> int:
         raise _HookError(f"WOTR_HOOK_TIMEOUT={raw!r} is not a number") from None
     try:
         proc = subprocess.run(
-            cmd + paths, stdin=subprocess.DEVNULL, stdout=out, stderr=out, timeout=limit
+            [*cmd, "--", *paths],
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            timeout=limit,
         )
     except FileNotFoundError:
         raise _HookError(f"verifier {cmd[0]!r} not found (WOTR_VERIFY_CMD / PATH)") from None
@@ -83,15 +104,17 @@ def _override_requested() -> bool:
     return False
 
 
-def check(packages: list[tuple[str, str]]) -> None:
-    """Verify (label, path) pairs; raise dnf.exceptions.Error when they may not be installed."""
+def check(packages: list[tuple[str, str]], *, policy: str = "", bundles: str = "") -> None:
+    """Verify (label, path) pairs; raise dnf.exceptions.Error when they may not be installed.
+
+    `policy` / `bundles`: the plugin configuration's values ("" = not set)."""
     try:
         if not packages:
             return
         for label, path in packages:
             if not path or not os.path.isfile(path):
                 raise _HookError(f"package file for {label} not found at {path!r}")
-        cmd = _verify_command()
+        cmd = _verify_command(policy, bundles)
         paths = [os.path.abspath(p) for _, p in packages]
         rc = _run(cmd, paths)
         if rc == V_OK:
@@ -145,9 +168,21 @@ def _fail_closed(reason: str) -> None:
 class Wotr(dnf.Plugin):  # type: ignore[misc]
     name = "wotr"
 
+    def _option(self, key: str) -> str:
+        """`key` of [main] in the plugin's wotr.conf ("" when unset)."""
+        try:
+            parser = self.read_config(self.base.conf)
+            if parser.has_section("main") and parser.has_option("main", key):
+                return str(parser.getValue("main", key)).strip()
+        except Exception as exc:
+            _fail_closed(f"cannot read the wotr plugin configuration: {exc}")
+        return ""
+
     def pre_transaction(self) -> None:
         transaction = self.base.transaction
         if transaction is None:
             return
         packages = [(str(pkg), str(pkg.localPkg() or "")) for pkg in transaction.install_set]
-        check(sorted(packages))
+        if not packages:
+            return
+        check(sorted(packages), policy=self._option("policy"), bundles=self._option("bundles"))

@@ -1,9 +1,11 @@
-"""hooks/apt/wotr-apt-hook driven by the real apt-get and dpkg in a sandbox root.
+"""hooks/apt/wotr-apt-hook driven by the real apt-get and dpkg in a sandbox root, with the real
+`wotr verify`.
 
-No part of apt or dpkg is mocked: apt-get installs local .deb files into a throw-away root
-(testing.sandbox.AptSandbox), runs the hook as DPkg::Pre-Install-Pkgs, and we look at the
-sandbox's dpkg status and file system afterwards.  The host's dpkg status is checked to be
-byte-identical around every apt-get run.
+No part of apt, dpkg or wotr is mocked: apt-get installs local .deb files into a throw-away root
+(testing.sandbox.AptSandbox), runs the hook as DPkg::Pre-Install-Pkgs, the hook runs `wotr
+verify` against bundles that throwaway parties signed and exported (testing.sandbox.Verifier),
+and we look at the sandbox's dpkg status and file system afterwards.  The host's dpkg status is
+checked to be byte-identical around every apt-get run.
 """
 
 from __future__ import annotations
@@ -11,16 +13,19 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from testing.sandbox import AptSandbox, Verifier, build_deb
+from testing import sim
+from testing.sandbox import MALLORY, AptSandbox, Verifier, build_deb, tamper
 
 REPO = Path(__file__).resolve().parents[2]
 
 HOOK = REPO / "hooks" / "apt" / "wotr-apt-hook"
 OVERRIDE = "WOTR_HOOK_ALLOW_UNVERIFIED"
+DEFAULT_BUNDLES = "/var/lib/wotr/bundles"
 
 pytestmark = pytest.mark.skipif(
     shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None,
@@ -33,10 +38,19 @@ PROTOCOLS = [(3, 20), (3, None), (2, 21), (1, None)]
 
 def sandbox(
     tmp_path: Path,
+    verifier: Verifier,
     protocol: int = 3,
     info_fd: int | None = 20,
-    extra_config: tuple[str, ...] = (),
+    extra_config: tuple[str, ...] | None = None,
 ) -> AptSandbox:
+    """The policy and bundles directory reach the hook as Wotr::Policy / Wotr::Bundles (protocol
+    2 and 3); protocol 1 carries no configuration, so for it they go through the environment
+    (see `env`)."""
+    if extra_config is None:
+        extra_config = (
+            f'Wotr::Policy "{verifier.policy}";',
+            f'Wotr::Bundles "{verifier.bundles}";',
+        )
     return AptSandbox(
         tmp_path / "root",
         hook=str(HOOK),
@@ -46,18 +60,39 @@ def sandbox(
     )
 
 
+def env(verifier: Verifier, **extra: str) -> dict[str, str]:
+    """The verifier command, plus $WOTR_POLICY / $WOTR_BUNDLES for protocol 1."""
+    return {
+        **verifier.env(),
+        "WOTR_POLICY": str(verifier.policy),
+        "WOTR_BUNDLES": str(verifier.bundles),
+        **extra,
+    }
+
+
+def deb(tmp_path: Path, name: str = "good-pkg", version: str = "1.0") -> Path:
+    return build_deb(tmp_path / "debs", name, version, b"honest payload\n")
+
+
 def good_deb(tmp_path: Path, verifier: Verifier, name: str = "good-pkg") -> Path:
-    deb = build_deb(tmp_path / "debs", name, "1.0", b"honest payload\n")
-    verifier.approve(deb)
-    return deb
+    d = deb(tmp_path, name)
+    verifier.approve(d)
+    return d
 
 
-def evil_deb(tmp_path: Path, name: str = "evil-pkg") -> Path:
-    return build_deb(tmp_path / "debs", name, "1.0", b"TAMPERED payload\n")
+def evil_deb(tmp_path: Path, verifier: Verifier, name: str = "evil-pkg") -> Path:
+    """Approved by the quorum, then ONE byte of its payload changed."""
+    d = good_deb(tmp_path, verifier, name)
+    tamper(d)
+    return d
 
 
 def output(proc: subprocess.CompletedProcess[str]) -> str:
     return proc.stdout + proc.stderr
+
+
+def refused_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in output(proc).splitlines() if "REFUSED" in line]
 
 
 def test_hook_is_executable() -> None:
@@ -67,84 +102,187 @@ def test_hook_is_executable() -> None:
 
 
 @pytest.mark.parametrize(("protocol", "fd"), PROTOCOLS)
-def test_trusted_deb_installs(
+def test_approved_deb_installs(
     tmp_path: Path, verifier: Verifier, protocol: int, fd: int | None
 ) -> None:
-    sb = sandbox(tmp_path, protocol, fd)
-    deb = good_deb(tmp_path, verifier)
-    proc = sb.install([deb], env=verifier.env())
+    sb = sandbox(tmp_path, verifier, protocol, fd)
+    d = good_deb(tmp_path, verifier)
+    proc = sb.install([d], env=env(verifier))
     assert proc.returncode == 0, output(proc)
     assert sb.installed("good-pkg")
     assert (sb.root / "usr/share/good-pkg/payload").read_bytes() == b"honest payload\n"
-    assert "wotr-apt-hook: verified 1 package file(s)" in output(proc)
-    # one verifier call naming the absolute path of the .deb apt is about to unpack
-    calls = verifier.calls()
-    assert len(calls) == 1
-    assert calls[0] == [str(deb.resolve())]
+    text = output(proc)
+    assert "wotr-apt-hook: verified 1 package file(s)" in text
+    assert "2 of 2 needed  alice, bob" in text and "VERIFIED" in text  # wotr's own report
+    # one verifier call, from /, always with --bundles, naming the absolute .deb path
+    records = verifier.records()
+    assert len(records) == 1 and records[0]["cwd"] == "/"
+    argv = verifier.calls()[0]
+    assert argv[argv.index("--bundles") + 1] == str(verifier.bundles)
+    assert verifier.files() == [[str(d.resolve())]]
 
 
 @pytest.mark.parametrize(("protocol", "fd"), PROTOCOLS)
 def test_tampered_deb_refused(
     tmp_path: Path, verifier: Verifier, protocol: int, fd: int | None
 ) -> None:
-    sb = sandbox(tmp_path, protocol, fd)
-    deb = evil_deb(tmp_path)
-    proc = sb.install([deb], env=verifier.env())
+    sb = sandbox(tmp_path, verifier, protocol, fd)
+    d = evil_deb(tmp_path, verifier)
+    proc = sb.install([d], env=env(verifier))
     assert proc.returncode == 100, output(proc)
     assert not sb.installed("evil-pkg")
     assert "evil-pkg" not in sb.status()
     assert not (sb.root / "usr/share/evil-pkg").exists()
-    text = output(proc)
-    assert "REFUSED" in text
-    assert "evil-pkg" in text.split("REFUSED", 1)[1].splitlines()[0]
+    refused = refused_lines(proc)
+    assert len(refused) == 1 and "evil-pkg" in refused[0], output(proc)
+    assert "no bundle names this digest" in output(proc)
+
+
+def test_one_signer_is_not_a_quorum(tmp_path: Path, verifier: Verifier) -> None:
+    sb = sandbox(tmp_path, verifier)
+    d = deb(tmp_path, "lonely-pkg")
+    verifier.approve(d, by=["alice"])
+    proc = sb.install([d], env=env(verifier))
+    assert proc.returncode == 100, output(proc)
+    assert not sb.installed("lonely-pkg")
+    assert "lonely-pkg" in refused_lines(proc)[0]
+    assert "1 of 2 needed" in output(proc)
+
+
+def test_untrusted_signer_does_not_count(tmp_path: Path, verifier: Verifier) -> None:
+    # alice is trusted, mallory is not in the installer's policy: 1 of 2, refused.
+    sb = sandbox(tmp_path, verifier)
+    d = deb(tmp_path, "shady-pkg")
+    verifier.approve(d, by=["alice", MALLORY])
+    proc = sb.install([d], env=env(verifier))
+    assert proc.returncode == 100, output(proc)
+    assert not sb.installed("shady-pkg")
+    assert "shady-pkg" in refused_lines(proc)[0]
+    assert "1 of 2 needed" in output(proc)
+
+
+def test_sidecar_bundle_is_enough(tmp_path: Path, verifier: Verifier) -> None:
+    sb = sandbox(tmp_path, verifier)
+    d = deb(tmp_path)
+    verifier.approve(d, sidecar=True)
+    assert list(verifier.bundles.iterdir()) == []  # nothing in the bundles directory
+    proc = sb.install([d], env=env(verifier))
+    assert proc.returncode == 0, output(proc)
+    assert sb.installed("good-pkg")
+
+
+def test_end_to_end_with_the_installed_commands(tmp_path: Path, verifier: Verifier) -> None:
+    # Everything as a user would run it: the parties run `wotr sign`, `git wotr export` writes
+    # the bundle, and with WOTR_VERIFY_CMD unset the hook runs the installed `wotr verify`.
+    sb = sandbox(tmp_path, verifier)
+    good, evil = deb(tmp_path), deb(tmp_path, "evil-pkg")
+    verifier.approve(good, evil, cli=True)
+    tamper(evil)
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    proc = sb.install([good], env={"PATH": path})
+    assert proc.returncode == 0, output(proc)
+    proc = sb.install([evil], env={"PATH": path})
+    assert proc.returncode == 100, output(proc)
+    assert "evil-pkg" in refused_lines(proc)[0]
+    assert verifier.calls() == []
 
 
 def test_mix_installs_nothing(tmp_path: Path, verifier: Verifier) -> None:
-    sb = sandbox(tmp_path)
-    good = good_deb(tmp_path, verifier)
-    good2 = good_deb(tmp_path, verifier, "good-two")
-    evil = evil_deb(tmp_path)
-    proc = sb.install([good, evil, good2], env=verifier.env())
+    sb = sandbox(tmp_path, verifier)
+    good = deb(tmp_path)
+    good2 = deb(tmp_path, "good-two")
+    evil = deb(tmp_path, "evil-pkg")
+    verifier.approve(good, good2, evil)
+    tamper(evil)
+    proc = sb.install([good, evil, good2], env=env(verifier))
     assert proc.returncode == 100, output(proc)
     assert sb.status() == {}
     for name in ("good-pkg", "good-two", "evil-pkg"):
         assert not (sb.root / "usr/share" / name).exists()
-    refused = [line for line in output(proc).splitlines() if "REFUSED" in line]
+    refused = refused_lines(proc)
     assert len(refused) == 1 and "evil-pkg" in refused[0], refused
     # the verdict comes from ONE call on all files; later calls only name the culprit
-    first = verifier.calls()[0]
+    first = verifier.files()[0]
     assert sorted(first) == sorted(str(p.resolve()) for p in (good, evil, good2))
 
 
 def test_policy_and_bundles_from_apt_config(tmp_path: Path, verifier: Verifier) -> None:
+    spaced = tmp_path / "bundles dir"
+    spaced.mkdir()
     sb = sandbox(
         tmp_path,
-        extra_config=(
-            'Wotr::Policy "/etc/wotr/threshold.toml";',
-            'Wotr::Bundles "/var/lib/wotr/bundles dir";',
-        ),
+        verifier,
+        extra_config=(f'Wotr::Policy "{verifier.policy}";', f'Wotr::Bundles "{spaced}";'),
     )
-    deb = good_deb(tmp_path, verifier)
-    proc = sb.install([deb], env=verifier.env())
+    d = deb(tmp_path)
+    verifier.approve(d)
+    # the bundle is in verifier.bundles, not in the configured directory: refused
+    proc = sb.install([d], env=verifier.env())
+    assert proc.returncode == 100, output(proc)
+    shutil.copy(next(verifier.bundles.glob("*.wotr")), spaced / "copy.wotr")
+    proc = sb.install([d], env=verifier.env())
     assert proc.returncode == 0, output(proc)
-    assert verifier.calls() == [
-        [
-            "--policy",
-            "/etc/wotr/threshold.toml",
-            "--bundles",
-            "/var/lib/wotr/bundles dir",
-            str(deb.resolve()),
-        ]
-    ]
+    expected = ["--policy", str(verifier.policy), "--bundles", str(spaced), "--", str(d.resolve())]
+    assert verifier.calls()[-1] == expected
+
+
+def test_bundles_default_and_environment(tmp_path: Path, verifier: Verifier) -> None:
+    # protocol 1 carries no apt configuration: $WOTR_BUNDLES, else /var/lib/wotr/bundles.
+    sb = sandbox(tmp_path, verifier, protocol=1, info_fd=None, extra_config=())
+    d, d2 = deb(tmp_path), deb(tmp_path, "good-two")
+    verifier.approve(d, d2)
+    proc = sb.install([d], env=env(verifier))
+    assert proc.returncode == 0, output(proc)
+    assert verifier.calls()[-1][:2] == ["--bundles", str(verifier.bundles)]
+    proc = sb.install([d2], env={**verifier.env(), "WOTR_POLICY": str(verifier.policy)})
+    if Path(DEFAULT_BUNDLES).is_dir():
+        assert verifier.calls()[-1][:2] == ["--bundles", DEFAULT_BUNDLES]
+    else:
+        assert proc.returncode == 100, output(proc)
+        assert f"bundles directory {DEFAULT_BUNDLES} does not exist" in output(proc)
+        assert "fail closed" in output(proc)
+
+
+def test_git_repository_around_apt_is_ignored(tmp_path: Path, verifier: Verifier) -> None:
+    # apt started inside a git repository whose notes DO hold a quorum for the package (alice
+    # and bob signed it there) must still judge by the bundles: none here, so refused.
+    sb = sandbox(tmp_path, verifier)
+    d = deb(tmp_path)
+    for name in ("alice", "bob"):
+        verifier.world.sign(name, d)
+    repo = verifier.world.repo
+    shutil.copy(verifier.policy, repo / "threshold.toml")
+    shutil.copytree(verifier.policy.parent / "keys", repo / "keys")
+    sim.git(repo, "add", "-A")
+    sim.git(repo, "commit", "-q", "-m", "policy")
+    for name in ("alice", "bob"):
+        verifier.world.sign(name, d)
+    in_repo = verifier.world.run("verify", "--policy", repo / "threshold.toml", d)
+    assert in_repo.returncode == 0, in_repo.stdout + in_repo.stderr  # the notes would pass
+    proc = subprocess.run(
+        ["apt-get", "install", "-y", "--no-install-recommends", str(d.resolve())],
+        env=sb.env(env(verifier)),
+        cwd=repo,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 100, output(proc)
+    assert not sb.installed("good-pkg")
+    assert verifier.records()[0]["cwd"] == "/"
 
 
 def test_upgrade_is_checked_too(tmp_path: Path, verifier: Verifier) -> None:
-    sb = sandbox(tmp_path)
-    proc = sb.install([good_deb(tmp_path, verifier)], env=verifier.env())
+    sb = sandbox(tmp_path, verifier)
+    proc = sb.install([good_deb(tmp_path, verifier)], env=env(verifier))
     assert proc.returncode == 0, output(proc)
-    newer = build_deb(tmp_path / "debs", "good-pkg", "2.0", b"TAMPERED update\n")
-    proc = sb.install([newer], env=verifier.env())
+    newer = deb(tmp_path, "good-pkg", "2.0")
+    verifier.approve(newer)
+    tamper(newer)
+    proc = sb.install([newer], env=env(verifier))
     assert proc.returncode == 100, output(proc)
+    assert "good-pkg" in refused_lines(proc)[0]
     assert (sb.root / "usr/share/good-pkg/payload").read_bytes() == b"honest payload\n"
     assert "Version: 1.0" in (sb.root / "var/lib/dpkg/status").read_text()
 
@@ -160,9 +298,8 @@ def test_upgrade_is_checked_too(tmp_path: Path, verifier: Verifier) -> None:
     ],
 )
 def test_fail_closed(tmp_path: Path, verifier: Verifier, command: str) -> None:
-    sb = sandbox(tmp_path)
-    deb = good_deb(tmp_path, verifier)
-    proc = sb.install([deb], env={"WOTR_VERIFY_CMD": command})
+    sb = sandbox(tmp_path, verifier)
+    proc = sb.install([deb(tmp_path)], env={"WOTR_VERIFY_CMD": command})
     assert proc.returncode == 100, output(proc)
     assert not sb.installed("good-pkg")
     text = output(proc)
@@ -170,10 +307,22 @@ def test_fail_closed(tmp_path: Path, verifier: Verifier, command: str) -> None:
     assert f"{OVERRIDE}=1" in text and "/etc/apt/apt.conf.d/80wotr" in text
 
 
+def test_fail_closed_on_invalid_policy(tmp_path: Path, verifier: Verifier) -> None:
+    # the real verifier's exit 2 (bad input): an approved package is still refused
+    sb = sandbox(tmp_path, verifier)
+    d = good_deb(tmp_path, verifier)
+    verifier.policy.write_text("version = 1\nthreshold = 5\n")
+    proc = sb.install([d], env=verifier.env())
+    assert proc.returncode == 100, output(proc)
+    assert not sb.installed("good-pkg")
+    assert "bad input (exit 2)" in output(proc) and "fail closed" in output(proc)
+
+
 def test_override_allows_with_loud_warning(tmp_path: Path, verifier: Verifier) -> None:
-    sb = sandbox(tmp_path)
-    deb = good_deb(tmp_path, verifier)
-    proc = sb.install([deb], env={"WOTR_VERIFY_CMD": "/nonexistent/wotr verify", OVERRIDE: "1"})
+    sb = sandbox(tmp_path, verifier)
+    proc = sb.install(
+        [deb(tmp_path)], env={"WOTR_VERIFY_CMD": "/nonexistent/wotr verify", OVERRIDE: "1"}
+    )
     assert proc.returncode == 0, output(proc)
     assert sb.installed("good-pkg")
     text = output(proc)
@@ -182,16 +331,17 @@ def test_override_allows_with_loud_warning(tmp_path: Path, verifier: Verifier) -
 
 @pytest.mark.parametrize("value", ["yes", "true", "0", ""])
 def test_override_needs_exact_value(tmp_path: Path, verifier: Verifier, value: str) -> None:
-    sb = sandbox(tmp_path)
-    deb = good_deb(tmp_path, verifier)
-    proc = sb.install([deb], env={"WOTR_VERIFY_CMD": "/nonexistent/wotr", OVERRIDE: value})
+    sb = sandbox(tmp_path, verifier)
+    proc = sb.install(
+        [deb(tmp_path)], env={"WOTR_VERIFY_CMD": "/nonexistent/wotr", OVERRIDE: value}
+    )
     assert proc.returncode == 100, output(proc)
     assert not sb.installed("good-pkg")
 
 
 def test_override_never_passes_a_rejected_package(tmp_path: Path, verifier: Verifier) -> None:
-    sb = sandbox(tmp_path)
-    proc = sb.install([evil_deb(tmp_path)], env={**verifier.env(), OVERRIDE: "1"})
+    sb = sandbox(tmp_path, verifier)
+    proc = sb.install([evil_deb(tmp_path, verifier)], env={**env(verifier), OVERRIDE: "1"})
     assert proc.returncode == 100, output(proc)
     assert not sb.installed("evil-pkg")
     assert not (sb.root / "usr/share/evil-pkg").exists()
@@ -217,7 +367,7 @@ def run_hook(stdin: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
     ],
 )
 def test_unparsable_protocol_fails_closed(text: str, verifier: Verifier) -> None:
-    proc = run_hook(text, verifier.env())
+    proc = run_hook(text, env(verifier))
     assert proc.returncode != 0
     assert "fail closed" in proc.stderr
     assert verifier.calls() == []
@@ -233,15 +383,18 @@ def test_paths_with_spaces(tmp_path: Path, verifier: Verifier) -> None:
     d = tmp_path / "a dir"
     d.mkdir()
     evil = d / "evil pkg.deb"
-    evil.write_bytes(b"TAMPERED")
+    evil.write_bytes(b"honest payload, evil twin")
     good = d / "good.deb"
     good.write_bytes(b"fine")
+    verifier.approve(good)
     text = (
-        f"VERSION 3\nA=b\n\nevil - - none < 1 all none {evil}\n"
+        f"VERSION 3\nWotr::Policy={verifier.policy}\nWotr::Bundles={verifier.bundles}\n\n"
+        f"evil - - none < 1 all none {evil}\n"
         f"good - - none < 1 all none {good}\n"
         "good - - none < 1 all none **CONFIGURE**\n"
     )
     proc = run_hook(text, verifier.env())
-    assert proc.returncode == 1
+    assert proc.returncode == 1, proc.stderr
     assert f"REFUSED: evil ({evil})" in proc.stderr
-    assert verifier.calls()[0] == [str(evil), str(good)]
+    assert "REFUSED: good" not in proc.stderr
+    assert verifier.files()[0] == [str(evil), str(good)]

@@ -1,24 +1,40 @@
-"""hooks/pacman/wotr.hook + wotr-pacman-hook driven by the real pacman in a sandbox RootDir.
+"""hooks/pacman/wotr.hook + wotr-pacman-hook driven by the real pacman in a sandbox RootDir,
+with the real `wotr verify`.
 
-pacman runs hooks chrooted into RootDir, so testing.sandbox.PacmanSandbox bind-mounts the
-host's /usr read-only into the root inside a private mount namespace; the hook script and the
-stub verifier are copied into the root and run with the system's /usr/bin/python3.
+pacman runs hooks chrooted into RootDir, so testing.sandbox.PacmanSandbox bind-mounts, read-only
+and inside a private mount namespace, the host's /usr (the hook runs with /usr/bin/python3) and
+the directories this interpreter and wotr live in (testing.sandbox.python_binds: e.g. a pyenv
+prefix under /root/.pyenv and the editable source tree), at the same paths.  `wotr verify` then
+runs chrooted exactly as outside, with the installer's files where an installed system keeps
+them: the policy at /etc/wotr/policy.toml and the bundles in /var/lib/wotr/bundles, both inside
+RootDir and both found by default (neither WOTR_POLICY nor WOTR_BUNDLES is set).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from testing.sandbox import PacmanSandbox, Verifier, build_pkg, can_unshare_mounts
+from testing.sandbox import (
+    MALLORY,
+    PacmanSandbox,
+    Verifier,
+    VerifierFactory,
+    build_pkg,
+    can_unshare_mounts,
+    python_binds,
+    tamper,
+)
 
 REPO = Path(__file__).resolve().parents[2]
-STUB = Path(__file__).resolve().parent / "stub_verifier.py"
 
 HOOK_DIR = REPO / "hooks" / "pacman"
+RECORDER = Path(__file__).resolve().parent / "record_verify.py"
 OVERRIDE = "WOTR_HOOK_ALLOW_UNVERIFIED"
 
 pytestmark = [
@@ -29,55 +45,75 @@ pytestmark = [
 
 
 class PacmanEnv:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, factory: VerifierFactory) -> None:
         hook_text = (HOOK_DIR / "wotr.hook").read_text()
         exec_line = "Exec = /usr/share/libalpm/scripts/wotr-pacman-hook"
         assert exec_line in hook_text
-        self.sb = PacmanSandbox(tmp_path / "root")
+        self.sb = PacmanSandbox(tmp_path / "root", binds=python_binds(RECORDER.parent))
         script = self.sb.stage(HOOK_DIR / "wotr-pacman-hook")
         hook_text = hook_text.replace(exec_line, f"Exec = {script}")
         (self.sb.hookdir / "wotr.hook").write_text(hook_text)
-        stub = self.sb.stage(STUB)
-        self.verifier = Verifier(
-            command=f"/usr/bin/python3 {stub}", log=self.sb.inside("/opt/wotr-test/calls.jsonl")
+        self.verifier: Verifier = factory(
+            policy=self.sb.inside("/etc/wotr/policy.toml"),
+            bundles=self.sb.inside("/var/lib/wotr/bundles"),
+            log=self.sb.inside("/opt/wotr-test/calls.jsonl"),
+            log_seen_as="/opt/wotr-test/calls.jsonl",
         )
         self.pkgs = tmp_path / "pkgs"
 
     def env(self, **extra: str) -> dict[str, str]:
-        return {
-            "WOTR_VERIFY_CMD": self.verifier.command,
-            "WOTR_STUB_LOG": "/opt/wotr-test/calls.jsonl",
-            **extra,
-        }
+        return {**self.verifier.env(), **extra}
+
+    def pkg(self, name: str = "good-pkg", version: str = "1.0") -> Path:
+        return build_pkg(self.pkgs, name, version, b"honest payload\n")
 
     def good(self, name: str = "good-pkg", version: str = "1.0") -> Path:
-        p = build_pkg(self.pkgs, name, version, b"honest payload\n")
+        p = self.pkg(name, version)
         self.verifier.approve(p)
         return p
 
     def evil(self, name: str = "evil-pkg", version: str = "1.0") -> Path:
-        return build_pkg(self.pkgs, name, version, b"TAMPERED payload\n")
+        """Approved by the quorum, then one byte of the payload changed."""
+        p = self.good(name, version)
+        tamper(p)
+        return p
 
 
 @pytest.fixture
-def pm(tmp_path: Path) -> PacmanEnv:
-    return PacmanEnv(tmp_path)
+def pm(tmp_path: Path, verifier_factory: VerifierFactory) -> PacmanEnv:
+    return PacmanEnv(tmp_path, verifier_factory)
 
 
 def output(proc: subprocess.CompletedProcess[str]) -> str:
     return proc.stdout + proc.stderr
 
 
-def test_trusted_package_installs(pm: PacmanEnv) -> None:
+def refused(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in output(proc).splitlines() if "REFUSED" in line]
+
+
+def test_binds_cover_the_interpreter() -> None:
+    binds = python_binds()
+    exe = Path(sys.executable).resolve()
+    assert exe.is_relative_to("/usr") or any(exe.is_relative_to(b) for b in binds)
+    assert all(not b.is_relative_to("/usr") for b in binds)
+
+
+def test_approved_package_installs(pm: PacmanEnv) -> None:
     pkg = pm.good()
     proc = pm.sb.install([pkg], env=pm.env())
     assert proc.returncode == 0, output(proc)
     assert pm.sb.installed("good-pkg")
     assert pm.sb.inside("/opt/good-pkg/payload").read_bytes() == b"honest payload\n"
-    assert "wotr-pacman-hook: verified 1 package file(s)" in output(proc)
-    calls = pm.verifier.calls()
-    assert len(calls) == 1 and len(calls[0]) == 1
-    assert calls[0][0].endswith(str(pkg))  # reached via /proc/<pacman pid>/root
+    text = output(proc)
+    assert "wotr-pacman-hook: verified 1 package file(s)" in text
+    assert "2 of 2 needed  alice, bob" in text  # wotr's own report, from inside the chroot
+    records = pm.verifier.records()
+    assert len(records) == 1 and records[0]["cwd"] == "/"
+    assert pm.verifier.calls()[0][:2] == ["--bundles", "/var/lib/wotr/bundles"]
+    files = pm.verifier.files()[0]
+    assert len(files) == 1 and files[0].endswith(str(pkg))  # via /proc/<pacman pid>/root
+    assert (pm.verifier.bundles / ".wotr-index.json").exists()  # wotr ran in the root
 
 
 def test_tampered_package_refused(pm: PacmanEnv) -> None:
@@ -85,35 +121,89 @@ def test_tampered_package_refused(pm: PacmanEnv) -> None:
     assert proc.returncode == 1, output(proc)
     assert not pm.sb.installed("evil-pkg")
     assert not pm.sb.inside("/opt/evil-pkg").exists()
-    assert "REFUSED" in output(proc) and "evil-pkg-1.0-1-any.pkg.tar" in output(proc)
+    assert len(refused(proc)) == 1 and "evil-pkg-1.0-1-any.pkg.tar" in refused(proc)[0]
+    assert "no bundle names this digest" in output(proc)
+
+
+def test_one_signer_is_not_a_quorum(pm: PacmanEnv) -> None:
+    pkg = pm.pkg("lonely-pkg")
+    pm.verifier.approve(pkg, by=["alice"])
+    proc = pm.sb.install([pkg], env=pm.env())
+    assert proc.returncode == 1, output(proc)
+    assert not pm.sb.installed("lonely-pkg")
+    assert "lonely-pkg" in refused(proc)[0] and "1 of 2 needed" in output(proc)
+
+
+def test_untrusted_signer_does_not_count(pm: PacmanEnv) -> None:
+    pkg = pm.pkg("shady-pkg")
+    pm.verifier.approve(pkg, by=["alice", MALLORY])
+    proc = pm.sb.install([pkg], env=pm.env())
+    assert proc.returncode == 1, output(proc)
+    assert not pm.sb.installed("shady-pkg")
+    assert "shady-pkg" in refused(proc)[0] and "1 of 2 needed" in output(proc)
+
+
+def test_sidecar_and_installed_wotr_command(pm: PacmanEnv) -> None:
+    # the bundle next to the file (read through /proc/<pacman pid>/root), and the default
+    # command `wotr verify`: the interpreter's own `wotr` script, found on PATH in the chroot.
+    pkg = pm.pkg()
+    pm.verifier.approve(pkg, sidecar=True)
+    assert not list(pm.verifier.bundles.glob("*.wotr"))
+    bindir = Path(sys.executable).parent
+    if not (bindir / "wotr").exists():
+        pytest.skip(f"no wotr script next to {sys.executable}")
+    env = {"PATH": f"{bindir}{os.pathsep}/usr/bin:/bin"}
+    proc = pm.sb.install([pkg], env=env)
+    assert proc.returncode == 0, output(proc)
+    assert pm.sb.installed("good-pkg")
+    assert pm.verifier.calls() == []
 
 
 def test_mix_installs_nothing(pm: PacmanEnv) -> None:
-    proc = pm.sb.install([pm.good(), pm.evil(), pm.good("good-two")], env=pm.env())
+    good, evil, good2 = pm.pkg(), pm.pkg("evil-pkg"), pm.pkg("good-two")
+    pm.verifier.approve(good, evil, good2)
+    tamper(evil)
+    proc = pm.sb.install([good, evil, good2], env=pm.env())
     assert proc.returncode == 1, output(proc)
     for name in ("good-pkg", "good-two", "evil-pkg"):
         assert not pm.sb.installed(name)
         assert not pm.sb.inside(f"/opt/{name}").exists()
-    refused = [line for line in output(proc).splitlines() if "REFUSED" in line]
-    assert len(refused) == 1 and "evil-pkg" in refused[0], refused
-    assert len(pm.verifier.calls()[0]) == 3
+    assert len(refused(proc)) == 1 and "evil-pkg" in refused(proc)[0], refused(proc)
+    assert len(pm.verifier.files()[0]) == 3
 
 
 def test_relative_path_on_command_line(pm: PacmanEnv) -> None:
-    evil = pm.evil()
+    # `pacman -U ./x.pkg.tar` from the package's directory: libalpm has left that directory
+    # when hooks run, so the hook finds it through pacman's open directory descriptor.
+    good, evil = pm.good(), pm.evil()
     proc = pm.sb.pacman(["-U", evil.name], env=pm.env(), cwd=evil.parent)
     assert proc.returncode == 1, output(proc)
     assert not pm.sb.installed("evil-pkg")
+    assert "evil-pkg" in " ".join(refused(proc)), output(proc)
+    proc = pm.sb.pacman(["-U", f"./{good.name}"], env=pm.env(), cwd=good.parent)
+    assert proc.returncode == 0, output(proc)
+    assert pm.sb.installed("good-pkg")
+    assert pm.verifier.files()[-1][0].endswith(f"/./{good.name}")
 
 
 def test_misnamed_file_is_still_verified(pm: PacmanEnv) -> None:
-    # The file name claims good-pkg but the archive is evil-pkg: every file on the command
-    # line is verified, whatever its name, so the names pacman reports cannot be dodged.
-    pm.good()  # a trusted good-pkg sits next to it
-    evil = pm.evil("good-pkg", "2.0")
-    proc = pm.sb.install([evil], env=pm.env())
+    # The file is named like the approved good-pkg-1.0 but holds an unapproved good-pkg 2.0:
+    # every file on the command line is verified by its digest, whatever its name says.
+    approved = pm.good()
+    elsewhere = pm.pkgs / "approved"
+    elsewhere.mkdir()
+    approved.rename(elsewhere / approved.name)
+    pm.pkg("good-pkg", "2.0").rename(approved)
+    proc = pm.sb.install([approved], env=pm.env())
     assert proc.returncode == 1, output(proc)
     assert not pm.sb.installed("good-pkg")
+    assert approved.name in " ".join(refused(proc)), output(proc)
+    # ...and a name that covers no target fails closed (the target's archive is not found)
+    pm.pkg("evil-pkg").rename(approved)
+    proc = pm.sb.install([approved], env=pm.env())
+    assert proc.returncode == 1, output(proc)
+    assert not pm.sb.installed("evil-pkg")
+    assert "no package archive for 'evil-pkg'" in output(proc)
 
 
 def test_download_into_cache_is_checked(pm: PacmanEnv) -> None:
@@ -127,26 +217,47 @@ def test_download_into_cache_is_checked(pm: PacmanEnv) -> None:
     proc = pm.sb.pacman(["-U", good.as_uri()], env=pm.env())
     assert proc.returncode == 0, output(proc)
     assert pm.sb.installed("good-pkg")
-    assert any(str(pm.sb.cachedir) in c[0] for c in pm.verifier.calls())
+    assert any(str(pm.sb.cachedir) in f for c in pm.verifier.files() for f in c)
 
 
 def test_upgrade_checked(pm: PacmanEnv) -> None:
     assert pm.sb.install([pm.good()], env=pm.env()).returncode == 0
     proc = pm.sb.install([pm.evil("good-pkg", "2.0")], env=pm.env())
     assert proc.returncode == 1, output(proc)
+    assert "good-pkg-2.0-1-any.pkg.tar" in refused(proc)[0]
     assert pm.sb.inside("/opt/good-pkg/payload").read_bytes() == b"honest payload\n"
 
 
 def test_fail_closed_when_verifier_missing(pm: PacmanEnv) -> None:
-    proc = pm.sb.install([pm.good()], env=pm.env(WOTR_VERIFY_CMD="/nonexistent/wotr verify"))
+    proc = pm.sb.install([pm.pkg()], env=pm.env(WOTR_VERIFY_CMD="/nonexistent/wotr verify"))
     assert proc.returncode == 1, output(proc)
     assert not pm.sb.installed("good-pkg")
     assert "fail closed" in output(proc) and f"{OVERRIDE}=1" in output(proc)
 
 
+def test_fail_closed_without_bundles_directory(pm: PacmanEnv) -> None:
+    pkg = pm.good()
+    shutil.rmtree(pm.verifier.bundles)
+    proc = pm.sb.install([pkg], env=pm.env())
+    assert proc.returncode == 1, output(proc)
+    assert not pm.sb.installed("good-pkg")
+    assert "bundles directory /var/lib/wotr/bundles does not exist" in output(proc)
+    assert "fail closed" in output(proc)
+
+
+def test_fail_closed_without_policy(pm: PacmanEnv) -> None:
+    # the real verifier finds no /etc/wotr/policy.toml in the root: exit 2, refused
+    pkg = pm.good()
+    pm.verifier.policy.unlink()
+    proc = pm.sb.install([pkg], env=pm.env())
+    assert proc.returncode == 1, output(proc)
+    assert not pm.sb.installed("good-pkg")
+    assert "bad input (exit 2)" in output(proc) and "fail closed" in output(proc)
+
+
 def test_override_allows_with_warning(pm: PacmanEnv) -> None:
     env = pm.env(WOTR_VERIFY_CMD="/nonexistent/wotr verify", **{OVERRIDE: "1"})
-    proc = pm.sb.install([pm.good()], env=env)
+    proc = pm.sb.install([pm.pkg()], env=env)
     assert proc.returncode == 0, output(proc)
     assert pm.sb.installed("good-pkg")
     assert "WARNING" in output(proc) and "NOT verified" in output(proc)
