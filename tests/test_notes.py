@@ -370,7 +370,7 @@ def test_append_changes_only_its_own_note_and_keeps_the_layout(repo: Path) -> No
     assert notes.append(git.open_repo(repo), new_commit, b"claim")
     assert not notes.append(git.open_repo(repo), new_commit, b"claim")  # already there
     r = pygit2.Repository(str(repo / ".git"))
-    tip = r[r.references[git.NOTES_REF].target]
+    tip: Any = r[r.references[git.NOTES_REF].target]
     assert tip.parents[0].id == before
     got = all_notes(repo)
     assert got[new_commit] == {f"n {new_commit}".encode(), b"claim"}
