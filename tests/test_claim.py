@@ -152,7 +152,10 @@ def test_pae_lengths_count_bytes_not_characters() -> None:
     assert c.pae(payload) == b"DSSEv1 28 application/vnd.in-toto+json 2 \xc3\xa9"
 
 
-@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "a\\b", "a\nb", "x" * 256])
+@pytest.mark.parametrize(
+    "name",
+    ["", ".", "..", "a/b", "a\\b", "a\nb", "x" * 256, "app\u202egz.exe", "a\u200bb", "a\x85b"],
+)
 def test_artifact_names_are_plain_file_names(name: str) -> None:
     with pytest.raises(c.ClaimError):
         c.check_artifact_name(name)
@@ -162,3 +165,29 @@ def test_base64_of_payload_is_standard() -> None:
     env = c.Envelope(b"\xfb\xff", b"\xfb\xff", "k")
     doc = json.loads(env.line())
     assert doc["payload"] == base64.b64encode(b"\xfb\xff").decode() == "+/8="
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # non-ASCII text where base64 is expected (base64 raises ValueError, not binascii.Error)
+        '{"payloadType":"application/vnd.in-toto+json","payload":"\u00e9",'
+        '"signatures":[{"keyid":"x","sig":"AAAA"}]}'.encode(),
+        # a lone surrogate in the keyid hint
+        b'{"payloadType":"application/vnd.in-toto+json","payload":"","signatures":'
+        b'[{"keyid":"\\ud800","sig":"AAAA"}]}',
+        b'{"payloadType":"application/vnd.in-toto+json","payload":"","signatures":'
+        b'[{"keyid":"\\u202e","sig":"AAAA"}]}',
+    ],
+)
+def test_hostile_lines_are_claim_errors_not_crashes(line: bytes) -> None:
+    with pytest.raises(c.ClaimError):
+        c.parse_line(line)
+
+
+def test_lone_surrogate_in_ref_is_a_claim_error() -> None:
+    doc = _statement()
+    doc["predicate"]["buildDefinition"]["externalParameters"]["ref"] = "refs/tags/\ud800"  # type: ignore[index]
+    payload = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()  # \ud800 escaped
+    with pytest.raises(c.ClaimError):
+        c.parse_payload(payload)

@@ -376,3 +376,28 @@ def test_git_wotr_help_opens_the_man_page(tmp_path: Path) -> None:
     )
     assert res.returncode == 0, res.stderr
     assert "GIT-WOTR(1)" in res.stdout and "EXIT STATUS" in res.stdout
+
+
+def test_verify_refuses_a_fifo_artifact_without_hanging(world: sim.World) -> None:
+    world.policy(1)
+    fifo = world.root / "dist" / "pipe.tar.gz"
+    os.mkfifo(fifo)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wotr",
+            "verify",
+            "--policy",
+            str(world.policy_dir / "threshold.toml"),
+            str(fifo),
+        ],
+        cwd=world.repo,
+        env=sim.base_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode == 2
+    assert "not a regular file" in one_line_error(res)

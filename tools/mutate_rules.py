@@ -99,7 +99,7 @@ MUTATIONS = [
     ),
     *[
         Mutation(f"taint-{kw}", "3", "wotr/gpg.py", ((f'    "{kw}": ', f'    "X{kw}": '),))
-        for kw in ("BADSIG", "EXPSIG", "EXPKEYSIG", "REVKEYSIG", "KEYREVOKED", "KEYEXPIRED")
+        for kw in ("BADSIG", "EXPSIG", "EXPKEYSIG", "REVKEYSIG")
     ],
     Mutation(
         "one-goodsig",

@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ BUILDER_ID = "https://wotr.dev/builder/v1"
 MAX_LINE_BYTES = 16 * 1024 * 1024  # a claim over 100,000 artifacts still fits
 MAX_SIG_BYTES = 64 * 1024
 
+_INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 _HEX = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _ROLE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -55,6 +57,10 @@ def check_artifact_name(name: str) -> str:
         name.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ClaimError(f"artifact name {name!r} is not valid UTF-8") from exc
+    if not name.isascii() and any(unicodedata.category(c) in _INVISIBLE for c in name):
+        # C1 controls, bidi overrides, zero-width and line separators would let a name
+        # print as another one in a report.
+        raise ClaimError(f"artifact name {name!r} holds invisible or control characters")
     return name
 
 
@@ -150,13 +156,32 @@ def _exact_keys(obj: Any, keys: set[str], where: str) -> dict[str, Any]:
 
 
 def _str(value: Any, where: str) -> str:
+    """A JSON string that is also valid Unicode text (no lone surrogates)."""
     if not isinstance(value, str):
         raise ClaimError(f"{where} is not a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ClaimError(f"{where} is not valid Unicode") from exc
     return value
 
 
 def parse_payload(payload: bytes) -> Claim:
-    """The claim a payload states; :class:`ClaimError` unless it is exactly canonical."""
+    """The claim a payload states; :class:`ClaimError` unless it is exactly canonical.
+
+    Hostile input raises nothing else: any other error of the standard library on odd data
+    (Unicode, recursion, numbers) is turned into a ClaimError too, so one line can never
+    stop a caller from reading the next one (DESIGN §6 rule 8).
+    """
+    try:
+        return _parse_payload(payload)
+    except ClaimError:
+        raise
+    except (ValueError, UnicodeError, RecursionError, TypeError, KeyError, OverflowError) as exc:
+        raise ClaimError(f"payload is not a valid claim: {type(exc).__name__}") from exc
+
+
+def _parse_payload(payload: bytes) -> Claim:
     try:
         doc = json.loads(payload)
     except (ValueError, RecursionError) as exc:
@@ -225,14 +250,33 @@ class Envelope:
 
 
 def _b64(value: Any, where: str) -> bytes:
+    text = _str(value, where)
+    if not text.isascii():
+        raise ClaimError(f"{where} is not base64")
     try:
-        return base64.b64decode(_str(value, where), validate=True)
-    except binascii.Error as exc:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
         raise ClaimError(f"{where} is not base64") from exc
+
+
+def _keyid(value: Any) -> str:
+    keyid = _str(value, "keyid")
+    if len(keyid) > 256 or not keyid.isascii() or not keyid.isprintable():
+        raise ClaimError("keyid is not a short printable ASCII hint")
+    return keyid
 
 
 def parse_line(line: bytes) -> Envelope:
     """One envelope from one note line; :class:`ClaimError` says why a line is not one."""
+    try:
+        return _parse_line(line)
+    except ClaimError:
+        raise
+    except (ValueError, UnicodeError, RecursionError, TypeError, KeyError, OverflowError) as exc:
+        raise ClaimError(f"not a valid envelope: {type(exc).__name__}") from exc
+
+
+def _parse_line(line: bytes) -> Envelope:
     if len(line) > MAX_LINE_BYTES:
         raise ClaimError(f"line is {len(line)} bytes, over the {MAX_LINE_BYTES}-byte limit")
     try:
@@ -252,5 +296,5 @@ def parse_line(line: bytes) -> Envelope:
     return Envelope(
         payload=_b64(env["payload"], "payload"),
         sig=raw_sig,
-        keyid=_str(sig["keyid"], "keyid"),
+        keyid=_keyid(sig["keyid"]),
     )

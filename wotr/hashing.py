@@ -18,7 +18,10 @@ _BUFFER = 1024 * 1024
 
 def sha256_file(path: Path) -> str:
     try:
-        with open(path, "rb", buffering=0) as f:
+        # O_NONBLOCK: opening a FIFO must not hang before fstat can refuse it (harmless for
+        # regular files, whose reads never block).
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb", buffering=0) as f:
             st = os.fstat(f.fileno())
             if not stat.S_ISREG(st.st_mode):
                 raise BadInput(f"artifact {path} is not a regular file")
