@@ -73,3 +73,26 @@ def test_text_mode_signature_is_refused(keys: Any) -> None:
 def test_malformed_packets(data: bytes) -> None:
     with pytest.raises(_openpgp.PacketError):
         list(_openpgp.iter_packets(data))
+
+
+def test_issuers_of_real_signatures(keys: Any) -> None:
+    dave = keys.get("dave", signing_subkeys=2)
+    by_primary = _openpgp.issuers(gpgkeys.sign_detached(dave, b"d"))
+    assert dave.fingerprint in by_primary and dave.fingerprint[-16:] in by_primary
+    by_subkey = _openpgp.issuers(gpgkeys.sign_detached(dave, b"d", subkey=dave.subkeys[1]))
+    assert dave.subkeys[1] in by_subkey and dave.fingerprint not in by_subkey
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\x04\x00\x16\x08",  # no subpacket areas
+        b"\x04\x00\x16\x08\x00\x05\x01",  # hashed area runs past the end
+        b"\x04\x00\x16\x08\x00\x02\xff\x00\x00\x00",  # 4-byte length truncated
+        b"\x04\x00\x16\x08\x00\x02\x05\x10\x00\x00",  # subpacket longer than its area
+    ],
+)
+def test_issuers_refuse_malformed_subpackets(body: bytes) -> None:
+    packet = bytes([0xC2, len(body)]) + body
+    with pytest.raises(_openpgp.PacketError):
+        _openpgp.issuers(packet)

@@ -171,3 +171,49 @@ def check_single_signature(sig: bytes) -> None:
         raise PacketError(f"signature class 0x{body[1]:02x} is not a binary-document signature")
     if body[3] in WEAK_HASHES:
         raise PacketError(f"signature uses the weak digest {HASH_NAMES[body[3]]}")
+
+
+def issuers(sig: bytes) -> frozenset[str]:
+    """Issuer hints of a v4 signature packet: 16-hex key ids and 40-hex fingerprints (upper).
+
+    A hint only (the unhashed area is not signed): used to skip, before any gpg call,
+    signatures that cannot be by a policy key. It can never make a signature count.
+    """
+    packets = list(iter_packets(sig))
+    if len(packets) != 1:
+        raise PacketError(f"the signature blob holds {len(packets)} packets, not exactly one")
+    body = packets[0].body
+    if len(body) < 6 or body[0] != 4:
+        raise PacketError("only OpenPGP v4 signatures are accepted")
+    found: set[str] = set()
+    pos = 4
+    for _area in range(2):  # hashed, then unhashed subpackets
+        if pos + 2 > len(body):
+            raise PacketError("truncated signature subpackets")
+        size = int.from_bytes(body[pos : pos + 2], "big")
+        area, pos = body[pos + 2 : pos + 2 + size], pos + 2 + size
+        if len(area) != size:
+            raise PacketError("truncated signature subpackets")
+        i = 0
+        while i < len(area):
+            first = area[i]
+            if first < 192:
+                length, i = first, i + 1
+            elif first < 255:
+                if i + 1 >= len(area):
+                    raise PacketError("truncated subpacket length")
+                length, i = ((first - 192) << 8) + area[i + 1] + 192, i + 2
+            else:
+                if i + 5 > len(area):
+                    raise PacketError("truncated subpacket length")
+                length, i = int.from_bytes(area[i + 1 : i + 5], "big"), i + 5
+            sub = area[i : i + length]
+            if length < 1 or len(sub) != length:
+                raise PacketError("malformed signature subpacket")
+            kind, data = sub[0] & 0x7F, sub[1:]
+            if kind == 16 and len(data) == 8:
+                found.add(data.hex().upper())
+            elif kind == 33 and len(data) == 21 and data[0] == 4:
+                found.add(data[1:].hex().upper())
+            i += length
+    return frozenset(found)

@@ -8,6 +8,7 @@ keyring that signatures are checked against.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import tomllib
@@ -48,6 +49,9 @@ class Policy:
     # a revocation). gpg's --keyring would use only the first copy, so such keyrings are
     # merged by a real import instead (DESIGN §6 rule 3: a revocation must never be hidden).
     keyring_has_copies: bool = False
+    # Fingerprints (40 hex) and key ids (16 hex) of the listed keys and all their subkeys:
+    # signatures naming no such issuer are refused before any gpg call (DESIGN §6 rule 8).
+    issuer_ids: frozenset[str] = frozenset()
     digests: tuple[tuple[str, str], ...] = ()  # (file, sha256) of the policy and key files read
 
     def signer_for(self, fingerprint: str) -> Signer | None:
@@ -60,15 +64,7 @@ class Policy:
         if threshold is None:
             return self
         _check_threshold(threshold, len(self.signers), f"{self.path}: --threshold")
-        return Policy(
-            self.path,
-            threshold,
-            self.signers,
-            self.require,
-            self.keyring,
-            self.keyring_has_copies,
-            self.digests,
-        )
+        return dataclasses.replace(self, threshold=threshold)
 
 
 def _check_threshold(value: Any, n_signers: int, where: str) -> int:
@@ -128,6 +124,8 @@ def load(path: Path, *, pin: Mapping[str, str] | None = None) -> Policy:
     signers: list[Signer] = []
     owner: dict[str, str] = {}
     keyring = bytearray()
+    issuer_ids: set[str] = set()
+    subs_of: dict[str, set[str]] = {}
     copies = False
     for i, entry in enumerate(raw_signers):
         at = f"{where}: signers[{i}]"
@@ -174,6 +172,7 @@ def load(path: Path, *, pin: Mapping[str, str] | None = None) -> Policy:
                 for key in _openpgp.public_keys(data):
                     found.setdefault(key.fingerprint, []).append(key.raw)
                     subkeys.update(key.subkeys)
+                    subs_of.setdefault(key.fingerprint, set()).update(key.subkeys)
             except _openpgp.PacketError as exc:
                 raise PolicyError(
                     f"{at}.keys: {key_path} is not an OpenPGP public key: {exc}"
@@ -187,6 +186,8 @@ def load(path: Path, *, pin: Mapping[str, str] | None = None) -> Policy:
                 )
                 raise PolicyError(f"{at}.fingerprints: {fpr} does not count: {why}")
             keyring += b"".join(found[fpr])
+            for listed in (fpr, *sorted(subs_of.get(fpr, ()))):
+                issuer_ids.update((listed, listed[-16:]))
             copies = copies or len(found[fpr]) > 1
         signers.append(Signer(name, roles, frozenset(fprs)))
 
@@ -217,6 +218,7 @@ def load(path: Path, *, pin: Mapping[str, str] | None = None) -> Policy:
         require=tuple(require),
         keyring=bytes(keyring),
         keyring_has_copies=copies,
+        issuer_ids=frozenset(issuer_ids),
         digests=tuple(sorted(digests.items())),
     )
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import _openpgp, consensus, git, gpg, hashing, notes
 from . import claim as claim_mod
-from . import consensus, git, gpg, hashing, notes
 from .consensus import Checked, Rejection, Result, Target
 from .errors import BadInput
 from .policy import Policy
@@ -47,6 +47,60 @@ class Context:
     commit: str
     tree: str
     tag: str | None
+
+
+# At most this many signatures by policy keys go to gpg for one commit. Honest notes hold a
+# few per signer; a note with more is hostile, and each bad signature can cost a gpg process.
+MAX_CHECKED_SIGNATURES = 1024
+
+_Item = tuple[int, claim_mod.Envelope, claim_mod.Claim]
+
+
+def _gate(
+    policy: Policy,
+    groups: dict[bytes, list[_Item]],
+    rejected: list[Rejection],
+    shown: dict[int, Line],
+) -> dict[bytes, list[_Item]]:
+    """What may reach gpg (DESIGN §6 rule 8): signatures whose issuer hint names a policy key
+    or subkey, each signature once, at most MAX_CHECKED_SIGNATURES in all. Dropping here can
+    only make a line not count; it never makes one count."""
+
+    def drop(item: _Item, why: str) -> None:
+        number, env, parsed = item
+        rejected.append(Rejection(number, why))
+        shown[number] = Line(number, env.keyid, parsed, reason=why)
+
+    kept: dict[bytes, list[_Item]] = {}
+    seen: dict[bytes, int] = {}
+    budget = MAX_CHECKED_SIGNATURES
+    for payload, items in groups.items():
+        for item in items:
+            number, env, _ = item
+            try:
+                _openpgp.check_single_signature(env.sig)
+                ids = _openpgp.issuers(env.sig)
+            except _openpgp.PacketError as exc:
+                drop(item, str(exc))
+                continue
+            if not ids & policy.issuer_ids:
+                named = ", ".join(sorted(ids, key=len, reverse=True)[:1]) or "no issuer"
+                drop(item, f"signed by key {named}, which is not in the policy")
+                continue
+            if env.sig in seen:
+                drop(item, f"the same signature as line {seen[env.sig]}")
+                continue
+            seen[env.sig] = number
+            if budget == 0:
+                drop(
+                    item,
+                    f"not checked: more than {MAX_CHECKED_SIGNATURES} signatures by "
+                    "policy keys on this commit (a flooded note?)",
+                )
+                continue
+            budget -= 1
+            kept.setdefault(payload, []).append(item)
+    return kept
 
 
 def check_note(
@@ -106,6 +160,7 @@ def check_note(
                 )
         return [], rejected, [shown[k] for k in sorted(shown)]
 
+    groups = _gate(policy, groups, rejected, shown)
     with gpg.Verifier(policy.keyring, merge_copies=policy.keyring_has_copies) as verifier:
         for payload, items in groups.items():
             results = verifier.check(claim_mod.pae(payload), [env.sig for _, env, _ in items])
