@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,14 @@ def one_line_error(res: subprocess.CompletedProcess[str]) -> str:
     assert lines[0].startswith("Error: "), res.stderr
     assert "Traceback" not in res.stderr
     return lines[0]
+
+
+def skipped_line(res: subprocess.CompletedProcess[str], path: Path) -> str:
+    """The one line of the text output that reports ``path`` as skipped."""
+    assert "Traceback" not in res.stderr, res.stderr
+    found = [ln for ln in res.stdout.splitlines() if ln.startswith(f"  skipped {path}: ")]
+    assert len(found) == 1, res.stdout + res.stderr
+    return found[0]
 
 
 def export(world: sim.World, out: Path, rev: str = "HEAD") -> Path:
@@ -309,7 +318,8 @@ def test_claims_moved_to_another_commit_count_for_nothing(
     doc["commit_object"] = base64.b64encode(other).decode()
     moved.write_text(json.dumps(doc))
     res = world.verify("--bundle", moved, art, cwd=away)
-    assert res.returncode == 2 and "does not hash to commit" in one_line_error(res)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "does not hash to commit" in skipped_line(res, moved)
 
 
 @pytest.mark.parametrize(
@@ -326,20 +336,39 @@ def test_claims_moved_to_another_commit_count_for_nothing(
         (lambda d: json.dumps({**d, "claims": ["a\nb"]}).encode(), "claims[0] is not one"),
         (lambda d: json.dumps({**d, "subjects": []}).encode(), "subjects do not match"),
         (lambda d: b"[" * 100000, "not JSON"),
+        (lambda d: json.dumps({**d, "commit_object": "\u00e9"}).encode(), "not base64"),
+        (lambda d: json.dumps({**d, "claims": ["\ud800"]}).encode(), "subjects do not match"),
+        (lambda d: json.dumps({**d, "commit": float("inf")}).encode(), "not JSON"),
+        (lambda d: json.dumps({**d, "x" * 5000: 1}).encode(), "fields are"),
+        (lambda d: b"\xff\xfe", "not JSON"),
     ],
 )
-def test_malformed_bundles_fail_with_one_line(
+def test_malformed_bundles_are_skipped_and_reported(
     world: sim.World, art: Path, away: Path, damage: Any, expect: str
 ) -> None:
+    """Bundles are attacker data: a malformed one, given with --bundle, as a sidecar or in the
+    directory, hides its own claims (exit 1) and is reported; never bad input (exit 2)."""
     world.policy(1)
     world.sign("alice", art)
     good = export(world, world.root / "good.wotr")
     bad = world.root / "bad.wotr"
     bad.write_bytes(damage(_doc(good)))
     res = world.verify("--bundle", bad, art, cwd=away)
-    assert res.returncode == 2, res.stdout + res.stderr
-    msg = one_line_error(res)
-    assert expect in msg and str(bad) in msg
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert res.stderr == ""
+    line = skipped_line(res, bad)
+    assert expect in line and len(line) < 600
+    res = world.verify("--json", "--bundle", bad, "--bundle", good, art, cwd=away)
+    assert res.returncode == 0, res.stdout + res.stderr
+    [skipped] = json.loads(res.stdout)["skipped_bundles"]
+    assert skipped["path"] == str(bad) and expect in skipped["reason"]
+    # the same file as a sidecar
+    copy = away / art.name
+    shutil.copy(art, copy)
+    shutil.copy(bad, bundle.sidecar(copy))
+    res = world.verify(copy, cwd=away)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert expect in skipped_line(res, bundle.sidecar(copy))
 
 
 def test_oversized_bundle_is_refused_before_parsing(tmp_path: Path) -> None:
@@ -439,3 +468,327 @@ def test_verify_file_hook(world: sim.World, art: Path, away: Path) -> None:
     res = run_hook(world, bad, env={**env, "WOTR_HOOK_ALLOW_UNVERIFIED": "1"}, cwd=away)
     assert res.returncode == 1  # the override lets errors through, never a rejection
     assert run_hook(world, env=env, cwd=away).returncode == 2  # no file named
+
+
+# --- hostile files: sidecars, --bundle, the bundles directory and its index ---------------------
+
+
+def verify_within(
+    world: sim.World, *args: str | Path, cwd: Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``world.verify`` that fails the test instead of hanging (a FIFO must never block)."""
+    env = sim.base_env()
+    pol = world.policy_dir / "threshold.toml"
+    cmd = [sys.executable, "-m", "wotr", "verify", "--policy", str(pol), *map(str, args)]
+    try:
+        return subprocess.run(
+            cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"wotr verify hung: {' '.join(map(str, args))}")
+
+
+def test_bad_sidecar_or_bundle_file_is_never_bad_input(
+    world: sim.World, art: Path, away: Path
+) -> None:
+    """C1: the attacker writes sidecars; they can hide claims (exit 1), never make exit 2/3."""
+    world.policy(2)
+    signed_by(world, art, "alice", "bob")
+    store = world.root / "bundles"
+    store.mkdir()
+    export(world, store / "app.wotr")
+    copy = away / "app.tar.gz"
+    shutil.copy(art, copy)
+    car = bundle.sidecar(copy)
+    car.write_bytes(b"\x00garbage")
+    res = world.verify(copy, cwd=away)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "not JSON" in skipped_line(res, car)
+    # a good bundle elsewhere still verifies it; the bad sidecar is reported, not fatal
+    res = world.verify("--bundles", store, copy, cwd=away)
+    assert res.returncode == 0, res.stdout + res.stderr
+    skipped_line(res, car)
+    res = world.verify("--json", "--bundles", store, copy, cwd=away)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert [s["path"] for s in json.loads(res.stdout)["skipped_bundles"]] == [str(car)]
+    # a sidecar that is a directory, or a dangling link, or a --bundle that is not there
+    car.unlink()
+    car.mkdir()
+    assert world.verify(copy, cwd=away).returncode == 1
+    car.rmdir()
+    car.symlink_to(away / "nowhere")
+    assert world.verify("--bundles", store, copy, cwd=away).returncode == 0
+    res = world.verify("--bundle", away / "missing.wotr", "--bundles", store, copy, cwd=away)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "No such file" in skipped_line(res, away / "missing.wotr")
+    # through the generic hook too: a garbage sidecar is a refusal (1), not "bad input" (2)
+    car.unlink()
+    car.write_text("{}")
+    res = run_hook(world, copy, cwd=away)
+    assert res.returncode == 1, res.stdout + res.stderr
+    res = run_hook(world, copy, env={"WOTR_BUNDLES": str(store)}, cwd=away)
+    assert res.returncode == 0, res.stdout + res.stderr
+    # what stays bad input is the installer's own: a named directory that does not exist
+    res = world.verify("--bundles", away / "nope", copy, cwd=away)
+    assert res.returncode == 2
+
+
+def test_hostile_names_in_the_directory_are_escaped(world: sim.World, art: Path) -> None:
+    world.policy(1)
+    world.sign("alice", art)
+    store = world.root / "bundles"
+    store.mkdir()
+    export(world, store / "app.wotr")
+    os.close(os.open(os.fsencode(store) + b"/\xff\nVERIFIED\x1b[0m.wotr", os.O_CREAT | os.O_WRONLY))
+    escaped = "\\udcff\\x0aVERIFIED\\x1b[0m.wotr"
+    res = verify_within(world, "--bundles", store, art, cwd=world.root)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert escaped in res.stdout and "\x1b" not in res.stdout
+    res = verify_within(world, "--json", "--bundles", store, art, cwd=world.root)
+    assert res.returncode == 0, res.stdout + res.stderr
+    [skipped] = json.loads(res.stdout)["skipped_bundles"]
+    assert skipped["path"].endswith(escaped)
+
+
+def _hostile_lines() -> list[bytes]:
+    ptype = "application/vnd.in-toto+json"
+    sig = [{"keyid": "ABCD", "sig": "AAAA"}]
+
+    def line(payload: Any, signatures: Any = sig) -> bytes:
+        doc = {"payloadType": ptype, "payload": payload, "signatures": signatures}
+        return json.dumps(doc, separators=(",", ":")).encode("ascii")
+
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "predicate": {
+            "buildDefinition": {
+                "buildType": "https://wotr.dev/build/v1",
+                "externalParameters": {"ref": "refs/tags/\ud800", "role": "author"},
+                "resolvedDependencies": [{"digest": {"gitCommit": "0" * 40, "gitTree": "0" * 40}}],
+            },
+            "runDetails": {"builder": {"id": "https://wotr.dev/builder/v1"}},
+        },
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "subject": [{"digest": {"sha256": "0" * 64}, "name": "x"}],
+    }
+    surrogate = json.dumps(statement, sort_keys=True, separators=(",", ":")).encode("ascii")
+    return [
+        line("\u00e9"),  # non-ASCII text in a base64 field
+        line("AAAA", [{"keyid": "\udc80", "sig": "AAAA"}]),  # lone surrogate in a keyid
+        line(base64.b64encode(surrogate).decode()),  # lone surrogate in the claimed ref
+        line(base64.b64encode(b"[" * 100000).decode()),  # deep nesting
+        line(base64.b64encode(b'{"_type": 1e999999}').decode()),
+        b'{"payloadType":"' + b"9" * 5000 + b'"}',
+    ]
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ValueError("non-ASCII base64"),
+        UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"),
+        RecursionError(),
+        OverflowError(),
+    ],
+)
+def test_claim_errors_of_any_kind_skip_one_line(
+    monkeypatch: pytest.MonkeyPatch, exc: Exception
+) -> None:
+    """H1: whatever parsing one line raises, _subjects and build skip that line only."""
+    from wotr import claim as claim_mod
+
+    golden = bundle.parse(VECTOR.read_bytes(), "golden")
+    real_line, real_payload = claim_mod.parse_line, claim_mod.parse_payload
+    hostile = b"hostile line"
+
+    def parse_line(raw: bytes) -> claim_mod.Envelope:
+        return claim_mod.Envelope(b"boom", b"", "k") if raw == hostile else real_line(raw)
+
+    def parse_payload(payload: bytes) -> claim_mod.Claim:
+        if payload == b"boom":
+            raise exc
+        return real_payload(payload)
+
+    monkeypatch.setattr(claim_mod, "parse_line", parse_line)
+    monkeypatch.setattr(claim_mod, "parse_payload", parse_payload)
+    lines = [*golden.claims, hostile]
+    assert bundle._subjects(golden.commit, lines) == golden.subjects
+    built, skipped = bundle.build(
+        golden.commit, golden.commit_object, golden.tag, b"\n".join(lines)
+    )
+    assert skipped == 1 and built.claims == golden.claims
+
+
+def test_hostile_note_lines_are_left_out_of_exports_and_bundles(
+    world: sim.World, art: Path, away: Path
+) -> None:
+    """H1 end to end: hostile lines cost a report, never the export or the verify."""
+    world.policy(1)
+    world.sign("alice", art)
+    hostile = _hostile_lines()
+    note = sim.read_note(world.repo, world.head())
+    sim.write_note(world.repo, world.head(), note + b"\n".join(hostile) + b"\n")
+    out = world.root / "x.wotr"
+    res = world.run("export", "-o", out)
+    assert res.returncode == 0, res.stderr
+    assert f"left out {len(hostile)} line(s)" in res.stderr
+    assert len(bundle.read(out).claims) == 1
+    # a bundle carrying them anyway (an attacker wrote it) is read; they are rejected one by one
+    doc = _doc(out)
+    doc["claims"] += [ln.decode("ascii") for ln in hostile]
+    out.write_text(json.dumps(doc))
+    assert bundle.read(out).subjects == bundle.read(out).subjects
+    res = world.verify("--json", "--bundle", out, art, cwd=away)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert len(json.loads(res.stdout)["rejected"]) == len(hostile)
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        float("inf"),
+        float("nan"),
+        10**30,
+        -1,
+        True,
+        "12",
+        1.0,
+        None,
+        [1],
+    ],
+)
+def test_poisoned_index_is_ignored(world: sim.World, art: Path, away: Path, size: Any) -> None:
+    """H2: whatever the index holds, the directory is scanned as if it were not there."""
+    world.policy(1)
+    world.sign("alice", art)
+    store = world.root / "bundles"
+    store.mkdir()
+    export(world, store / "a.wotr")
+    st = (store / "a.wotr").stat()
+    entry = {
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ino": st.st_ino,
+        "commit": world.head(),
+        "digests": [],  # would hide the bundle if believed
+        "error": "",
+    }
+    for field in ("size", "mtime_ns", "ino"):
+        poisoned = {**entry, field: size}
+        index = {"format": bundle.INDEX_FORMAT, "files": {"a.wotr": poisoned}}
+        (store / bundle.INDEX_NAME).write_text(json.dumps(index))
+        assert len(bundle.scan(store, update_index=False).by_digest) == 1, field
+        res = world.verify("--bundles", store, art, cwd=away)
+        assert res.returncode == 0, res.stdout + res.stderr
+    for bad in ({**entry, "digests": "x"}, {**entry, "error": 5}, {**entry, "commit": []}, 7):
+        index = {"format": bundle.INDEX_FORMAT, "files": {"a.wotr": bad}}
+        (store / bundle.INDEX_NAME).write_text(json.dumps(index))
+        assert len(bundle.scan(store).by_digest) == 1, bad
+    (store / bundle.INDEX_NAME).write_text('{"format": ' + "9" * 5000 + "}")
+    assert len(bundle.scan(store).by_digest) == 1
+
+
+def test_fifos_never_block(
+    world: sim.World, art: Path, away: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """H3: a FIFO as the index, a sidecar, a --bundle or a directory entry is refused at once."""
+    world.policy(1)
+    world.sign("alice", art)
+    store = world.root / "bundles"
+    store.mkdir()
+    export(world, store / "a.wotr")
+    os.mkfifo(store / bundle.INDEX_NAME)
+    os.mkfifo(store / "fifo.wotr")
+    (store / "link.wotr").symlink_to(store / "fifo.wotr")
+    res = verify_within(world, "--bundles", store, art, cwd=away)
+    assert res.returncode == 0, res.stdout + res.stderr
+    copy = away / art.name
+    shutil.copy(art, copy)
+    car = bundle.sidecar(copy)
+    os.mkfifo(car)
+    res = verify_within(world, copy, cwd=away)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "not a regular file" in skipped_line(res, car)
+    res = verify_within(world, "--bundles", store, copy, cwd=away)
+    assert res.returncode == 0, res.stdout + res.stderr
+    fifo = away / "given.wotr"
+    os.mkfifo(fifo)
+    res = verify_within(world, "--bundle", fifo, art, cwd=away)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "not a regular file" in skipped_line(res, fifo)
+    # a FIFO swapped in after the stat: the open does not block, fstat refuses it
+    real_stat = os.stat
+    with monkeypatch.context() as m, pytest.raises(OSError, match="not a regular file"):
+        m.setattr(os, "stat", lambda p, **kw: real_stat(store / "a.wotr"))
+        bundle.read_regular(fifo, 100)
+    with pytest.raises(OSError):
+        bundle.read_regular(store / "link.wotr", 100, follow=False)
+
+
+@pytest.mark.parametrize("mode", [0o775, 0o757, 0o777, 0o1777])
+def test_no_index_in_a_directory_others_can_write(world: sim.World, art: Path, mode: int) -> None:
+    """H5: the index is persisted only where no one but the effective user can write."""
+    world.sign("alice", art)
+    store = world.root / "bundles"
+    store.mkdir()
+    export(world, store / "a.wotr")
+    os.chmod(store, mode)
+    assert len(bundle.scan(store).by_digest) == 1
+    assert not (store / bundle.INDEX_NAME).exists()
+    assert not list(store.glob(".*.tmp"))
+    # nor is an index planted there believed: it could hide the bundles of others
+    st = (store / "a.wotr").stat()
+    entry: dict[str, Any] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}
+    entry.update(commit=world.head(), digests=[], error="")
+    planted = json.dumps({"format": bundle.INDEX_FORMAT, "files": {"a.wotr": entry}})
+    (store / bundle.INDEX_NAME).write_text(planted)
+    assert len(bundle.scan(store).by_digest) == 1
+    assert (store / bundle.INDEX_NAME).read_text() == planted
+    (store / bundle.INDEX_NAME).unlink()
+    os.chmod(store, 0o755)
+    assert len(bundle.scan(store).by_digest) == 1
+    assert (store / bundle.INDEX_NAME).exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the directory away")
+def test_no_index_in_a_directory_of_another_user(world: sim.World, art: Path) -> None:
+    world.sign("alice", art)
+    store = world.root / "bundles"
+    store.mkdir()
+    export(world, store / "a.wotr")
+    os.chown(store, 65534, -1)
+    try:
+        assert len(bundle.scan(store).by_digest) == 1
+        assert not (store / bundle.INDEX_NAME).exists()
+    finally:
+        os.chown(store, 0, -1)
+
+
+def test_writing_never_follows_a_symlink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """H5: swapping the temporary file for a link (here: at fsync) cannot chmod the target."""
+    victim = tmp_path / "victim"
+    victim.write_text("secret\n")
+    os.chmod(victim, 0o600)
+    store = tmp_path / "bundles"
+    store.mkdir()
+    real_fsync = os.fsync
+
+    def swap(fd: int) -> None:
+        real_fsync(fd)
+        for tmp in store.glob(".*.tmp"):
+            tmp.unlink()
+            tmp.symlink_to(victim)
+
+    monkeypatch.setattr(os, "fsync", swap)
+    bundle.write(b"data\n", store / "out.wotr")
+    monkeypatch.undo()
+    assert victim.stat().st_mode & 0o777 == 0o600
+    assert victim.read_text() == "secret\n"
+    # a link already at the target is replaced, not written through
+    target = store / "x.wotr"
+    target.unlink(missing_ok=True)
+    target.symlink_to(victim)
+    bundle.write(b"data\n", target)
+    assert not target.is_symlink() and target.read_bytes() == b"data\n"
+    assert victim.read_text() == "secret\n" and victim.stat().st_mode & 0o777 == 0o600
+    assert (store / "out.wotr").exists() or (store / "out.wotr").is_symlink()

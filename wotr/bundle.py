@@ -17,14 +17,14 @@ Imports stay light (no git, no gpg): this module is on the installer's path.
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import re
+import secrets
 import stat
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +47,27 @@ _FIELDS = {"format", "commit", "commit_object", "tag", "claims", "subjects"}
 _OID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _TREE_LINE = re.compile(rb"tree ([0-9a-f]{40}|[0-9a-f]{64})\n")
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+MAX_REASON_CHARS = 300
+
+# What the standard library can raise on hostile claim data besides ClaimError (which is a
+# ValueError, as are binascii.Error and UnicodeError): one bad line must never stop a reader.
+HOSTILE = (ValueError, UnicodeError, RecursionError, OverflowError, TypeError, KeyError)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def shown(text: str) -> str:
+    """``text`` safe to print on one line: control characters, line separators and lone
+    surrogates (undecodable bytes of a file name) are escaped, never written raw."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _clip(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class BundleError(BadInput):
@@ -94,7 +115,7 @@ def _subjects(commit: str, lines: Iterable[bytes]) -> tuple[claim_mod.Subject, .
     for line in lines:
         try:
             parsed = claim_mod.parse_payload(claim_mod.parse_line(line).payload)
-        except claim_mod.ClaimError:
+        except HOSTILE:  # ClaimError, or anything odd data makes the standard library raise
             continue
         if parsed.commit == commit:
             found.update(parsed.subjects)
@@ -115,9 +136,9 @@ def build(commit: str, commit_object: bytes, tag: str | None, note: bytes) -> tu
             continue
         seen.add(line)
         try:
-            claim_mod.parse_payload(claim_mod.parse_line(line).payload)
             line.decode("ascii")  # envelopes are ASCII JSON; anything else is not one
-        except (claim_mod.ClaimError, UnicodeDecodeError):
+            claim_mod.parse_payload(claim_mod.parse_line(line).payload)
+        except HOSTILE:  # ClaimError, or anything odd data makes the standard library raise
             skipped += 1
             continue
         kept.append(line)
@@ -143,19 +164,46 @@ def write(data: bytes, target: Path) -> None:
     """Write ``data`` to ``target`` atomically: a temporary file in the same directory, renamed."""
     directory = target.parent if str(target.parent) else Path(".")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
-        raise BadInput(f"cannot write {target}: {exc.strerror}") from exc
+        raise BadInput(f"cannot write {shown(str(target))}: {exc.strerror}") from exc
+    try:
+        _write_at(dfd, target.name, data, str(target))
+    finally:
+        os.close(dfd)
+
+
+def _write_at(dfd: int, name: str, data: bytes, label: str) -> None:
+    """Write ``data`` to ``name`` in the directory open as ``dfd``, atomically, mode 0644.
+
+    Nothing here follows a symbolic link or acts on a path twice: the temporary file is created
+    with O_EXCL|O_NOFOLLOW, its mode set with fchmod on the open descriptor, and the rename is
+    relative to ``dfd``. Whoever else can write the directory may swap or delete the temporary
+    file; that can spoil this write, never make it touch another file.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(32):
+        tmp = f".{name}.{secrets.token_hex(8)}.tmp"
+        try:
+            fd = os.open(tmp, flags, 0o600, dir_fd=dfd)
+            break
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise BadInput(f"cannot write {shown(label)}: {exc.strerror}") from exc
+    else:
+        raise BadInput(f"cannot write {shown(label)}: no free temporary name")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), 0o644)
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise BadInput(f"cannot write {target}: {exc.strerror}") from exc
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dfd)
+        raise BadInput(f"cannot write {shown(label)}: {exc.strerror}") from exc
 
 
 @dataclass(frozen=True)
@@ -197,16 +245,36 @@ def export(repo: Any, rev: str) -> Exported:
 
 def _need(cond: bool, source: str, what: str) -> None:
     if not cond:
-        raise BundleError(f"{source} is not a valid wotr bundle: {what}")
+        raise BundleError(f"{shown(source)} is not a valid wotr bundle: {_clip(shown(what))}")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def parse(data: bytes, source: str) -> Bundle:
-    """A bundle from its bytes; :class:`BundleError` (one line, naming ``source``) if malformed."""
+    """A bundle from its bytes; :class:`BundleError` (one line, naming ``source``) if malformed.
+
+    Nothing else is raised, whatever the bytes: the bundle is attacker data.
+    """
+    try:
+        return _parse(data, source)
+    except BundleError:
+        raise
+    except (*HOSTILE, MemoryError) as exc:
+        raise BundleError(
+            f"{shown(source)} is not a valid wotr bundle: {type(exc).__name__}"
+        ) from exc
+
+
+def _parse(data: bytes, source: str) -> Bundle:
     _need(len(data) <= MAX_BUNDLE_BYTES, source, f"over {MAX_BUNDLE_BYTES} bytes")
     try:
-        doc = json.loads(data)
+        doc = json.loads(data, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
-        raise BundleError(f"{source} is not a valid wotr bundle: not JSON ({exc})") from exc
+        raise BundleError(
+            f"{shown(source)} is not a valid wotr bundle: not JSON ({_clip(shown(str(exc)))})"
+        ) from exc
     _need(isinstance(doc, dict), source, "not a JSON object")
     _need(doc.get("format") == FORMAT, source, f"format is not {FORMAT!r}")
     _need(set(doc) == _FIELDS, source, f"fields are {sorted(doc)}, expected {sorted(_FIELDS)}")
@@ -219,9 +287,13 @@ def parse(data: bytes, source: str) -> Bundle:
         "commit_object is not a string of plausible size",
     )
     try:
+        if not raw.isascii():  # b64decode raises a plain ValueError on non-ASCII text
+            raise ValueError("not ASCII")
         commit_object = base64.b64decode(raw, validate=True)
-    except binascii.Error as exc:
-        raise BundleError(f"{source} is not a valid wotr bundle: commit_object not base64") from exc
+    except ValueError as exc:  # binascii.Error is one
+        raise BundleError(
+            f"{shown(source)} is not a valid wotr bundle: commit_object not base64"
+        ) from exc
     _need(
         commit_id(commit_object, len(commit)) == commit,
         source,
@@ -256,7 +328,7 @@ def parse(data: bytes, source: str) -> Bundle:
         try:
             subjects.append(claim_mod.Subject(item["name"], item["sha256"]))
         except claim_mod.ClaimError as exc:
-            raise BundleError(f"{source} is not a valid wotr bundle: subjects[{i}]: {exc}") from exc
+            _need(False, source, f"subjects[{i}]: {exc}")
     derived = _subjects(commit, lines)
     _need(
         tuple(subjects) == derived,
@@ -266,15 +338,46 @@ def parse(data: bytes, source: str) -> Bundle:
     return Bundle(commit, tree, tag, commit_object, tuple(lines), derived, source)
 
 
-def read(path: Path) -> Bundle:
-    """Read and check one bundle file."""
+def read_regular(path: Path, limit: int, *, follow: bool = True) -> bytes:
+    """At most ``limit + 1`` bytes of the regular file ``path``, read through one descriptor.
+
+    A FIFO, socket or device is refused without blocking and without being opened when the
+    ``stat`` before the ``open`` already shows it; the ``open`` is non-blocking (a FIFO swapped
+    in after the ``stat`` opens at once) and ``fstat`` on the descriptor decides. With
+    ``follow=False`` a symbolic link is refused too. OSError (``strerror`` says why) otherwise.
+    """
+    if not stat.S_ISREG(os.stat(path, follow_symlinks=follow).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file")
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    fd = os.open(path, flags | (0 if follow else os.O_NOFOLLOW))
     try:
-        with open(path, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise BundleError(f"bundle {path} is not a regular file")
-            data = f.read(MAX_BUNDLE_BYTES + 1)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        if st.st_size > limit:
+            raise OSError(errno.EFBIG, f"over {limit} bytes")
+        chunks: list[bytes] = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 4 * 1024 * 1024))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read(path: Path) -> Bundle:
+    """Read and check one bundle file; :class:`BundleError` whatever is wrong with it."""
+    try:
+        data = read_regular(path, MAX_BUNDLE_BYTES)
     except OSError as exc:
-        raise BundleError(f"cannot read bundle {path}: {exc.strerror}") from exc
+        why = exc.strerror or type(exc).__name__
+        raise BundleError(f"cannot read bundle {shown(str(path))}: {why}") from exc
+    except ValueError as exc:  # e.g. a NUL byte in the path
+        raise BundleError(f"cannot read bundle {shown(str(path))}: {exc}") from exc
     return parse(data, str(path))
 
 
@@ -308,29 +411,45 @@ class Entry:
         }
 
 
+def _int_in(value: Any, low: int, high: int) -> bool:
+    return type(value) is int and low <= value < high
+
+
 def _entry_from_json(doc: Any) -> Entry | None:
-    try:
-        entry = Entry(
-            int(doc["size"]),
-            int(doc["mtime_ns"]),
-            int(doc["ino"]),
-            str(doc["commit"]),
-            tuple(str(d) for d in doc["digests"]),
-            str(doc["error"]),
-        )
-    except (TypeError, KeyError, ValueError):
+    """One index entry, or None when anything about it is off (the file is then read again)."""
+    if not isinstance(doc, dict) or set(doc) != {
+        "size",
+        "mtime_ns",
+        "ino",
+        "commit",
+        "digests",
+        "error",
+    }:
         return None
-    if not all(_SHA256.fullmatch(d) for d in entry.digests):
+    size, mtime_ns, ino = doc["size"], doc["mtime_ns"], doc["ino"]
+    commit, digests, error = doc["commit"], doc["digests"], doc["error"]
+    if not (
+        _int_in(size, 0, 2**63)
+        and _int_in(mtime_ns, -(2**63), 2**63)
+        and _int_in(ino, 0, 2**64)
+        and isinstance(commit, str)
+        and (commit == "" or _OID.fullmatch(commit))
+        and isinstance(digests, list)
+        and all(isinstance(d, str) and _SHA256.fullmatch(d) for d in digests)
+        and isinstance(error, str)
+        and len(error) <= 4 * MAX_REASON_CHARS
+        and (error == "") != (commit == "")  # a bundle that parsed, or why it did not
+    ):
         return None
-    return entry
+    return Entry(size, mtime_ns, ino, commit, tuple(digests), shown(error))
 
 
 def _load_index(directory: Path) -> dict[str, Entry]:
+    """The cached index, or nothing: whatever is wrong with it only means files are re-read."""
     try:
-        with open(directory / INDEX_NAME, "rb") as f:
-            data = f.read(MAX_INDEX_BYTES + 1)
-        doc = json.loads(data) if len(data) <= MAX_INDEX_BYTES else None
-    except (OSError, ValueError, RecursionError):
+        data = read_regular(directory / INDEX_NAME, MAX_INDEX_BYTES, follow=False)
+        doc = json.loads(data, parse_constant=_no_constant)
+    except (OSError, *HOSTILE, MemoryError):
         return {}
     if not isinstance(doc, dict) or doc.get("format") != INDEX_FORMAT:
         return {}
@@ -345,14 +464,41 @@ def _load_index(directory: Path) -> dict[str, Entry]:
     return out
 
 
-def _save_index(directory: Path, entries: Mapping[str, Entry]) -> None:
-    """Best effort: a read-only directory just means the next search scans again."""
+def index_readable(st: os.stat_result) -> bool:
+    """Whether an index found in a directory with this ``stat`` is used at all: only in one
+    that no one but its owner can write, the owner being the effective user or root. Elsewhere
+    (say a sticky, world-writable directory) anyone could plant an index that hides the bundles
+    of others, so every bundle is read each time."""
+    owner_ok = st.st_uid in (os.geteuid(), 0)
+    return owner_ok and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def index_writable(st: os.stat_result) -> bool:
+    """Whether wotr persists an index in a directory with this ``stat``: only one that no one
+    but the effective user can write (owned by it, not group- or world-writable)."""
+    return st.st_uid == os.geteuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _save_index(directory: Path, entries: Mapping[str, Entry]) -> bool:
+    """Best effort, and only in a directory of our own; False when nothing was written."""
     doc = {
         "format": INDEX_FORMAT,
         "files": {name: entries[name].to_json() for name in sorted(entries)},
     }
-    with contextlib.suppress(BadInput):
-        write(json.dumps(doc, separators=(",", ":")).encode("ascii"), directory / INDEX_NAME)
+    try:
+        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        if not index_writable(os.fstat(dfd)):
+            return False
+        data = json.dumps(doc, separators=(",", ":")).encode("ascii")
+        _write_at(dfd, INDEX_NAME, data, str(directory / INDEX_NAME))
+        return True
+    except (BadInput, OSError):
+        return False
+    finally:
+        os.close(dfd)
 
 
 @dataclass(frozen=True)
@@ -375,10 +521,14 @@ def scan(directory: Path, *, update_index: bool = True) -> Directory:
         ]
     except OSError as exc:
         raise BadInput(
-            f"cannot read the bundles directory {directory}: {exc.strerror}",
+            f"cannot read the bundles directory {shown(str(directory))}: {exc.strerror}",
             "pass --bundles DIR with a readable directory",
         ) from exc
-    cached = _load_index(directory)
+    try:
+        trusted = index_readable(os.stat(directory))
+    except OSError:
+        trusted = False
+    cached = _load_index(directory) if trusted else {}
     entries: dict[str, Entry] = {}
     changed = False
     for item in listing:
@@ -403,8 +553,9 @@ def scan(directory: Path, *, update_index: bool = True) -> Directory:
                 st.st_size, st.st_mtime_ns, st.st_ino, found.commit, tuple(sorted(found.digests()))
             )
         except BundleError as exc:
-            entries[item.name] = Entry(st.st_size, st.st_mtime_ns, st.st_ino, error=str(exc))
-    if update_index and (changed or set(cached) != set(entries)):
+            why = _clip(str(exc), 4 * MAX_REASON_CHARS) or "not a valid wotr bundle"
+            entries[item.name] = Entry(st.st_size, st.st_mtime_ns, st.st_ino, error=why)
+    if update_index and trusted and (changed or set(cached) != set(entries)):
         _save_index(directory, entries)
     by_digest: dict[str, list[Path]] = {}
     broken: list[tuple[Path, str]] = []

@@ -19,6 +19,7 @@ those of the in-repository ``verify``.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from . import bundle as bundle_mod
 from . import claim as claim_mod
 from . import notes, render
 from . import verify as verify_mod
+from .bundle import shown
 from .consensus import Target
 from .errors import BadInput
 from .policy import Policy
@@ -58,7 +60,7 @@ class Outcome:
     policy: Policy
     groups: tuple[Group, ...]
     unmatched: tuple[Target, ...] = ()  # artifacts that no bundle names
-    broken: tuple[tuple[str, str], ...] = ()  # bundles in the directory that did not parse
+    broken: tuple[tuple[str, str], ...] = ()  # bundles skipped: unreadable or malformed
     reason: str = ""
     looked: tuple[str, ...] = field(default=())
 
@@ -76,6 +78,18 @@ def _wanted(rev: str | None) -> tuple[str | None, str | None]:
             "offline, give a full commit id or a tag name (e.g. --rev v1.0)",
         )
     return None, tag
+
+
+def _present(path: Path) -> bool:
+    """Whether something lies at ``path`` (a sidecar to try); a stat that fails for another
+    reason than absence says yes, so that reading it reports why."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except (OSError, ValueError):
+        return True
+    return True
 
 
 def verify(
@@ -101,7 +115,7 @@ def verify(
     if sources.sidecars:
         for i, path in enumerate(artifacts):
             car = bundle_mod.sidecar(path)
-            if car.exists():
+            if _present(car):
                 candidates[len(digests) + i].append(str(car))
     directory = None
     dir_path = sources.directory
@@ -113,11 +127,19 @@ def verify(
     if sources.sidecars and artifacts:
         looked.append("ARTIFACT.wotr")
 
-    # read each candidate once; group by commit (and tag)
+    # read each candidate once; group by commit (and tag). Bundles are attacker data, wherever
+    # they come from (--bundle, a sidecar, the directory): one that cannot be read or parsed is
+    # skipped and reported, and only hides its own claims. It is never bad input (exit 2).
+    broken: list[tuple[str, str]] = (
+        [(str(p), why) for p, why in directory.broken] if directory else []
+    )
     loaded: dict[str, bundle_mod.Bundle] = {}
     wanted = [p for c in candidates for p in c] if targets else [str(p) for p in sources.bundles]
     for name in dict.fromkeys(wanted):
-        loaded[name] = bundle_mod.read(Path(name))
+        try:
+            loaded[name] = bundle_mod.read(Path(name))
+        except bundle_mod.BundleError as exc:
+            broken.append((name, str(exc)))
     keyed: dict[tuple[str, str | None], list[str]] = {}
     for name, b in loaded.items():
         if want_commit is not None and b.commit != want_commit:
@@ -132,7 +154,14 @@ def verify(
             parts = [loaded[p] for p in keyed[key]]
             note = notes.union_bytes(*(b.note() for b in parts))
             ctx = verify_mod.Context(key[0], parts[0].tree, key[1])
-            checked[key] = verify_mod.check(policy, note, ctx)
+            try:
+                checked[key] = verify_mod.check(policy, note, ctx)
+            except bundle_mod.HOSTILE as exc:
+                # Defence in depth: checking lines must reject bad ones one by one; should odd
+                # data still get through, these bundles count for nothing rather than crash.
+                why = f"claims could not be checked ({type(exc).__name__})"
+                broken.extend((p, why) for p in keyed[key])
+                checked[key] = verify_mod.check(policy, b"", ctx)
         return checked[key]
 
     groups: list[Group] = []
@@ -173,8 +202,9 @@ def verify(
         and bool(groups)
         and all(g.report.result is not None and g.report.result.verified for g in groups)
     )
-    broken = tuple((str(p), why) for p, why in directory.broken) if directory else ()
-    return Outcome(verified, policy, tuple(groups), tuple(unmatched), broken, reason, tuple(looked))
+    return Outcome(
+        verified, policy, tuple(groups), tuple(unmatched), tuple(broken), reason, tuple(looked)
+    )
 
 
 # --- output: the in-repository renderings, one per commit ----------------------------------
@@ -190,20 +220,20 @@ def text(outcome: Outcome) -> str:
         body = render.verify_text(g.report)
         lines = body.split("\n")
         out.extend(lines[:-1])
-        out.append(f"  from {', '.join(g.paths)}")
+        out.append(f"  from {', '.join(map(shown, g.paths))}")
         if len(outcome.groups) == 1 and not outcome.unmatched:
             out.append(lines[-1])  # the verdict, exactly as in a repository
     for t in outcome.unmatched:
-        out.append(f"  FAIL  {t.label}  {_short(t.sha256)}  no bundle names this digest")
+        out.append(f"  FAIL  {shown(t.label)}  {_short(t.sha256)}  no bundle names this digest")
     if outcome.unmatched:
-        out.append(f"  looked in: {', '.join(outcome.looked) or 'nothing'}")
+        out.append(f"  looked in: {', '.join(map(shown, outcome.looked)) or 'nothing'}")
         if not outcome.groups and not any(s.endswith("bundles)") for s in outcome.looked):
             out.append(
                 "  hint: outside a git repository claims come from bundles: put ARTIFACT.wotr "
                 "next to the file, pass --bundle FILE or --bundles DIR, or verify in a clone"
             )
     for path, why in outcome.broken:
-        out.append(f"  skipped {path}: {why}")
+        out.append(f"  skipped {shown(path)}: {shown(why)}")
     if len(outcome.groups) != 1 or outcome.unmatched:
         if outcome.verified:
             out.append(f"VERIFIED ({len(outcome.groups)} commits)")
@@ -222,7 +252,7 @@ def to_json(outcome: Outcome) -> str:
     dissent: list[dict[str, Any]] = []
     conflicts: list[dict[str, Any]] = []
     for g, doc in docs:
-        extra = {"commit": g.commit, "bundles": list(g.paths)}
+        extra = {"commit": g.commit, "bundles": [shown(p) for p in g.paths]}
         artifacts += [{**a, **extra} for a in doc["artifacts"]]
         rejected += [{**r, **extra} for r in doc["rejected"]]
         dissent += [{**d, "commit": g.commit} for d in doc["dissent"]]
@@ -252,9 +282,14 @@ def to_json(outcome: Outcome) -> str:
         "conflicts": conflicts,
         "rejected": rejected,
         "commits": [
-            {"commit": g.commit, "tag": g.tag, "bundles": list(g.paths), "verified": d["verified"]}
+            {
+                "commit": g.commit,
+                "tag": g.tag,
+                "bundles": [shown(p) for p in g.paths],
+                "verified": d["verified"],
+            }
             for g, d in docs
         ],
-        "skipped_bundles": [{"path": p, "reason": why} for p, why in outcome.broken],
+        "skipped_bundles": [{"path": shown(p), "reason": shown(why)} for p, why in outcome.broken],
     }
     return json.dumps(result, indent=2, ensure_ascii=False)
