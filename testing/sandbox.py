@@ -601,6 +601,64 @@ def tamper(path: Path, marker: bytes = b"honest payload") -> None:
     path.write_bytes(bytes(data))
 
 
+#: Ways an attacker who can write files the verifier reads (next to a package, or into the
+#: bundles directory) makes `wotr verify` fail with something other than "not verified" (exit 1):
+#: a garbage PKG.wotr sidecar, a hostile bundle among the bundles, both at once.
+HOSTILE_KINDS: tuple[str, ...] = ("sidecar", "bundle", "both")
+GARBAGE_SIDECAR = b"\x00\xffthis is not a wotr bundle\n"
+#: Parses as JSON, claims to be a bundle, and is not one (a future version, nonsense fields).
+HOSTILE_BUNDLE = b'{"format": "wotr-bundle", "version": 999, "commit": 12, "claims": "x"}\n'
+
+
+def plant_hostile(kind: str, package: Path, bundles: Path) -> list[Path]:
+    """Plant the attacker's files of `kind` (see HOSTILE_KINDS) for `package`; return them.
+    "fifo" makes the sidecar a named pipe nobody writes to (a verifier that opens it hangs)."""
+    planted: list[Path] = []
+    sidecar = package.with_name(package.name + ".wotr")
+    if kind in ("sidecar", "both"):
+        sidecar.write_bytes(GARBAGE_SIDECAR)
+        planted.append(sidecar)
+    if kind in ("bundle", "both"):
+        hostile = bundles / "zz-hostile.wotr"
+        hostile.write_bytes(HOSTILE_BUNDLE)
+        planted.append(hostile)
+    if kind == "fifo":
+        os.mkfifo(sidecar)
+        planted.append(sidecar)
+    if not planted:
+        raise ValueError(f"unknown kind of hostile input {kind!r}")
+    return planted
+
+
+#: What tests/hooks/buggy_verify.py (the real verifier with a parser bug) does when it reads an
+#: attacker's file carrying the trigger: every outcome but exit 0 and 1 that a verifier can have.
+PARSER_BUG_FAILURES: tuple[str, ...] = (
+    "exit 2",
+    "exit 3",
+    "exit 70",
+    "signal 9",
+    "signal 11",
+    "hang",
+)
+PARSER_BUG_TRIGGER = b"WOTR-TEST-PARSER-BUG "
+
+
+def plant_parser_bug(failure: str, package: Path, bundles: Path, *, where: str) -> Path:
+    """Plant a file that makes tests/hooks/buggy_verify.py fail as `failure` (one of
+    PARSER_BUG_FAILURES) when it verifies `package`: the sidecar PKG.wotr (`where="sidecar"`) or
+    a bundle in `bundles` (`where="bundle"`), both places an attacker may be able to write."""
+    if failure not in PARSER_BUG_FAILURES:
+        raise ValueError(f"unknown failure {failure!r}")
+    if where == "sidecar":
+        target = package.with_name(package.name + ".wotr")
+    elif where == "bundle":
+        target = bundles / "zz-hostile.wotr"
+    else:
+        raise ValueError(f"unknown place {where!r}")
+    target.write_bytes(PARSER_BUG_TRIGGER + failure.encode() + b"\n")
+    return target
+
+
 @dataclass
 class Verifier:
     """The real `wotr verify` as the hooks are tested with, and a way to approve packages.

@@ -5,7 +5,9 @@ carol, mallory) have the session's throwaway gpg keys (tests/conftest.py `keys`,
 xdist worker), an installer policy trusting alice, bob and carol with threshold 2, an empty
 bundles directory, and $WOTR_VERIFY_CMD running the real `wotr verify` through
 record_verify.py.  `verifier_factory` builds one with the policy, bundles directory and log
-where a sandbox needs them (inside a pacman RootDir, for instance).
+where a sandbox needs them (inside a pacman RootDir, for instance).  `buggy_verifier` is the
+same real verifier behind buggy_verify.py: a parser bug that attacker-planted files
+(testing.sandbox.plant_parser_bug) turn into exit 2, 3 or 70, a crash or a hang.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from testing.sandbox import MALLORY, TRUSTED, Verifier, VerifierFactory, make_ve
 RECORDER = Path(__file__).resolve().parent / "record_verify.py"
 #: $WOTR_VERIFY_CMD of the tests: the real `wotr verify`, recording its argv and cwd.
 COMMAND = f"{shlex.quote(sys.executable)} {shlex.quote(str(RECORDER))}"
+BUGGY = Path(__file__).resolve().parent / "buggy_verify.py"
+#: The same, with a parser bug that an attacker's sidecar or bundle triggers (buggy_verify.py).
+BUGGY_COMMAND = f"{shlex.quote(sys.executable)} {shlex.quote(str(BUGGY))}"
 
 
 class KeySource(Protocol):
@@ -57,3 +62,14 @@ def verifier_factory(tmp_path: Path, keys: KeySource) -> VerifierFactory:
 @pytest.fixture
 def verifier(verifier_factory: VerifierFactory) -> Verifier:
     return verifier_factory()
+
+
+@pytest.fixture
+def buggy_verifier(verifier_factory: VerifierFactory) -> Verifier:
+    return verifier_factory(command=BUGGY_COMMAND)
+
+
+@pytest.fixture
+def buggy_command() -> str:
+    """$WOTR_VERIFY_CMD for the real verifier with the parser bug (buggy_verify.py)."""
+    return BUGGY_COMMAND

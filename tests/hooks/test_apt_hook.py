@@ -19,7 +19,17 @@ from pathlib import Path
 import pytest
 
 from testing import sim
-from testing.sandbox import MALLORY, AptSandbox, Verifier, build_deb, tamper
+from testing.sandbox import (
+    HOSTILE_KINDS,
+    MALLORY,
+    PARSER_BUG_FAILURES,
+    AptSandbox,
+    Verifier,
+    build_deb,
+    plant_hostile,
+    plant_parser_bug,
+    tamper,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -287,64 +297,180 @@ def test_upgrade_is_checked_too(tmp_path: Path, verifier: Verifier) -> None:
     assert "Version: 1.0" in (sb.root / "var/lib/dpkg/status").read_text()
 
 
+# ---- fail closed; the override (C1: nothing an attacker puts on disk may flip a refusal) -------
+
+NO_OVERRIDE: dict[str, str] = {}
+WITH_OVERRIDE = {OVERRIDE: "1"}
+OVERRIDES = [
+    pytest.param(NO_OVERRIDE, id="no-override"),
+    pytest.param(WITH_OVERRIDE, id="override"),
+]
+
+
+def assert_refused(sb: AptSandbox, proc: subprocess.CompletedProcess[str], name: str) -> None:
+    assert proc.returncode == 100, output(proc)
+    assert not sb.installed(name) and name not in sb.status()
+    assert not (sb.root / "usr/share" / name).exists()
+    text = output(proc)
+    assert any(name in line for line in refused_lines(proc)), text
+    assert "fail closed" in text and "/etc/apt/apt.conf.d/80wotr" in text
+    assert "!" * 72 not in text and "verified by anyone" not in text  # no override banner
+
+
+@pytest.mark.parametrize("override", OVERRIDES)
+@pytest.mark.parametrize("kind", HOSTILE_KINDS)
+def test_hostile_sidecar_or_bundle_is_refused(
+    tmp_path: Path, verifier: Verifier, kind: str, override: dict[str, str]
+) -> None:
+    # C1 as reported: garbage PKG.deb.wotr next to the package and/or a hostile bundle in the
+    # bundles directory, read by the real verifier: refused, with and without the override.
+    sb = sandbox(tmp_path, verifier)
+    d = evil_deb(tmp_path, verifier)
+    plant_hostile(kind, d, verifier.bundles)
+    proc = sb.install([d], env=env(verifier, **override))
+    assert_refused(sb, proc, "evil-pkg")
+    assert len(verifier.calls()) == 1
+
+
+@pytest.mark.parametrize("override", OVERRIDES)
+@pytest.mark.parametrize("where", ["sidecar", "bundle"])
+@pytest.mark.parametrize("failure", PARSER_BUG_FAILURES)
+def test_parser_bug_triggered_by_attacker_is_refused(
+    tmp_path: Path, buggy_verifier: Verifier, failure: str, where: str, override: dict[str, str]
+) -> None:
+    # The attacker's file makes the verifier exit 2, 3 or 70, crash or hang (a parser bug):
+    # every one of these is a refusal, and the override does not change that.
+    v = buggy_verifier
+    sb = sandbox(tmp_path, v)
+    d = deb(tmp_path, "evil-pkg")
+    plant_parser_bug(failure, d, v.bundles, where=where)
+    proc = sb.install([d], env=env(v, WOTR_HOOK_TIMEOUT="3", **override))
+    assert_refused(sb, proc, "evil-pkg")
+    text = output(proc)
+    assert f"attacker input triggers: {failure}" in text
+    assert f"{OVERRIDE}=1 does not apply" in text
+
+
+@pytest.mark.parametrize("override", OVERRIDES)
+def test_parser_bug_in_a_mixed_run_installs_nothing(
+    tmp_path: Path, buggy_verifier: Verifier, override: dict[str, str]
+) -> None:
+    v = buggy_verifier
+    sb = sandbox(tmp_path, v)
+    good, evil = deb(tmp_path), deb(tmp_path, "evil-pkg")
+    v.approve(good, evil)
+    plant_parser_bug("exit 2", evil, v.bundles, where="sidecar")
+    proc = sb.install([good, evil], env=env(v, **override))
+    assert_refused(sb, proc, "evil-pkg")
+    assert sb.status() == {}
+    assert [line for line in refused_lines(proc) if "good-pkg" in line] == []  # named: the culprit
+
+
+@pytest.mark.parametrize("override", OVERRIDES)
+def test_rejected_package_refused_with_or_without_override(
+    tmp_path: Path, verifier: Verifier, override: dict[str, str]
+) -> None:
+    sb = sandbox(tmp_path, verifier)
+    proc = sb.install([evil_deb(tmp_path, verifier)], env={**env(verifier), **override})
+    assert_refused(sb, proc, "evil-pkg")
+    assert "not verified by wotr" in output(proc)
+
+
+@pytest.mark.parametrize("override", OVERRIDES)
 @pytest.mark.parametrize(
     "command",
     [
-        "/nonexistent/wotr verify",  # verifier missing
         "sh -c 'exit 3' wotr",  # environment problem
         "sh -c 'exit 2' wotr",  # bad input (e.g. invalid policy)
+        "sh -c 'exit 1' wotr",  # not verified
+        "sh -c 'exit 127' wotr",  # a wrapper whose own command is missing: it DID start
         "sh -c 'kill -9 $$' wotr",  # crashed
+        "sleep 30",  # hangs: WOTR_HOOK_TIMEOUT
         "",  # empty command
     ],
 )
-def test_fail_closed(tmp_path: Path, verifier: Verifier, command: str) -> None:
+def test_fail_closed(
+    tmp_path: Path, verifier: Verifier, command: str, override: dict[str, str]
+) -> None:
     sb = sandbox(tmp_path, verifier)
-    proc = sb.install([deb(tmp_path)], env={"WOTR_VERIFY_CMD": command})
-    assert proc.returncode == 100, output(proc)
-    assert not sb.installed("good-pkg")
-    text = output(proc)
-    assert "fail closed" in text
-    assert f"{OVERRIDE}=1" in text and "/etc/apt/apt.conf.d/80wotr" in text
+    proc = sb.install(
+        [deb(tmp_path)], env={"WOTR_VERIFY_CMD": command, "WOTR_HOOK_TIMEOUT": "2", **override}
+    )
+    assert_refused(sb, proc, "good-pkg")
+    assert f"{OVERRIDE}=1 does not apply" in output(proc)
 
 
-def test_fail_closed_on_invalid_policy(tmp_path: Path, verifier: Verifier) -> None:
+@pytest.mark.parametrize("override", OVERRIDES)
+def test_fail_closed_on_invalid_policy(
+    tmp_path: Path, verifier: Verifier, override: dict[str, str]
+) -> None:
     # the real verifier's exit 2 (bad input): an approved package is still refused
     sb = sandbox(tmp_path, verifier)
     d = good_deb(tmp_path, verifier)
     verifier.policy.write_text("version = 1\nthreshold = 5\n")
-    proc = sb.install([d], env=verifier.env())
-    assert proc.returncode == 100, output(proc)
-    assert not sb.installed("good-pkg")
-    assert "bad input (exit 2)" in output(proc) and "fail closed" in output(proc)
+    proc = sb.install([d], env={**verifier.env(), **override})
+    assert_refused(sb, proc, "good-pkg")
+    assert "bad input (exit 2)" in output(proc)
 
 
-def test_override_allows_with_loud_warning(tmp_path: Path, verifier: Verifier) -> None:
+@pytest.mark.parametrize("override", OVERRIDES)
+def test_fail_closed_without_bundles_directory(
+    tmp_path: Path, verifier: Verifier, override: dict[str, str]
+) -> None:
+    sb = sandbox(tmp_path, verifier)
+    d = good_deb(tmp_path, verifier)
+    shutil.rmtree(verifier.bundles)
+    proc = sb.install([d], env={**verifier.env(), **override})
+    assert_refused(sb, proc, "good-pkg")
+    assert f"bundles directory {verifier.bundles} does not exist" in output(proc)
+
+
+def not_executable(tmp_path: Path) -> str:
+    path = tmp_path / "wotr-not-executable"
+    path.write_text("#!/bin/sh\nexit 0\n")
+    path.chmod(0o644)
+    return str(path)
+
+
+@pytest.mark.parametrize("missing", ["/nonexistent/wotr verify", "not-executable"])
+def test_verifier_that_cannot_start_refuses(
+    tmp_path: Path, verifier: Verifier, missing: str
+) -> None:
+    command = not_executable(tmp_path) if missing == "not-executable" else missing
+    sb = sandbox(tmp_path, verifier)
+    proc = sb.install([deb(tmp_path)], env={**env(verifier), "WOTR_VERIFY_CMD": command})
+    assert_refused(sb, proc, "good-pkg")
+    text = output(proc)
+    assert f"{OVERRIDE}=1" in text and "cannot be started" in text
+    assert "does not apply" not in text
+
+
+@pytest.mark.parametrize("missing", ["/nonexistent/wotr verify", "not-executable"])
+def test_override_lets_through_only_a_verifier_that_cannot_start(
+    tmp_path: Path, verifier: Verifier, missing: str
+) -> None:
+    command = not_executable(tmp_path) if missing == "not-executable" else missing
     sb = sandbox(tmp_path, verifier)
     proc = sb.install(
-        [deb(tmp_path)], env={"WOTR_VERIFY_CMD": "/nonexistent/wotr verify", OVERRIDE: "1"}
+        [deb(tmp_path)], env={**env(verifier), "WOTR_VERIFY_CMD": command, OVERRIDE: "1"}
     )
     assert proc.returncode == 0, output(proc)
     assert sb.installed("good-pkg")
     text = output(proc)
-    assert "WARNING" in text and "NOT verified" in text and "/nonexistent/wotr" in text
+    assert "!" * 72 in text
+    assert "WARNING" in text and "NOT" in text and "verified by anyone: good-pkg" in text
+    assert command.split()[0] in text
+    assert verifier.calls() == []
 
 
-@pytest.mark.parametrize("value", ["yes", "true", "0", ""])
+@pytest.mark.parametrize("value", ["yes", "true", "0", "", " 1", "1 "])
 def test_override_needs_exact_value(tmp_path: Path, verifier: Verifier, value: str) -> None:
     sb = sandbox(tmp_path, verifier)
     proc = sb.install(
         [deb(tmp_path)], env={"WOTR_VERIFY_CMD": "/nonexistent/wotr", OVERRIDE: value}
     )
-    assert proc.returncode == 100, output(proc)
-    assert not sb.installed("good-pkg")
-
-
-def test_override_never_passes_a_rejected_package(tmp_path: Path, verifier: Verifier) -> None:
-    sb = sandbox(tmp_path, verifier)
-    proc = sb.install([evil_deb(tmp_path, verifier)], env={**env(verifier), OVERRIDE: "1"})
-    assert proc.returncode == 100, output(proc)
-    assert not sb.installed("evil-pkg")
-    assert not (sb.root / "usr/share/evil-pkg").exists()
+    assert_refused(sb, proc, "good-pkg")
+    assert f"ignoring {OVERRIDE}" in output(proc)
 
 
 # ---- the hook alone, fed protocol text directly (apt cannot be made to send these) ----------
@@ -366,10 +492,13 @@ def run_hook(stdin: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
         "VERSION 3\nnot-a-config-line\n\n",
     ],
 )
-def test_unparsable_protocol_fails_closed(text: str, verifier: Verifier) -> None:
-    proc = run_hook(text, env(verifier))
-    assert proc.returncode != 0
-    assert "fail closed" in proc.stderr
+@pytest.mark.parametrize("override", OVERRIDES)
+def test_unparsable_protocol_fails_closed(
+    text: str, verifier: Verifier, override: dict[str, str]
+) -> None:
+    proc = run_hook(text, env(verifier, **override))
+    assert proc.returncode == 1
+    assert "fail closed" in proc.stderr and "REFUSED: cannot check" in proc.stderr
     assert verifier.calls() == []
 
 
@@ -395,6 +524,6 @@ def test_paths_with_spaces(tmp_path: Path, verifier: Verifier) -> None:
     )
     proc = run_hook(text, verifier.env())
     assert proc.returncode == 1, proc.stderr
-    assert f"REFUSED: evil ({evil})" in proc.stderr
+    assert f"REFUSED: evil ({evil}): not verified by wotr" in proc.stderr
     assert "REFUSED: good" not in proc.stderr
     assert verifier.files()[0] == [str(evil), str(good)]

@@ -17,7 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from testing.sandbox import MALLORY, DnfSandbox, Verifier, build_rpm, tamper
+from testing.sandbox import (
+    HOSTILE_KINDS,
+    MALLORY,
+    PARSER_BUG_FAILURES,
+    DnfSandbox,
+    Verifier,
+    build_rpm,
+    plant_hostile,
+    plant_parser_bug,
+    tamper,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -98,7 +108,7 @@ def test_tampered_rpm_refused(tmp_path: Path, sb: DnfSandbox, verifier: Verifier
     assert proc.returncode == 1, output(proc)
     assert not sb.installed("evil-rpm")
     assert not (sb.root / "opt/evil-rpm").exists()
-    assert "REFUSED: not verified: evil-rpm-1.0-1.noarch." in output(proc)
+    assert "REFUSED: evil-rpm-1.0-1.noarch: not verified by wotr" in output(proc)
     assert "no bundle names this digest" in output(proc)
 
 
@@ -108,7 +118,7 @@ def test_one_signer_is_not_a_quorum(tmp_path: Path, sb: DnfSandbox, verifier: Ve
     proc = sb.install([p], env=verifier.env())
     assert proc.returncode == 1, output(proc)
     assert not sb.installed("lonely-rpm")
-    assert "not verified: lonely-rpm-1.0-1.noarch." in output(proc)
+    assert "REFUSED: lonely-rpm-1.0-1.noarch: not verified" in output(proc)
     assert "1 of 2 needed" in output(proc)
 
 
@@ -120,7 +130,7 @@ def test_untrusted_signer_does_not_count(
     proc = sb.install([p], env=verifier.env())
     assert proc.returncode == 1, output(proc)
     assert not sb.installed("shady-rpm")
-    assert "not verified: shady-rpm-1.0-1.noarch." in output(proc)
+    assert "REFUSED: shady-rpm-1.0-1.noarch: not verified" in output(proc)
     assert "1 of 2 needed" in output(proc)
 
 
@@ -149,7 +159,7 @@ def test_mix_installs_nothing(tmp_path: Path, sb: DnfSandbox, verifier: Verifier
     for name in ("good-rpm", "good-two", "evil-rpm"):
         assert not sb.installed(name)
     text = output(proc)
-    assert "not verified: evil-rpm-1.0-1.noarch." in text
+    assert "REFUSED: evil-rpm-1.0-1.noarch: not verified" in text
     assert len(verifier.files()[0]) == 3
 
 
@@ -162,36 +172,136 @@ def test_upgrade_checked(tmp_path: Path, sb: DnfSandbox, verifier: Verifier) -> 
     assert build_rpm(tmp_path / "rpms", "good-rpm", "2.0", b"Honest payload\n") == newer
     proc = sb.install([newer], env=verifier.env())
     assert proc.returncode == 1, output(proc)
-    assert "not verified: good-rpm-2.0-1.noarch." in output(proc)
+    assert "REFUSED: good-rpm-2.0-1.noarch: not verified" in output(proc)
     assert (sb.root / "opt/good-rpm/payload").read_bytes() == b"honest payload\n"
 
 
-def test_fail_closed_when_verifier_missing(
-    tmp_path: Path, sb: DnfSandbox, verifier: Verifier
+# ---- fail closed; the override (C1: nothing an attacker puts on disk may flip a refusal) -------
+
+NO_OVERRIDE: dict[str, str] = {}
+WITH_OVERRIDE = {OVERRIDE: "1"}
+OVERRIDES = [
+    pytest.param(NO_OVERRIDE, id="no-override"),
+    pytest.param(WITH_OVERRIDE, id="override"),
+]
+
+
+def assert_refused(
+    sb: DnfSandbox, proc: subprocess.CompletedProcess[str], name: str, nevra: str = ""
 ) -> None:
-    proc = sb.install([rpm(tmp_path)], env={"WOTR_VERIFY_CMD": "/nonexistent/wotr"})
     assert proc.returncode == 1, output(proc)
-    assert not sb.installed("good-rpm")
-    assert "fail closed" in output(proc) and f"{OVERRIDE}=1" in output(proc)
+    assert not sb.installed(name)
+    assert not (sb.root / "opt" / name).exists()
+    text = output(proc)
+    assert f"REFUSED: {nevra or name + '-1.0-1.noarch'}" in text
+    assert "fail closed" in text and "--disableplugin=wotr" in text
+    assert "!" * 72 not in text and "verified by anyone" not in text  # no override banner
 
 
-def test_fail_closed_without_bundles_directory(tmp_path: Path, verifier: Verifier) -> None:
-    sb = sandbox(tmp_path, verifier, conf=f"bundles={tmp_path / 'nowhere'}\n")
-    proc = sb.install([good(tmp_path, verifier)], env=verifier.env())
-    assert proc.returncode == 1, output(proc)
-    assert not sb.installed("good-rpm")
-    assert "nowhere does not exist" in output(proc) and "fail closed" in output(proc)
+@pytest.mark.parametrize("override", OVERRIDES)
+@pytest.mark.parametrize("kind", HOSTILE_KINDS)
+def test_hostile_sidecar_or_bundle_is_refused(
+    tmp_path: Path, sb: DnfSandbox, verifier: Verifier, kind: str, override: dict[str, str]
+) -> None:
+    # C1 as reported: garbage PKG.rpm.wotr next to the package and/or a hostile bundle in the
+    # bundles directory, read by the real verifier: refused, with and without the override.
+    p = evil(tmp_path, verifier)
+    plant_hostile(kind, p, verifier.bundles)
+    proc = sb.install([p], env={**verifier.env(), **override})
+    assert_refused(sb, proc, "evil-rpm")
+    assert len(verifier.calls()) == 1
 
 
-def test_override_allows_with_warning(tmp_path: Path, sb: DnfSandbox, verifier: Verifier) -> None:
-    env = {"WOTR_VERIFY_CMD": "/nonexistent/wotr", OVERRIDE: "1"}
+@pytest.mark.parametrize("override", OVERRIDES)
+@pytest.mark.parametrize("where", ["sidecar", "bundle"])
+@pytest.mark.parametrize("failure", PARSER_BUG_FAILURES)
+def test_parser_bug_triggered_by_attacker_is_refused(
+    tmp_path: Path, buggy_verifier: Verifier, failure: str, where: str, override: dict[str, str]
+) -> None:
+    # The attacker's file makes the verifier exit 2, 3 or 70, crash or hang (a parser bug):
+    # every one of these is a refusal, and the override does not change that.
+    v = buggy_verifier
+    sb = sandbox(tmp_path, v)
+    p = rpm(tmp_path, "evil-rpm")
+    plant_parser_bug(failure, p, v.bundles, where=where)
+    proc = sb.install([p], env={**v.env(), "WOTR_HOOK_TIMEOUT": "3", **override})
+    assert_refused(sb, proc, "evil-rpm")
+    text = output(proc)
+    assert f"attacker input triggers: {failure}" in text
+    assert f"{OVERRIDE}=1 does not apply" in text
+
+
+@pytest.mark.parametrize("override", OVERRIDES)
+def test_rejected_package_refused_with_or_without_override(
+    tmp_path: Path, sb: DnfSandbox, verifier: Verifier, override: dict[str, str]
+) -> None:
+    proc = sb.install([evil(tmp_path, verifier)], env={**verifier.env(), **override})
+    assert_refused(sb, proc, "evil-rpm")
+    assert "not verified by wotr" in output(proc)
+
+
+@pytest.mark.parametrize("override", OVERRIDES)
+@pytest.mark.parametrize(
+    "command",
+    ["sh -c 'exit 2' wotr", "sh -c 'exit 127' wotr", "sh -c 'kill -9 $$' wotr", "sleep 30"],
+)
+def test_fail_closed(
+    tmp_path: Path, sb: DnfSandbox, command: str, override: dict[str, str]
+) -> None:
+    env = {"WOTR_VERIFY_CMD": command, "WOTR_HOOK_TIMEOUT": "2", **override}
     proc = sb.install([rpm(tmp_path)], env=env)
+    assert_refused(sb, proc, "good-rpm")
+    assert f"{OVERRIDE}=1 does not apply" in output(proc)
+
+
+@pytest.mark.parametrize("override", OVERRIDES)
+def test_fail_closed_without_bundles_directory(
+    tmp_path: Path, verifier: Verifier, override: dict[str, str]
+) -> None:
+    sb = sandbox(tmp_path, verifier, conf=f"bundles={tmp_path / 'nowhere'}\n")
+    proc = sb.install([good(tmp_path, verifier)], env={**verifier.env(), **override})
+    assert_refused(sb, proc, "good-rpm")
+    assert "nowhere does not exist" in output(proc)
+
+
+def not_executable(tmp_path: Path) -> str:
+    path = tmp_path / "wotr-not-executable"
+    path.write_text("#!/bin/sh\nexit 0\n")
+    path.chmod(0o644)
+    return str(path)
+
+
+@pytest.mark.parametrize("missing", ["/nonexistent/wotr verify", "not-executable"])
+def test_verifier_that_cannot_start_refuses(
+    tmp_path: Path, sb: DnfSandbox, verifier: Verifier, missing: str
+) -> None:
+    command = not_executable(tmp_path) if missing == "not-executable" else missing
+    proc = sb.install([rpm(tmp_path)], env={"WOTR_VERIFY_CMD": command})
+    assert_refused(sb, proc, "good-rpm")
+    text = output(proc)
+    assert f"{OVERRIDE}=1" in text and "cannot be started" in text
+    assert "does not apply" not in text
+
+
+@pytest.mark.parametrize("missing", ["/nonexistent/wotr verify", "not-executable"])
+def test_override_lets_through_only_a_verifier_that_cannot_start(
+    tmp_path: Path, sb: DnfSandbox, verifier: Verifier, missing: str
+) -> None:
+    command = not_executable(tmp_path) if missing == "not-executable" else missing
+    proc = sb.install([rpm(tmp_path)], env={"WOTR_VERIFY_CMD": command, OVERRIDE: "1"})
     assert proc.returncode == 0, output(proc)
     assert sb.installed("good-rpm")
-    assert "WARNING" in output(proc) and "NOT verified" in output(proc)
+    text = output(proc)
+    assert "!" * 72 in text and "WARNING" in text
+    assert "verified by anyone: good-rpm-1.0-1.noarch" in text
+    assert command.split()[0] in text
+    assert verifier.calls() == []
 
 
-def test_override_never_passes_rejected(tmp_path: Path, sb: DnfSandbox, verifier: Verifier) -> None:
-    proc = sb.install([evil(tmp_path, verifier)], env={**verifier.env(), OVERRIDE: "1"})
-    assert proc.returncode == 1, output(proc)
-    assert not sb.installed("evil-rpm")
+@pytest.mark.parametrize("value", ["yes", "0", ""])
+def test_override_needs_exact_value(tmp_path: Path, sb: DnfSandbox, value: str) -> None:
+    proc = sb.install(
+        [rpm(tmp_path)], env={"WOTR_VERIFY_CMD": "/nonexistent/wotr", OVERRIDE: value}
+    )
+    assert_refused(sb, proc, "good-rpm")
+    assert f"ignoring {OVERRIDE}" in output(proc)

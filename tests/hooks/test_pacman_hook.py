@@ -21,12 +21,16 @@ from pathlib import Path
 import pytest
 
 from testing.sandbox import (
+    HOSTILE_KINDS,
     MALLORY,
+    PARSER_BUG_FAILURES,
     PacmanSandbox,
     Verifier,
     VerifierFactory,
     build_pkg,
     can_unshare_mounts,
+    plant_hostile,
+    plant_parser_bug,
     python_binds,
     tamper,
 )
@@ -45,7 +49,7 @@ pytestmark = [
 
 
 class PacmanEnv:
-    def __init__(self, tmp_path: Path, factory: VerifierFactory) -> None:
+    def __init__(self, tmp_path: Path, factory: VerifierFactory, command: str = "") -> None:
         hook_text = (HOOK_DIR / "wotr.hook").read_text()
         exec_line = "Exec = /usr/share/libalpm/scripts/wotr-pacman-hook"
         assert exec_line in hook_text
@@ -58,6 +62,7 @@ class PacmanEnv:
             bundles=self.sb.inside("/var/lib/wotr/bundles"),
             log=self.sb.inside("/opt/wotr-test/calls.jsonl"),
             log_seen_as="/opt/wotr-test/calls.jsonl",
+            **({"command": command} if command else {}),
         )
         self.pkgs = tmp_path / "pkgs"
 
@@ -82,6 +87,12 @@ class PacmanEnv:
 @pytest.fixture
 def pm(tmp_path: Path, verifier_factory: VerifierFactory) -> PacmanEnv:
     return PacmanEnv(tmp_path, verifier_factory)
+
+
+@pytest.fixture
+def pm_buggy(tmp_path: Path, verifier_factory: VerifierFactory, buggy_command: str) -> PacmanEnv:
+    """The real verifier with a parser bug that attacker files trigger (buggy_verify.py)."""
+    return PacmanEnv(tmp_path, verifier_factory, command=buggy_command)
 
 
 def output(proc: subprocess.CompletedProcess[str]) -> str:
@@ -228,42 +239,145 @@ def test_upgrade_checked(pm: PacmanEnv) -> None:
     assert pm.sb.inside("/opt/good-pkg/payload").read_bytes() == b"honest payload\n"
 
 
-def test_fail_closed_when_verifier_missing(pm: PacmanEnv) -> None:
-    proc = pm.sb.install([pm.pkg()], env=pm.env(WOTR_VERIFY_CMD="/nonexistent/wotr verify"))
+# ---- fail closed; the override (C1: nothing an attacker puts on disk may flip a refusal) -------
+
+NO_OVERRIDE: dict[str, str] = {}
+WITH_OVERRIDE = {OVERRIDE: "1"}
+OVERRIDES = [
+    pytest.param(NO_OVERRIDE, id="no-override"),
+    pytest.param(WITH_OVERRIDE, id="override"),
+]
+HOOK_FILE = "/usr/share/libalpm/hooks/wotr.hook"
+
+
+def assert_refused(pm: PacmanEnv, proc: subprocess.CompletedProcess[str], name: str) -> None:
     assert proc.returncode == 1, output(proc)
-    assert not pm.sb.installed("good-pkg")
-    assert "fail closed" in output(proc) and f"{OVERRIDE}=1" in output(proc)
+    assert not pm.sb.installed(name)
+    assert not pm.sb.inside(f"/opt/{name}").exists()
+    text = output(proc)
+    assert any(name in line for line in refused(proc)), text
+    assert "fail closed" in text and HOOK_FILE in text
+    assert "!" * 72 not in text and "verified by anyone" not in text  # no override banner
 
 
-def test_fail_closed_without_bundles_directory(pm: PacmanEnv) -> None:
+@pytest.mark.parametrize("override", OVERRIDES)
+@pytest.mark.parametrize("kind", HOSTILE_KINDS)
+def test_hostile_sidecar_or_bundle_is_refused(
+    pm: PacmanEnv, kind: str, override: dict[str, str]
+) -> None:
+    # C1 as reported: garbage PKG.wotr next to the package and/or a hostile bundle in the
+    # bundles directory, read by the real verifier: refused, with and without the override.
+    evil = pm.evil()
+    plant_hostile(kind, evil, pm.verifier.bundles)
+    proc = pm.sb.install([evil], env=pm.env(**override))
+    assert_refused(pm, proc, "evil-pkg")
+    assert len(pm.verifier.calls()) == 1
+
+
+@pytest.mark.parametrize("override", OVERRIDES)
+@pytest.mark.parametrize("where", ["sidecar", "bundle"])
+@pytest.mark.parametrize("failure", PARSER_BUG_FAILURES)
+def test_parser_bug_triggered_by_attacker_is_refused(
+    pm_buggy: PacmanEnv, failure: str, where: str, override: dict[str, str]
+) -> None:
+    # The attacker's file makes the verifier exit 2, 3 or 70, crash or hang (a parser bug):
+    # every one of these is a refusal, and the override does not change that.
+    pkg = pm_buggy.pkg("evil-pkg")
+    plant_parser_bug(failure, pkg, pm_buggy.verifier.bundles, where=where)
+    proc = pm_buggy.sb.install([pkg], env=pm_buggy.env(WOTR_HOOK_TIMEOUT="3", **override))
+    assert_refused(pm_buggy, proc, "evil-pkg")
+    text = output(proc)
+    assert f"attacker input triggers: {failure}" in text
+    assert f"{OVERRIDE}=1 does not apply" in text
+
+
+@pytest.mark.parametrize("override", OVERRIDES)
+def test_rejected_package_refused_with_or_without_override(
+    pm: PacmanEnv, override: dict[str, str]
+) -> None:
+    proc = pm.sb.install([pm.evil()], env=pm.env(**override))
+    assert_refused(pm, proc, "evil-pkg")
+    assert "not verified by wotr" in output(proc)
+
+
+@pytest.mark.parametrize("override", OVERRIDES)
+@pytest.mark.parametrize(
+    "command",
+    ["sh -c 'exit 3' wotr", "sh -c 'exit 127' wotr", "sh -c 'kill -9 $$' wotr", "sleep 30"],
+)
+def test_fail_closed(pm: PacmanEnv, command: str, override: dict[str, str]) -> None:
+    env = pm.env(WOTR_VERIFY_CMD=command, WOTR_HOOK_TIMEOUT="2", **override)
+    proc = pm.sb.install([pm.pkg()], env=env)
+    assert_refused(pm, proc, "good-pkg")
+    assert f"{OVERRIDE}=1 does not apply" in output(proc)
+
+
+@pytest.mark.parametrize("override", OVERRIDES)
+def test_fail_closed_without_bundles_directory(pm: PacmanEnv, override: dict[str, str]) -> None:
     pkg = pm.good()
     shutil.rmtree(pm.verifier.bundles)
-    proc = pm.sb.install([pkg], env=pm.env())
-    assert proc.returncode == 1, output(proc)
-    assert not pm.sb.installed("good-pkg")
+    proc = pm.sb.install([pkg], env=pm.env(**override))
+    assert_refused(pm, proc, "good-pkg")
     assert "bundles directory /var/lib/wotr/bundles does not exist" in output(proc)
-    assert "fail closed" in output(proc)
 
 
-def test_fail_closed_without_policy(pm: PacmanEnv) -> None:
+@pytest.mark.parametrize("override", OVERRIDES)
+def test_fail_closed_without_policy(pm: PacmanEnv, override: dict[str, str]) -> None:
     # the real verifier finds no /etc/wotr/policy.toml in the root: exit 2, refused
     pkg = pm.good()
     pm.verifier.policy.unlink()
-    proc = pm.sb.install([pkg], env=pm.env())
-    assert proc.returncode == 1, output(proc)
-    assert not pm.sb.installed("good-pkg")
-    assert "bad input (exit 2)" in output(proc) and "fail closed" in output(proc)
+    proc = pm.sb.install([pkg], env=pm.env(**override))
+    assert_refused(pm, proc, "good-pkg")
+    assert "bad input (exit 2)" in output(proc)
 
 
-def test_override_allows_with_warning(pm: PacmanEnv) -> None:
-    env = pm.env(WOTR_VERIFY_CMD="/nonexistent/wotr verify", **{OVERRIDE: "1"})
-    proc = pm.sb.install([pm.pkg()], env=env)
+@pytest.mark.parametrize("override", OVERRIDES)
+def test_fail_closed_when_no_archive_is_found(pm: PacmanEnv, override: dict[str, str]) -> None:
+    # a file whose name covers no target: the hook cannot find what pacman installs
+    wrong = pm.pkg("evil-pkg")
+    misnamed = wrong.with_name("other-pkg-1.0-1-any.pkg.tar")
+    wrong.rename(misnamed)
+    proc = pm.sb.install([misnamed], env=pm.env(**override))
+    assert_refused(pm, proc, "evil-pkg")
+    assert "no package archive for 'evil-pkg'" in output(proc)
+
+
+def staged_command(pm: PacmanEnv, missing: str) -> str:
+    if missing == "not-executable":
+        script = pm.pkgs.parent / "wotr-not-executable"
+        script.write_text("#!/bin/sh\nexit 0\n")
+        return pm.sb.stage(script, mode=0o644)
+    return missing
+
+
+@pytest.mark.parametrize("missing", ["/nonexistent/wotr verify", "not-executable"])
+def test_verifier_that_cannot_start_refuses(pm: PacmanEnv, missing: str) -> None:
+    proc = pm.sb.install([pm.pkg()], env=pm.env(WOTR_VERIFY_CMD=staged_command(pm, missing)))
+    assert_refused(pm, proc, "good-pkg")
+    text = output(proc)
+    assert f"{OVERRIDE}=1" in text and "cannot be started" in text
+    assert "does not apply" not in text
+
+
+@pytest.mark.parametrize("missing", ["/nonexistent/wotr verify", "not-executable"])
+def test_override_lets_through_only_a_verifier_that_cannot_start(
+    pm: PacmanEnv, missing: str
+) -> None:
+    command = staged_command(pm, missing)
+    proc = pm.sb.install([pm.pkg()], env=pm.env(WOTR_VERIFY_CMD=command, **{OVERRIDE: "1"}))
     assert proc.returncode == 0, output(proc)
     assert pm.sb.installed("good-pkg")
-    assert "WARNING" in output(proc) and "NOT verified" in output(proc)
+    text = output(proc)
+    assert "!" * 72 in text and "WARNING" in text
+    banner = [line for line in text.splitlines() if "verified by anyone: " in line]
+    assert len(banner) == 1 and banner[0].endswith("/good-pkg-1.0-1-any.pkg.tar"), text
+    assert command.split()[0] in text
+    assert pm.verifier.calls() == []
 
 
-def test_override_never_passes_rejected(pm: PacmanEnv) -> None:
-    proc = pm.sb.install([pm.evil()], env=pm.env(**{OVERRIDE: "1"}))
-    assert proc.returncode == 1, output(proc)
-    assert not pm.sb.installed("evil-pkg")
+@pytest.mark.parametrize("value", ["yes", "0", ""])
+def test_override_needs_exact_value(pm: PacmanEnv, value: str) -> None:
+    env = pm.env(WOTR_VERIFY_CMD="/nonexistent/wotr", **{OVERRIDE: value})
+    proc = pm.sb.install([pm.pkg()], env=env)
+    assert_refused(pm, proc, "good-pkg")
+    assert f"ignoring {OVERRIDE}" in output(proc)
