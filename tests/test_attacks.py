@@ -281,6 +281,39 @@ def test_expired_key_signature_counts_with_a_valid_key(world: sim.World) -> None
     assert doc["artifacts"][0]["signers"] == ["alice", "bob"]
 
 
+def test_key_with_an_old_expired_subkey_still_counts(world: sim.World, keys: Any) -> None:
+    """Availability: rotating subkeys must not make an honest signer's primary key useless."""
+    import time
+
+    key = gpgkeys.make_key("rotated")
+    past = int(time.time()) - 20 * 86400
+    gpgkeys.gpg(
+        key.home,
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "",
+        "--faked-system-time",
+        f"{past}!",
+        "--quick-add-key",
+        key.fingerprint,
+        "ed25519",
+        "sign",
+        "1d",
+    )
+    public = gpgkeys.gpg(key.home, "--armor", "--export", key.fingerprint).stdout
+    try:
+        party(world, "rotated", key)
+        policy = world.policy(2, ["alice", "rotated"])
+        (policy.parent / "keys" / "rotated.asc").write_bytes(public)
+        world.sign("alice", world.root / "dist" / "app.tar.gz")
+        add_lines(world, world.head(), sim.envelope_line(key, world.claim({"app.tar.gz": APP})))
+        code, doc = verify_json(world, world.root / "dist" / "app.tar.gz")
+        assert code == 0, reasons(doc)
+    finally:
+        gpgkeys.remove_home(key.home)
+
+
 def test_stripped_copy_of_a_key_cannot_hide_its_revocation(world: sim.World, keys: Any) -> None:
     """A key file with an unrevoked copy first and the revoked copy second: still revoked."""
     rev = keys.get("rev", revoked=True)
@@ -487,3 +520,94 @@ def test_verify_never_writes(world: sim.World) -> None:
     verify_json(world, world.root / "dist" / "app.tar.gz")
     world.run("show", "--policy", world.policy_dir / "threshold.toml")
     assert sim.notes_tip(world.repo) == before
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "v1.0^{}",
+        "v1.0^0",
+        "v1.0~0",
+        "v1.0^{commit}",
+        "refs/tags/v1.0^{}",
+        "v1.0^{}~0^0",
+        "tags/v1.0^0",
+    ],
+)
+def test_peeled_spellings_of_a_moved_tag_still_fail(world: sim.World, spelling: str) -> None:
+    """Rule 6 holds however the tag is spelled: peeling does not turn it into a plain commit."""
+    world.policy(2)
+    art = world.root / "dist" / "app.tar.gz"
+    sim.git(world.repo, "tag", "v0.9")
+    world.sign("alice", art, rev="v0.9")
+    world.sign("bob", art, rev="v0.9")
+    sim.git(world.repo, "tag", "-a", "v1.0", "-m", "moved here by the attacker")
+    code, doc = verify_json(world, "--rev", spelling, art)
+    assert code == 1, doc
+    assert doc["tag"] == "refs/tags/v1.0"
+    code, _ = verify_json(world, "--rev", "v0.9^{}", art)
+    assert code == 0
+
+
+def test_flood_of_untrusted_or_repeated_signatures_costs_no_gpg_call(
+    world: sim.World, keys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule 8: signatures whose issuer is no policy key, and repeats, never reach gpg; the
+    number of signatures by policy keys that reach gpg is capped (fail closed beyond it)."""
+    from wotr import verify as verify_mod
+    from wotr.policy import load
+
+    world.policy(2)
+    art = world.root / "dist" / "app.tar.gz"
+    world.sign("alice", art)
+    world.sign("bob", art)
+    claim = world.claim({"app.tar.gz": APP})
+    mallory = keys.get("mallory")
+    foreign = gpgkeys.sign_detached(mallory, claim_mod.pae(claim.payload()))
+    good = sim.read_note(world.repo, world.head())
+    alice_line = good.splitlines()[0]
+    doc = json.loads(alice_line)
+    flood = [claim_mod.Envelope(claim.payload(), foreign, f"k{i}").line() for i in range(300)]
+    repeats = [
+        json.dumps({**doc, "signatures": [{**doc["signatures"][0], "keyid": f"r{i}"}]}).encode()
+        for i in range(300)
+    ]
+    sim.write_note(world.repo, world.head(), good + b"".join(flood) + b"\n".join(repeats))
+    calls: list[int] = []
+    from wotr import gpg as gpg_mod
+
+    real_run = gpg_mod.Verifier._run
+
+    def counting_run(self: Any, *a: Any, **kw: Any) -> Any:
+        calls.append(1)
+        return real_run(self, *a, **kw)
+
+    policy = load(world.policy_dir / "threshold.toml")
+    ctx = verify_mod.Context(world.head(), world.tree(), None)
+    monkeypatch.setattr(gpg_mod.Verifier, "_run", counting_run)
+    report = verify_mod.evaluate(
+        policy, sim.read_note(world.repo, world.head()), ctx, None, strict=False
+    )
+    assert report.result is not None and report.result.verified
+    assert len(calls) <= 2  # the two honest signatures, in one or two chains
+    reasons_ = [r.reason for r in report.result.rejected]
+    assert sum("not in the policy" in r for r in reasons_) == 300
+    assert sum("the same signature as line" in r for r in reasons_) == 300
+
+
+def test_signature_budget_fails_closed(world: sim.World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wotr import verify as verify_mod
+    from wotr.policy import load
+
+    world.policy(2)
+    art = world.root / "dist" / "app.tar.gz"
+    world.sign("alice", art)
+    world.sign("bob", art)
+    monkeypatch.setattr(verify_mod, "MAX_CHECKED_SIGNATURES", 1)
+    policy = load(world.policy_dir / "threshold.toml")
+    ctx = verify_mod.Context(world.head(), world.tree(), None)
+    report = verify_mod.evaluate(
+        policy, sim.read_note(world.repo, world.head()), ctx, None, strict=False
+    )
+    assert report.result is not None and not report.result.verified
+    assert any("more than 1 signatures" in r.reason for r in report.result.rejected)

@@ -8,6 +8,7 @@ user-supplied revision is refused if it could be read as an option.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,11 +105,20 @@ def _check_rev(rev: str) -> str:
     return rev
 
 
+# Suffixes that name the same commit as what they follow (peeling a tag, zero steps back).
+_SAME_COMMIT = re.compile(r"(?:\^\{(?:|commit|tag|object)\}|\^0|~0)+$")
+
+
 def resolve(repo: Repo, rev: str) -> Revision:
-    """Commit, tree and (for a tag) full tag ref of ``rev``; tags are peeled to commits."""
+    """Commit, tree and (for a tag) full tag ref of ``rev``; tags are peeled to commits.
+
+    ``v1.0^{}``, ``v1.0^0``, ``v1.0~0`` and ``v1.0^{commit}`` name tag v1.0 too (DESIGN §6
+    rule 6 must not be skipped by spelling the tag peeled).
+    """
     _check_rev(rev)
+    base = _SAME_COMMIT.sub("", rev) or rev
     res = run(
-        repo, "rev-parse", f"{rev}^{{commit}}", f"{rev}^{{tree}}", "--symbolic-full-name", rev
+        repo, "rev-parse", f"{rev}^{{commit}}", f"{rev}^{{tree}}", "--symbolic-full-name", base
     )
     lines = res.stdout.decode("utf-8", "surrogateescape").splitlines()
     if res.returncode != 0 or len(lines) < 2:

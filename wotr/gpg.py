@@ -28,14 +28,15 @@ from typing import Any
 from . import _openpgp, _proc
 from .errors import EnvironmentProblem, SignError
 
-# Status keywords that make a signature not count even next to GOODSIG.
+# Status keywords that make a signature not count even next to GOODSIG. gpg reports the state
+# of the key that made the signature in place of GOODSIG (EXPKEYSIG, REVKEYSIG, EXPSIG), and
+# exactly one GOODSIG is required. KEYEXPIRED / KEYREVOKED are NOT taints: gpg prints them for
+# any expired or revoked subkey of the key, also when the primary key signed validly.
 _TAINTS = {
     "BADSIG": "bad signature: the claim or the signature was altered",
     "EXPSIG": "the signature has expired",
     "EXPKEYSIG": "the signing key has expired",
     "REVKEYSIG": "the signing key has been revoked",
-    "KEYREVOKED": "the signing key has been revoked",
-    "KEYEXPIRED": "the signing key has expired",
 }
 
 
