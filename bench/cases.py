@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -24,17 +25,18 @@ class Sizes:
     file_size: int  # case 3, bytes each
     artifacts: int  # cases 4 and 7
     artifact_size: int
+    big_artifact_size: int  # case 7b: the same number of larger artifacts
     noted_commits: int  # case 5
     junk_lines: int  # case 6
 
     @staticmethod
     def full() -> Sizes:
         cores = os.cpu_count() or 1
-        return Sizes(1 << 30, max(4, 2 * cores), 256 << 20, 1000, 64 << 10, 10_000, 1000)
+        return Sizes(1 << 30, max(4, 2 * cores), 256 << 20, 1000, 64 << 10, 1 << 20, 10_000, 1000)
 
     @staticmethod
     def quick() -> Sizes:
-        return Sizes(8 << 20, 4, 1 << 20, 20, 1 << 10, 300, 50)
+        return Sizes(8 << 20, 4, 1 << 20, 20, 1 << 10, 4 << 10, 300, 50)
 
 
 @dataclass
@@ -330,18 +332,32 @@ def case_6(ctx: Ctx) -> Row:
 # --- 7: sign many artifacts -----------------------------------------------------------------
 
 
-def case_7(ctx: Ctx) -> Row:
+def case_7(ctx: Ctx) -> list[Row]:
+    """The target is relative to hashing time: 64 KiB artifacts (fixed costs show) and 1 MiB."""
+    sz = ctx.sizes
+    return [
+        _sign_case(ctx, "7", sz.artifact_size),
+        _sign_case(ctx, "7b", sz.big_artifact_size),
+    ]
+
+
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} KiB"
+
+
+def _sign_case(ctx: Ctx, number: str, size: int) -> Row:
     sz = ctx.sizes
     (key,) = ctx.keys.get(1)
-    arts = fx.write_artifacts(ctx.root / "c7" / "dist", sz.artifacts, sz.artifact_size)
-    repo = sim.init_repo(ctx.root / "c7" / "repo")
+    where = ctx.root / f"c{number}"
+    arts = fx.write_artifacts(where / "dist", sz.artifacts, size)
+    repo = sim.init_repo(where / "repo")
     env = {**ctx.env, "GNUPGHOME": str(key.home)}
-    payload_file = ctx.root / "c7" / "pae"
+    payload_file = where / "pae"
     payload_file.write_bytes(claim_mod.pae(fx.claim_for(repo, arts).payload()))
     signer: list[str | Path] = [
         "gpg", "--homedir", key.home, "--batch", "--no-tty", "--pinentry-mode", "loopback",
         "--passphrase", "", "-u", f"{key.fingerprint}!", "--yes", "--detach-sign",
-        "--output", ctx.root / "c7" / "pae.sig", payload_file,
+        "--output", where / "pae.sig", payload_file,
     ]  # fmt: skip
     hash_all = cmd(["openssl", "dgst", "-sha256", *arts], env=ctx.env)
     t = _times(
@@ -357,10 +373,11 @@ def case_7(ctx: Ctx) -> Row:
                 for ln in lines}  # fmt: skip
     if subjects != {sz.artifacts}:
         raise fx_error(f"sign made claims over {subjects} artifacts, not {sz.artifacts}")
+    shutil.rmtree(where / "dist", ignore_errors=True)
     ratio = t.median("wotr") / t.median("base")
     return Row(
-        "7",
-        f"sign {sz.artifacts} artifacts (one claim)",
+        number,
+        f"sign {sz.artifacts} artifacts of {_size(size)} (one claim)",
         f"{ratio:.2f} x (hash+sign)",
         "<= 1.5",
         ratio <= 1.5,

@@ -130,3 +130,91 @@ def test_parser_values(tmp_path: Path) -> None:
 def test_completion_request_goes_to_click(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(os.environ, "_GIT WOTR_COMPLETE", "bash_complete")
     assert entry.parse_verify(["a"]) is None
+
+
+# --- sign -----------------------------------------------------------------------------------------
+
+
+def _sign_cases(w: sim.World) -> list[list[str]]:
+    art = str(w.root / "dist" / "app.tar.gz")
+    fpr = w.parties["alice"].key.fingerprint
+    return [
+        ["sign", art],  # signed
+        ["sign", "--rev=HEAD", "--role", "ci", art],
+        ["sign", "--key", fpr, "--allow-dirty", "--", art],
+        ["sign", "--key", "0" * 40, art],  # no such secret key: exit 2
+        ["sign", "--role", "Bad Role", art],
+        ["sign", "--rev", "no-such-rev", art],
+        ["sign", str(w.root / "missing.bin")],
+        ["sign", str(w.root / "dist")],  # a directory
+        ["sign"],  # no artifacts
+        ["sign", "--rev", "HEAD", "--rev", "HEAD", art],  # click decides
+        ["sign", "--unknown", art],
+        ["sign", "--key"],
+        ["sign", "-h"],
+        ["--debug", "sign", art],  # (tracebacks under --debug differ in their frames)
+    ]
+
+
+def test_sign_fast_path_output_and_exit_codes_match_click(world: sim.World) -> None:
+    home = str(world.parties["alice"].key.home)
+
+    def run(code: list[str], args: list[str]) -> tuple[int, str, str]:
+        sim.git(world.repo, "update-ref", "-d", "refs/notes/wotr")  # same state for both
+        res = subprocess.run(
+            [sys.executable, *code, *args],
+            cwd=world.repo,
+            env=sim.base_env(world.parties["alice"].key.home),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return res.returncode, res.stdout, res.stderr
+
+    assert home
+    codes = set()
+    for args in _sign_cases(world):
+        fast = run(["-m", "wotr"], args)
+        slow = run(["-c", CLICK_ONLY], args)
+        assert fast == slow, args
+        codes.add(fast[0])
+    assert {0, 2} <= codes
+
+
+def test_sign_fast_path_imports_no_heavy_module(world: sim.World) -> None:
+    probe = (
+        "import sys; from wotr.entry import main; code = main(sys.argv[1:]); "
+        "heavy = [m for m in ('click', 'pygit2', 'gnupg') if m in sys.modules]; "
+        "print(code, heavy)"
+    )
+    args = ["sign", str(world.root / "dist" / "app.tar.gz")]
+    res = subprocess.run(
+        [sys.executable, "-c", probe, *args],
+        cwd=world.repo,
+        env=sim.base_env(world.parties["alice"].key.home),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.stdout.splitlines()[-1] == "0 []", res.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--push"], ["--push", "origin", "a"], ["--key"], ["--key", "-x"], ["--allow-dirty=1"],
+     ["--allow-dirty", "--allow-dirty"], ["--role", "a", "--role=b"], ["-h"]],
+)  # fmt: skip
+def test_sign_parser_hands_anything_unusual_to_click(args: list[str]) -> None:
+    assert entry.parse_sign(args) is None
+
+
+def test_sign_parser_values() -> None:
+    got = entry.parse_sign(["a", "--key=K", "--allow-dirty", "--role", "ci", "--", "--rev"])
+    assert got == {
+        "rev": "HEAD",
+        "role": "ci",
+        "key": "K",
+        "allow_dirty": True,
+        "push_remote": None,
+        "artifacts": (Path("a"), Path("--rev")),
+    }

@@ -379,3 +379,109 @@ def test_append_changes_only_its_own_note_and_keeps_the_layout(repo: Path) -> No
     assert tip.tree[new_commit[:2]].type_str == "tree"
     diff = r.diff(tip.parents[0].tree, tip.tree)
     assert [d.delta.new_file.path for d in diff] == [f"{new_commit[:2]}/{new_commit[2:]}"]
+
+
+# --- append: git plumbing, every layout, exact bytes, compare-and-swap ----------------------------
+
+
+def tree_paths(repo: Path) -> dict[str, str]:
+    """path -> blob id of every file in the notes tree."""
+    out = sim.git(repo, "ls-tree", "-r", "-z", git.NOTES_REF)
+    rows = [row.split("\t", 1) for row in out.split("\0") if row]
+    return {path: meta.split()[2] for meta, path in rows}
+
+
+def blob(repo: Path, oid: str) -> bytes:
+    return subprocess.run(
+        ["git", "cat-file", "blob", oid], cwd=repo, capture_output=True, check=True
+    ).stdout
+
+
+def test_append_to_no_ref_writes_a_flat_note(repo: Path) -> None:
+    (c,) = commits(repo, 1)
+    assert notes.append(git.open_repo(repo), c, b"claim")
+    assert sim.read_note(repo, c) == b"claim\n"
+    assert list(tree_paths(repo)) == [c]
+    assert parents(repo, rev(repo, git.NOTES_REF)) == []
+
+
+def test_append_in_a_fanout_tree_makes_a_new_fanout_directory(repo: Path) -> None:
+    ids = fake_ids(300)
+    put_tree(repo, git.NOTES_REF, fanout_tree(repo, {i: b"n\n" for i in ids}))
+    before = tree_paths(repo)
+    new = next(i for i in fake_ids(2000, "new") if i[:2] not in {j[:2] for j in ids})
+    assert notes.append(git.open_repo(repo), new, b"claim")
+    after = tree_paths(repo)
+    assert after == {**before, f"{new[:2]}/{new[2:]}": after[f"{new[:2]}/{new[2:]}"]}
+    assert all_notes(repo)[new] == {b"claim"}
+
+
+def test_append_keeps_hostile_bytes_and_other_entries_exactly(repo: Path) -> None:
+    a, b = fake_ids(2)
+    hostile = b"\xff\xfe not utf-8 \x00\r\n  trailing spaces   \n\n# not a comment\nno newline"
+    r = pygit2.Repository(str(repo / ".git"))
+    junk = r.TreeBuilder()
+    junk.insert("README", r.create_blob(b"not a note\n"), pygit2.GIT_FILEMODE_BLOB)
+    top = r.TreeBuilder()
+    top.insert(a, r.create_blob(hostile), pygit2.GIT_FILEMODE_BLOB)
+    top.insert(b, r.create_blob(b"other\n"), pygit2.GIT_FILEMODE_BLOB)
+    top.insert("zz", junk.write(), pygit2.GIT_FILEMODE_TREE)
+    top.insert("caf\xe9 name", r.create_blob(b"x"), pygit2.GIT_FILEMODE_BLOB)
+    put_tree(repo, git.NOTES_REF, top.write())
+    before = tree_paths(repo)
+    assert notes.append(git.open_repo(repo), a, b"claim")
+    after = tree_paths(repo)
+    assert blob(repo, after[a]) == hostile + b"\nclaim\n"
+    assert {p: o for p, o in after.items() if p != a} == {p: o for p, o in before.items() if p != a}
+    assert not notes.append(git.open_repo(repo), a, b"claim")
+
+
+def test_append_folds_two_layouts_of_one_note_into_the_first(repo: Path) -> None:
+    c, other = fake_ids(2)
+    r = pygit2.Repository(str(repo / ".git"))
+    sub = r.TreeBuilder()
+    sub.insert(c[2:], r.create_blob(b"deep\n"), pygit2.GIT_FILEMODE_BLOB)
+    top = r.TreeBuilder()
+    top.insert(c, r.create_blob(b"flat\n"), pygit2.GIT_FILEMODE_BLOB)
+    top.insert(c[:2], sub.write(), pygit2.GIT_FILEMODE_TREE)
+    top.insert(other, r.create_blob(b"o\n"), pygit2.GIT_FILEMODE_BLOB)
+    put_tree(repo, git.NOTES_REF, top.write())
+    assert notes.append(git.open_repo(repo), c, b"new")
+    paths = tree_paths(repo)
+    assert set(paths) == {c, other}  # the emptied fanout directory is gone
+    assert blob(repo, paths[c]) == b"flat\ndeep\nnew\n"
+
+
+def test_append_retries_when_another_writer_moves_the_ref(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c, d = commits(repo, 2)
+    add(repo, "wotr", c, b"a\n")
+    real = notes._read_note
+    calls = 0
+
+    def racing(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        got = real(*args)
+        if calls == 1:  # another process signs between our read and our compare-and-swap
+            add(repo, "wotr", d, b"signed meanwhile\n")
+        return got
+
+    monkeypatch.setattr(notes, "_read_note", racing)
+    assert notes.append(git.open_repo(repo), c, b"mine")
+    assert calls == 2
+    assert all_notes(repo) == {c: {b"a", b"mine"}, d: {b"signed meanwhile"}}
+
+
+def test_append_uses_the_fallback_identity_and_never_signs_the_commit(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (c,) = commits(repo, 1)
+    for key in ("GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL"):
+        monkeypatch.delenv(key, raising=False)
+    sim.git(repo, "config", "commit.gpgSign", "true")
+    sim.git(repo, "config", "user.signingkey", "0" * 40)
+    assert notes.append(git.open_repo(repo), c, b"claim")
+    who = sim.git(repo, "log", "-1", "--format=%cn <%ce>", git.NOTES_REF)
+    assert who == "wotr <wotr@localhost>"

@@ -55,6 +55,33 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def _not_found(argv: Sequence[str], exc: OSError) -> EnvironmentProblem:
+    if isinstance(exc, FileNotFoundError):
+        return EnvironmentProblem(
+            f"{argv[0]} is not installed or not on PATH",
+            f"install it (Debian: apt-get install {argv[0] if argv[0] != 'gpg' else 'gnupg'})",
+        )
+    return EnvironmentProblem(f"cannot run {argv[0]}: {exc}")
+
+
+def start(
+    argv: Sequence[str], *, cwd: str | os.PathLike[str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` with pipes on stdin and stdout, for a request/response protocol
+    (``git cat-file --batch``); the caller writes, reads and waits. stderr is discarded."""
+    try:
+        return subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=clean_env(),
+        )
+    except OSError as exc:
+        raise _not_found(argv, exc) from exc
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -75,11 +102,6 @@ def run(
             pass_fds=tuple(pass_fds),
             check=False,
         )
-    except FileNotFoundError as exc:
-        raise EnvironmentProblem(
-            f"{argv[0]} is not installed or not on PATH",
-            f"install it (Debian: apt-get install {argv[0] if argv[0] != 'gpg' else 'gnupg'})",
-        ) from exc
     except OSError as exc:
-        raise EnvironmentProblem(f"cannot run {argv[0]}: {exc}") from exc
+        raise _not_found(argv, exc) from exc
     return Result(proc.returncode, proc.stdout, proc.stderr)

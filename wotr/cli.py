@@ -75,44 +75,16 @@ def sign(
     artifacts: tuple[Path, ...],
 ) -> int:
     """Sign a claim that REV built ARTIFACT... and add it to the commit's note."""
-    from . import sign as sign_mod
-    from . import sync
+    from .entry import run_sign
 
-    repo = _repo()
-    if push_remote and push_remote not in sync.remotes(repo):
-        # `sign --push dist/app.tar.gz`: the optional REMOTE of --push swallowed an artifact.
-        if not Path(push_remote).exists():
-            from .errors import BadInput
-
-            raise BadInput(
-                f"--push {push_remote}: no such remote and no such file",
-                "name a remote from 'git remote', or put --push after the artifacts",
-            )
-        artifacts, push_remote = (Path(push_remote), *artifacts), ""
-    if not artifacts:
-        from .errors import BadInput
-
-        raise BadInput("no artifacts to sign", "name the files you built, e.g. dist/*")
-    signed = sign_mod.sign(
-        repo, list(artifacts), rev=rev, role=role, key=key, allow_dirty=allow_dirty
+    return run_sign(
+        rev=rev,
+        role=role,
+        key=key,
+        allow_dirty=allow_dirty,
+        push_remote=push_remote,
+        artifacts=artifacts,
     )
-    where = signed.tag.removeprefix("refs/tags/") if signed.tag else signed.commit[:12]
-    verb = "signed" if signed.added else "already signed (identical claim present)"
-    click.echo(f"{verb}: {where} as {signed.role} with key {signed.fingerprint}")
-    for s in signed.artifacts:
-        click.echo(f"  {s.name}  sha256:{s.sha256}")
-    if signed.untagged_hint:
-        tag = signed.untagged_hint[0]
-        click.echo(
-            f"note: this commit is tagged {tag}; claims made without --rev {tag} do not "
-            f"count for 'verify --rev {tag}'",
-            err=True,
-        )
-    if push_remote is not None:
-        remote = push_remote or "origin"
-        sync.push(repo, remote)
-        click.echo(f"pushed claims to {remote}")
-    return EXIT_OK
 
 
 @cli.command(context_settings=_CONTEXT)

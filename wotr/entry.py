@@ -1,13 +1,15 @@
-"""The program's entry point (``git wotr``, ``wotr``, ``python -m wotr``) and the ``verify`` body.
+"""The entry point (``git wotr``, ``wotr``, ``python -m wotr``) and the ``verify``/``sign`` bodies.
 
 ``verify`` runs in package-manager hooks and CI gates on every install, where importing click
-(~35 ms) would cost about as much as all of verify's own work. So :func:`main` parses a plain
-``verify`` command line itself, without importing click, and hands everything else (help,
-unknown or repeated options, values click would convert differently, shell completion) to the
-click CLI in :mod:`wotr.cli`, which stays the user interface. The parser accepts only spellings
-that click parses to exactly the same values; both paths then run the same :func:`run_verify`,
-print through the same :func:`echo` and map errors in the same :func:`report_error`, so output
-and exit codes are identical (tests/test_entry.py checks them side by side).
+(~35 ms) would cost about as much as all of verify's own work; ``sign`` of many small artifacts
+is measured against hashing them plus one gpg call. So :func:`main` parses a plain ``verify`` or
+``sign`` command line itself, without importing click, and hands everything else (help,
+unknown or repeated options, values click would convert differently, ``sign --push``, shell
+completion) to the click CLI in :mod:`wotr.cli`, which stays the user interface. The parsers
+accept only spellings that click parses to exactly the same values; both paths then run the same
+:func:`run_verify`/:func:`run_sign`, print through the same :func:`echo` and map errors in the
+same :func:`report_error`, so output and exit codes are identical (tests/test_entry.py checks
+them side by side).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +160,59 @@ def run_verify(
     return EXIT_OK if report.result.verified else EXIT_NOT_VERIFIED
 
 
-# --- the click-free parser for verify ------------------------------------------------------------
+def run_sign(
+    *,
+    rev: str,
+    role: str | None,
+    key: str | None,
+    allow_dirty: bool,
+    push_remote: str | None,
+    artifacts: Sequence[Path],
+) -> int:
+    """The body of ``git wotr sign`` (see its help in :mod:`wotr.cli`); the exit code."""
+    from . import git
+    from . import sign as sign_mod
+    from .errors import BadInput
+
+    repo = git.open_repo()
+    if push_remote:
+        from . import sync
+
+        if push_remote not in sync.remotes(repo):
+            # `sign --push dist/app.tar.gz`: the optional REMOTE of --push swallowed an artifact.
+            if not Path(push_remote).exists():
+                raise BadInput(
+                    f"--push {push_remote}: no such remote and no such file",
+                    "name a remote from 'git remote', or put --push after the artifacts",
+                )
+            artifacts, push_remote = (Path(push_remote), *artifacts), ""
+    if not artifacts:
+        raise BadInput("no artifacts to sign", "name the files you built, e.g. dist/*")
+    signed = sign_mod.sign(
+        repo, list(artifacts), rev=rev, role=role, key=key, allow_dirty=allow_dirty
+    )
+    where = signed.tag.removeprefix("refs/tags/") if signed.tag else signed.commit[:12]
+    verb = "signed" if signed.added else "already signed (identical claim present)"
+    lines = [f"{verb}: {where} as {signed.role} with key {signed.fingerprint}"]
+    lines += [f"  {s.name}  sha256:{s.sha256}" for s in signed.artifacts]
+    echo("\n".join(lines))
+    if signed.untagged_hint:
+        tag = signed.untagged_hint[0]
+        echo(
+            f"note: this commit is tagged {tag}; claims made without --rev {tag} do not "
+            f"count for 'verify --rev {tag}'",
+            err=True,
+        )
+    if push_remote is not None:
+        from . import sync
+
+        remote = push_remote or "origin"
+        sync.push(repo, remote)
+        echo(f"pushed claims to {remote}")
+    return EXIT_OK
+
+
+# --- the click-free parsers for verify and sign ------------------------------------------------
 
 _VALUED = {"--rev", "--threshold", "--policy", "--digest", "--bundle", "--bundles"}
 _REPEATABLE = {"--digest", "--bundle"}
@@ -168,6 +222,8 @@ _THRESHOLD = re.compile(r"[1-9][0-9]{0,8}")
 
 def _click_path_ok(value: str, *, file_okay: bool, dir_okay: bool) -> bool:
     """Would click.Path(file_okay, dir_okay) accept ``value`` unchanged? (click.types.Path)"""
+    if file_okay and dir_okay and os.access(value, os.R_OK):
+        return True  # one system call for the common case (many artifacts)
     try:
         st = os.stat(value)
     except OSError:
@@ -243,13 +299,68 @@ def parse_verify(args: Sequence[str]) -> dict[str, Any] | None:
     }
 
 
-def _fast(args: Sequence[str]) -> dict[str, Any] | None:
+_SIGN_VALUED = {"--rev", "--role", "--key"}
+
+
+def parse_sign(args: Sequence[str]) -> dict[str, Any] | None:
+    """Keyword arguments of :func:`run_sign` for ``sign ARGS``, or None: ask click.
+
+    The same rules as :func:`parse_verify`; ``--push`` (whose value is optional) always goes
+    to click, and so does anything else unusual.
+    """
+    if any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ):
+        return None
+    single: dict[str, str] = {}
+    allow_dirty = False
+    positional: list[str] = []
+    only_positional = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if only_positional or arg == "-" or not arg.startswith("-"):
+            positional.append(arg)
+            continue
+        if arg == "--":
+            only_positional = True
+            continue
+        if arg == "--allow-dirty" and not allow_dirty:
+            allow_dirty = True
+            continue
+        name, eq, value = arg.partition("=")
+        if name not in _SIGN_VALUED or name in single:
+            return None
+        if not eq:
+            if i >= len(args) or args[i].startswith("-"):
+                return None
+            value = args[i]
+            i += 1
+        single[name] = value
+    if not all(_click_path_ok(p, file_okay=True, dir_okay=True) for p in positional):
+        return None
+    return {
+        "rev": single.get("--rev", "HEAD"),
+        "role": single.get("--role"),
+        "key": single.get("--key"),
+        "allow_dirty": allow_dirty,
+        "push_remote": None,
+        "artifacts": tuple(Path(p) for p in positional),
+    }
+
+
+def _fast(args: Sequence[str]) -> tuple[Callable[..., int], dict[str, Any]] | None:
     rest = list(args)
     if rest[:1] == ["--debug"]:
         rest = rest[1:]
-    if rest[:1] != ["verify"] or "--debug" in rest:
+    if "--debug" in rest[1:]:
         return None
-    return parse_verify(rest[1:])
+    if rest[:1] == ["verify"]:
+        parsed = parse_verify(rest[1:])
+        return None if parsed is None else (run_verify, parsed)
+    if rest[:1] == ["sign"]:
+        parsed = parse_sign(rest[1:])
+        return None if parsed is None else (run_sign, parsed)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,8 +370,9 @@ def main(argv: list[str] | None = None) -> int:
         from .cli import main as cli_main
 
         return cli_main(argv)
+    command, kwargs = fast
     try:
-        code = run_verify(**fast)
+        code = command(**kwargs)
     except (EOFError, KeyboardInterrupt):
         # What click does with these inside a command (click.BaseCommand.main, then cli.main).
         echo("", err=True)

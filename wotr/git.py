@@ -153,16 +153,82 @@ def config_get(repo: Repo | None, key: str) -> str | None:
     )
 
 
+class Config(dict[str, str]):
+    """Every git config value in one read (``git config -z --list``); the last one of a key wins.
+
+    ``value(key)`` answers as ``config_get`` does (stripped, empty as None) without a process per
+    key. Section and variable names come lower-cased from git, so keys are looked up lower-cased.
+    """
+
+    def value(self, key: str) -> str | None:
+        return self.get(key.lower(), "").strip() or None
+
+
+def config_all(repo: Repo | None) -> Config:
+    res = run(repo, "config", "-z", "--list")
+    out = Config()
+    if res.returncode != 0:
+        return out  # as config_get: an unreadable config answers "not set"
+    for entry in res.stdout.decode("utf-8", "surrogateescape").split("\0"):
+        if entry:
+            key, _, value = entry.partition("\n")
+            out[key] = value
+    return out
+
+
 def tags_at(repo: Repo, commit: str) -> list[str]:
     out = check(repo, "tag", "--points-at", commit)
     return [t for t in out.splitlines() if t]
 
 
-def identity_env(repo: Repo) -> dict[str, str]:
-    """Committer identity for notes commits: the user's, else a clearly-labelled fallback."""
-    env: dict[str, str] = {}
-    if not (os.environ.get("GIT_COMMITTER_NAME") or config_get(repo, "user.name")):
-        env["GIT_COMMITTER_NAME"] = env["GIT_AUTHOR_NAME"] = "wotr"
-    if not (os.environ.get("GIT_COMMITTER_EMAIL") or config_get(repo, "user.email")):
-        env["GIT_COMMITTER_EMAIL"] = env["GIT_AUTHOR_EMAIL"] = "wotr@localhost"
-    return env
+def identity(repo: Repo, config: Config | None = None) -> tuple[str, str]:
+    """Committer (name, email) for notes commits: the user's, else a clearly-labelled fallback."""
+    name = os.environ.get("GIT_COMMITTER_NAME")
+    email = os.environ.get("GIT_COMMITTER_EMAIL")
+    if not (name and email):
+        cfg = config_all(repo) if config is None else config
+        name = name or cfg.value("user.name")
+        email = email or cfg.value("user.email")
+    return name or "wotr", email or "wotr@localhost"
+
+
+class ObjectReader:
+    """One ``git cat-file --batch`` process: objects by name, one request at a time.
+
+    Each answer comes back before the next name is chosen (git flushes after every object), so a
+    caller can read a ref once and then only objects reachable from what it read.
+    """
+
+    def __init__(self, repo: Repo) -> None:
+        self._proc = _proc.start(["git", "cat-file", "--batch"], cwd=repo.cwd)
+
+    def get(self, name: str) -> tuple[str, str, bytes] | None:
+        """(object id, type, contents) of ``name``; None when git has no such object."""
+        if "\n" in name:
+            raise ValueError("an object name may not contain a newline")
+        stdin, stdout = self._proc.stdin, self._proc.stdout
+        assert stdin is not None and stdout is not None
+        try:
+            stdin.write(name.encode("utf-8", "surrogateescape") + b"\n")
+            stdin.flush()
+            header = stdout.readline().rstrip(b"\n").split(b" ")
+            if len(header) != 3 or not header[2].isdigit():
+                if header[-1:] in ([b"missing"], [b"ambiguous"]):
+                    return None
+                raise GitError(f"git cat-file answered {b' '.join(header)!r} for {name}")
+            data = stdout.read(int(header[2]) + 1)[:-1]
+        except OSError as exc:
+            raise GitError(f"git cat-file failed: {exc}") from exc
+        return header[0].decode("ascii"), header[1].decode("ascii"), data
+
+    def close(self) -> None:
+        for pipe in (self._proc.stdin, self._proc.stdout):
+            if pipe is not None:
+                pipe.close()
+        self._proc.wait()
+
+    def __enter__(self) -> ObjectReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -10,12 +10,14 @@ Verification (DESIGN §6 rules 1-3) runs gpg directly and reads its ``--status-f
 - all signatures over one payload are checked in one gpg call; gpg stops at the first bad
   signature, so the rest are retried in a fresh call (never assumed good).
 
-Signing and key export use python-gnupg (imported lazily: it is not on the verify path).
+Signing runs the user's gpg directly too; key export for ``init`` uses python-gnupg (imported
+lazily: it is on neither the verify nor the sign path).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -51,6 +53,7 @@ class SigCheck:
     ok: bool
     fingerprint: str | None  # primary fingerprint from VALIDSIG; None when gpg gave none
     reason: str = ""
+    signing_key: str = ""  # fingerprint of the (sub)key that made it (VALIDSIG, first field)
 
 
 def _short_tmp() -> str | None:
@@ -93,7 +96,7 @@ def _judge(block: list[tuple[str, list[str]]]) -> SigCheck:
         return SigCheck(False, fpr, "the signature uses a weak digest")
     if valid[8] != "00":
         return SigCheck(False, fpr, f"signature class {valid[8]} is not a document signature")
-    return SigCheck(True, fpr)
+    return SigCheck(True, fpr, signing_key=valid[0].upper())
 
 
 def _blocks(status: bytes) -> list[list[tuple[str, list[str]]]]:
@@ -261,7 +264,114 @@ class Verifier:
             )
 
 
-# --- signing (python-gnupg) -------------------------------------------------------------------
+# --- signing ------------------------------------------------------------------------------------
+#
+# The user's own gpg signs (their home, agent, pinentry and gpg.conf), called directly: one process
+# that signs, one that exports the public key of the key that signed, and the isolated Verifier
+# checks the new signature before wotr writes anything. python-gnupg (an import of ~30 ms plus a
+# `gpg --list-config` and a `--list-secret-keys` process) stays for key handling in ``init``.
+
+# --key given as a full fingerprint (optionally 0x-prefixed, optionally with gpg's "exactly this
+# subkey" '!'): it names one key, so no listing is needed to know which key must have signed.
+_FULL_FPR = re.compile(r"(?:0[xX])?([0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})!?")
+
+
+def _user_gpg(*args: str, input: bytes | None = None) -> _proc.Result:
+    """Run the user's gpg (GNUPGHOME honoured, their gpg.conf and agent in use), status on fd 2."""
+    home = os.environ.get("GNUPGHOME")
+    argv = [_gpg_program(), "--status-fd", "2", "--no-tty", "--batch"]
+    if home:
+        argv += ["--homedir", home]
+    return _proc.run([*argv, *args], input=input)
+
+
+def _status(res: _proc.Result) -> list[tuple[str, list[str]]]:
+    out = []
+    for raw in res.stderr.splitlines():
+        if raw.startswith(b"[GNUPG:] "):
+            parts = raw[9:].decode("utf-8", "replace").split(" ")
+            out.append((parts[0], parts[1:]))
+    return out
+
+
+def _gpg_message(res: _proc.Result) -> str:
+    """gpg's last human-readable line (status lines left out), for one-line errors."""
+    lines = [
+        ln.strip()
+        for ln in res.stderr.decode("utf-8", "replace").splitlines()
+        if ln.strip() and not ln.startswith("[GNUPG:] ")
+    ]
+    return lines[-1].removeprefix("gpg: ") if lines else f"exit status {res.returncode}"
+
+
+@dataclass(frozen=True)
+class Signature:
+    sig: bytes
+    fingerprint: str  # primary fingerprint, as checked by verifying the new signature
+
+
+def _secret_key(key: str) -> str:
+    """Primary fingerprint of the one secret key that ``key`` (a user id or key id) names."""
+    res = _user_gpg("--with-colons", "--fixed-list-mode", "--list-secret-keys", "--", key)
+    found: list[str] = []
+    record = ""
+    for line in res.stdout.decode("utf-8", "replace").splitlines():
+        fields = line.split(":")
+        if fields[0] == "fpr" and record == "sec" and len(fields) > 9:
+            found.append(fields[9].upper())  # the fingerprint right after a "sec" record
+        record = fields[0]
+    if not found:
+        raise SignError(
+            f"gpg could not sign: no secret key matching {key}",
+            "check 'gpg --list-secret-keys', or pass --key FINGERPRINT",
+        )
+    if len(found) > 1:
+        raise SignError(
+            f"--key {key} matches {len(found)} secret keys",
+            "pass the full fingerprint of the key to use",
+        )
+    return found[0]
+
+
+def sign(data: bytes, key: str | None) -> Signature:
+    """Sign ``data`` (detached, binary) with ``key`` or gpg's default key, then check it.
+
+    ``--local-user`` (not ``--default-key``, which gpg silently replaces by another secret key
+    when the named one is missing or unusable) makes gpg fail unless the named key signs.
+    """
+    who = f"key {key}" if key else "the default key"
+    full = _FULL_FPR.fullmatch(key) if key else None
+    expected = full[1].upper() if full else _secret_key(key) if key else None
+    args = ["--local-user", key] if key else []
+    res = _user_gpg(*args, "--digest-algo", "SHA512", "--detach-sign", "--output", "-", input=data)
+    status = _status(res)
+    created = [a for kw, a in status if kw == "SIG_CREATED"]
+    if res.returncode != 0 or len(created) != 1 or not res.stdout:
+        raise SignError(
+            f"gpg could not sign with {who}: {_gpg_message(res)}",
+            "check the key with 'gpg --list-secret-keys' (is it present, unexpired, unrevoked?)",
+        )
+    sig = res.stdout
+    signer = created[0][5].upper() if len(created[0]) > 5 else ""
+    public = _user_gpg("--export", "--", signer).stdout if signer else b""
+    if not public:
+        raise SignError(f"cannot export the public key of {signer or who} to check the signature")
+    with Verifier(public) as verifier:
+        (check,) = verifier.check(data, [sig])
+    if not check.ok or check.fingerprint is None:
+        raise SignError(
+            f"the new signature does not verify: {check.reason}",
+            "the key may be expired or revoked, or gpg.conf forces a weak digest",
+        )
+    if expected is not None and expected not in (check.fingerprint, check.signing_key):
+        raise SignError(
+            f"gpg signed with key {check.fingerprint}, not with the requested {key}",
+            "check the key with 'gpg --list-secret-keys'",
+        )
+    return Signature(sig, check.fingerprint)
+
+
+# --- key handling (python-gnupg) ------------------------------------------------------------------
 
 
 def _gnupg() -> Any:
@@ -277,61 +387,6 @@ def _gnupg() -> Any:
         raise EnvironmentProblem(
             f"cannot run gpg: {exc}", "install GnuPG (apt-get install gnupg)"
         ) from exc
-
-
-@dataclass(frozen=True)
-class Signature:
-    sig: bytes
-    fingerprint: str  # primary fingerprint, as checked by verifying the new signature
-
-
-def _secret_key(g: Any, key: str | None) -> str:
-    """Primary fingerprint of the one secret key ``key`` names (gpg's default key if None)."""
-    found = g.list_keys(secret=True, keys=key.rstrip("!")) if key else g.list_keys(secret=True)
-    if not found:
-        raise SignError(
-            f"gpg could not sign: no secret key {'matching ' + key if key else 'in the keyring'}",
-            "check 'gpg --list-secret-keys', or pass --key FINGERPRINT",
-        )
-    if key and len(found) > 1:
-        raise SignError(
-            f"--key {key} matches {len(found)} secret keys",
-            "pass the full fingerprint of the key to use",
-        )
-    return str(found[0]["fingerprint"]).upper()
-
-
-def sign(data: bytes, key: str | None) -> Signature:
-    """Sign ``data`` (detached, binary) with ``key`` or gpg's default key, then check it."""
-    g = _gnupg()
-    expected = _secret_key(g, key)
-    res = g.sign(
-        data,
-        keyid=key or expected,
-        detach=True,
-        binary=True,
-        extra_args=["--digest-algo", "SHA512"],
-    )
-    if not res.data or res.status != "signature created":
-        detail = (res.stderr or "").strip().splitlines()
-        why = res.status or (detail[-1] if detail else "unknown error")
-        raise SignError(
-            f"gpg could not sign with {'key ' + key if key else 'the default key'}: {why}",
-            "check the key with 'gpg --list-secret-keys' (is it present, unexpired, unrevoked?)",
-        )
-    sig = bytes(res.data)
-    public = g.export_keys(res.fingerprint, armor=False)
-    if not public:
-        raise SignError(f"cannot export the public key of {res.fingerprint} to check the signature")
-    keyring = bytes(public) if isinstance(public, bytes) else public.encode("latin-1")
-    with Verifier(keyring) as verifier:
-        (check,) = verifier.check(data, [sig])
-    if not check.ok or check.fingerprint is None:
-        raise SignError(
-            f"the new signature does not verify: {check.reason}",
-            "the key may be expired or revoked, or gpg.conf forces a weak digest",
-        )
-    return Signature(sig, check.fingerprint)
 
 
 def export_public(key: str | None) -> tuple[str, bytes]:

@@ -36,7 +36,8 @@ def _names(paths: Sequence[Path]) -> list[str]:
             names.append(claim_mod.check_artifact_name(path.name))
         except claim_mod.ClaimError as exc:
             raise BadInput(f"artifact {path}: {exc}") from exc
-    dup = {n for n in names if names.count(n) > 1}
+    seen: set[str] = set()
+    dup = {n for n in names if n in seen or seen.add(n)}  # type: ignore[func-returns-value]
     if dup:
         raise BadInput(
             f"two artifacts share the name {sorted(dup)[0]!r}",
@@ -61,8 +62,10 @@ def build_claim(
     )
 
 
-def resolve_role(repo: git.Repo, role: str | None) -> str:
-    chosen = role or git.config_get(repo, "wotr.role") or DEFAULT_ROLE
+def resolve_role(repo: git.Repo, role: str | None, config: git.Config | None = None) -> str:
+    if not role:
+        role = (git.config_all(repo) if config is None else config).value("wotr.role")
+    chosen = role or DEFAULT_ROLE
     try:
         return claim_mod.check_role(chosen)
     except claim_mod.ClaimError as exc:
@@ -79,7 +82,8 @@ def sign(
     allow_dirty: bool = False,
 ) -> Signed:
     revision = git.resolve(repo, rev)
-    if not allow_dirty and revision.commit == git.head_commit(repo):
+    head = revision.commit if rev == "HEAD" else git.head_commit(repo)
+    if not allow_dirty and revision.commit == head:
         dirty = git.is_dirty(repo)
         if dirty:
             raise SignError(
@@ -88,14 +92,15 @@ def sign(
                 "from the commit you would sign",
                 "commit or stash them, or pass --allow-dirty if you know the build ignores them",
             )
-    chosen_role = resolve_role(repo, role)
+    config = git.config_all(repo)  # one git process for every value sign reads
+    chosen_role = resolve_role(repo, role, config)
     claim = build_claim(repo, revision, chosen_role, artifacts)
     payload = claim.payload()
-    key = key or git.config_get(repo, "user.signingkey")
+    key = key or config.value("user.signingkey")
     signature = gpg.sign(claim_mod.pae(payload), key)
     envelope = claim_mod.Envelope(payload=payload, sig=signature.sig, keyid=signature.fingerprint)
     line = envelope.line()
-    added = notes.append(repo, revision.commit, line)
+    added = notes.append(repo, revision.commit, line, config)
     hint: tuple[str, ...] = ()
     if revision.tag is None:
         hint = tuple(git.tags_at(repo, revision.commit))
