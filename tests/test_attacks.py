@@ -611,3 +611,40 @@ def test_signature_budget_fails_closed(world: sim.World, monkeypatch: pytest.Mon
     )
     assert report.result is not None and not report.result.verified
     assert any("more than 1 signatures" in r.reason for r in report.result.rejected)
+
+
+@pytest.mark.parametrize("shape", ["short", "long"])
+def test_flooded_note_costs_memory_bounded_by_its_size(world: sim.World, shape: str) -> None:
+    """Rule 8: 4 MiB of distinct garbage lines (tiny ones, or ones long enough to be parsed)
+    next to the valid claims: still verified, and checking it allocates about the note's size
+    (one object per rejected line, as before, cost ~40 times the note)."""
+    import tracemalloc
+
+    from wotr import notes
+    from wotr import verify as verify_mod
+    from wotr.policy import load
+
+    world.policy(2)
+    art = world.root / "dist" / "app.tar.gz"
+    world.sign("alice", art)
+    world.sign("bob", art)
+    good = sim.read_note(world.repo, world.head())
+    width = 7 if shape == "short" else 300
+    count = (4 << 20) // (width + 1)
+    junk = b"".join(b"%0*d\n" % (width, i) for i in range(count))
+    note = junk + good
+    policy = load(world.policy_dir / "threshold.toml")
+    ctx = verify_mod.Context(world.head(), world.tree(), None)
+    tracemalloc.start()
+    try:
+        report = verify_mod.evaluate(policy, note, ctx, None, strict=False)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.result is not None and report.result.verified
+    assert peak < 2 * len(note), f"{peak} bytes for a {len(note)}-byte note"
+    rejected = report.result.rejected
+    listed = notes.MAX_LISTED_SHORT if shape == "short" else verify_mod.MAX_LISTED_REJECTIONS
+    assert len(rejected) == listed + 1
+    assert f"{count - listed} more line(s)" in rejected[-1].reason
+    assert report.note_lines == count + 2

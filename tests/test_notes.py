@@ -485,3 +485,70 @@ def test_append_uses_the_fallback_identity_and_never_signs_the_commit(
     assert notes.append(git.open_repo(repo), c, b"claim")
     who = sim.git(repo, "log", "-1", "--format=%cn <%ce>", git.NOTES_REF)
     assert who == "wotr <wotr@localhost>"
+
+
+# --- bounded reading (DESIGN §6 rule 8) -----------------------------------------------------------
+
+
+def test_read_stops_at_the_limit(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A note of any size costs at most MAX_NOTE_BYTES + 1 bytes of memory to read."""
+    (c,) = commits(repo, 1)
+    add(repo, git.NOTES_REF, c, b"y" * 3_000_000)
+    monkeypatch.setattr(notes, "MAX_NOTE_BYTES", 1000)
+    data = notes.read(git.open_repo(repo), c)
+    assert len(data) == 1001 and notes.too_large(data)
+    monkeypatch.setattr(notes, "MAX_NOTE_BYTES", 3_000_000)
+    assert len(notes.read(git.open_repo(repo), c)) == 3_000_000
+
+
+def test_split_counts_short_lines_without_keeping_them() -> None:
+    long_a, long_b = b"a" * notes.MIN_ENVELOPE_BYTES, b"b" * (notes.MIN_ENVELOPE_BYTES + 5)
+    data = b"\n".join([b"short", b"", long_a, b"  \t", long_b + b"\r", long_a, b"x", b"   y"])
+    split = notes.split(data + b"\n")
+    assert split.candidates == [(3, long_a), (5, long_b)]
+    assert (split.short, split.short_count, split.count) == ([1, 7, 8], 3, 5)
+
+
+def test_split_lists_only_the_first_short_lines() -> None:
+    data = b"".join(b"%d\n" % i for i in range(5000))
+    split = notes.split(data)
+    assert split.short == list(range(1, notes.MAX_LISTED_SHORT + 1))
+    assert split.short_count == 5000 and split.candidates == []
+
+
+def test_no_envelope_is_shorter_than_the_minimum() -> None:
+    """Short lines are never parsed: that is only safe if no valid envelope is that short."""
+    from wotr import claim as claim_mod
+
+    tiny = claim_mod.Claim.build(
+        commit="0" * 40, tree="0" * 40, role="a", artifacts={"a": "0" * 64}, ref=None
+    )
+    line = claim_mod.Envelope(payload=tiny.payload(), sig=b"\x00", keyid="").line()
+    assert len(line.rstrip(b"\n")) > notes.MIN_ENVELOPE_BYTES
+
+
+def test_append_refuses_to_grow_a_note_past_the_limit(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A note over the limit counts for nothing: sign says so and writes nothing."""
+    (c,) = commits(repo, 1)
+    add(repo, git.NOTES_REF, c, b"z" * 900 + b"\n")
+    before = rev(repo, git.NOTES_REF)
+    monkeypatch.setattr(notes, "MAX_NOTE_BYTES", 950)
+    with pytest.raises(notes.NotesError, match="limit"):
+        notes.append(git.open_repo(repo), c, b"w" * 100)
+    monkeypatch.setattr(notes, "MAX_NOTE_BYTES", 800)  # already over: refused before reading it
+    with pytest.raises(notes.NotesError, match="limit"):
+        notes.append(git.open_repo(repo), c, b"w")
+    assert rev(repo, git.NOTES_REF) == before
+
+
+def test_union_over_the_limit_keeps_ours(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each side fits, their union would not: a dead note must not be made; ours stays."""
+    a, b = fake_ids(2)
+    put_tree(repo, git.NOTES_REF, flat_tree(repo, {a: b"m" * 60 + b"\n"}))
+    put_tree(repo, OTHER, flat_tree(repo, {a: b"t" * 60 + b"\n", b: b"fine\n"}))
+    monkeypatch.setattr(notes, "MAX_NOTE_BYTES", 100)
+    merged = notes.merge_union(git.open_repo(repo), OTHER)
+    assert (merged.gained, merged.skipped) == (1, 1)
+    assert all_notes(repo) == {a: {b"m" * 60}, b: {b"fine"}}

@@ -38,6 +38,7 @@ class Result:
     returncode: int
     stdout: bytes
     stderr: bytes
+    truncated: bool = False  # stdout went past ``max_stdout``: the process was killed
 
     @property
     def err_line(self) -> str:
@@ -89,8 +90,15 @@ def run(
     input: bytes | None = None,
     env: Mapping[str, str] | None = None,
     pass_fds: Sequence[int] = (),
+    max_stdout: int | None = None,
 ) -> Result:
-    """Run ``argv`` to completion and capture its output; never raises on a non-zero exit."""
+    """Run ``argv`` to completion and capture its output; never raises on a non-zero exit.
+
+    ``max_stdout``: read at most that many bytes plus one, then kill the process and return
+    ``truncated=True`` — a hostile object (a note of gigabytes) never reaches memory whole.
+    """
+    if max_stdout is not None:
+        return _run_capped(argv, cwd=cwd, env=env, limit=max_stdout)
     try:
         proc = subprocess.run(
             list(argv),
@@ -105,3 +113,43 @@ def run(
     except OSError as exc:
         raise _not_found(argv, exc) from exc
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def _run_capped(
+    argv: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None,
+    env: Mapping[str, str] | None,
+    limit: int,
+) -> Result:
+    import tempfile
+
+    with tempfile.TemporaryFile() as err:  # stderr to a file: no second pipe to drain
+        try:
+            proc = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                env=clean_env(env),
+            )
+        except OSError as exc:
+            raise _not_found(argv, exc) from exc
+        assert proc.stdout is not None
+        chunks: list[bytes] = []
+        size = 0
+        truncated = False
+        with proc.stdout:
+            while chunk := os.read(proc.stdout.fileno(), 1 << 20):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    truncated = True
+                    proc.kill()
+                    break
+        returncode = proc.wait()
+        err.seek(0)
+        stderr = err.read(1 << 16)
+    data = b"".join(chunks)
+    return Result(returncode, data[: limit + 1], stderr, truncated)

@@ -374,14 +374,14 @@ def _others(
 
     note = notes.read(repo, built.commit)
     # tag=None: any claim on this commit and tree is a fair comparison, whatever ref it names.
-    counted, rejected, lines = verify.check_note(
+    counted, rejected, lines, count = verify.check_note(
         policy, note, verify.Context(built.commit, built.tree, None)
     )
     others: list[tuple[str, Other]] = []
     if policy is not None:
         for c in counted:
             others += [(s.name, Other(c.signer, c.claim.role, s.sha256)) for s in c.claim.subjects]
-        return others, len(rejected), len(notes.lines(note))
+        return others, len(rejected), count
     unchecked = 0
     for ln in lines:
         if ln.claim is None or ln.reason != UNCHECKED:
@@ -389,7 +389,7 @@ def _others(
         unchecked += 1
         who = f"key {ln.keyid[-16:] or '?'} (signature not checked)"
         others += [(s.name, Other(who, ln.claim.role, s.sha256)) for s in ln.claim.subjects]
-    return others, len(lines) - unchecked, len(notes.lines(note))
+    return others, len(lines) - unchecked, count
 
 
 def compare(

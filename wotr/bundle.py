@@ -127,14 +127,12 @@ def build(commit: str, commit_object: bytes, tag: str | None, note: bytes) -> tu
     tree = tree_of(commit_object, len(commit))
     if tree is None or commit_id(commit_object, len(commit)) != commit:
         raise BundleError(f"the commit object given for {commit[:12]} does not hash to it")
+    from . import notes
+
     kept: list[bytes] = []
-    skipped = 0
-    seen: set[bytes] = set()
-    for raw in note.split(b"\n"):
-        line = raw.rstrip(b"\r")
-        if not line.strip() or line in seen:
-            continue
-        seen.add(line)
+    split = notes.split(note)  # distinct lines, memory bounded whatever the note's shape
+    skipped = split.short_count
+    for _, line in split.candidates:
         try:
             line.decode("ascii")  # envelopes are ASCII JSON; anything else is not one
             claim_mod.parse_payload(claim_mod.parse_line(line).payload)
@@ -227,6 +225,11 @@ def export(repo: Any, rev: str) -> Exported:
             "a bundle cannot carry it; verify in the repository instead",
         )
     note = notes.read(repo, revision.commit)
+    if notes.too_large(note):
+        raise BundleError(
+            f"the note of {revision.commit[:12]} is over the {notes.MAX_NOTE_BYTES}-byte limit "
+            "(flooded?): nothing in it counts, so there is nothing to export"
+        )
     bundle, skipped = build(revision.commit, res.stdout, revision.tag, note)
     if not bundle.claims:
         where = revision.tag or revision.commit[:12]

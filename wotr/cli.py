@@ -392,8 +392,8 @@ def fetch(remote: str) -> int:
         click.echo(f"fetched claims from {remote}: {got.merged.gained} commit(s) gained claims")
         if got.merged.skipped:
             click.echo(
-                f"warning: {got.merged.skipped} note(s) on {remote} exceed the size limit and "
-                "were not merged (they count for nothing)",
+                f"warning: {got.merged.skipped} note(s) on {remote} exceed the size limit, "
+                "alone or merged with ours, and were not merged (ours kept as they were)",
                 err=True,
             )
     else:

@@ -46,9 +46,10 @@ def run(
     *args: str,
     env: dict[str, str] | None = None,
     input: bytes | None = None,
+    max_stdout: int | None = None,
 ) -> _proc.Result:
     cwd = repo.cwd if isinstance(repo, Repo) else repo
-    return _proc.run(["git", *args], cwd=cwd, env=env, input=input)
+    return _proc.run(["git", *args], cwd=cwd, env=env, input=input, max_stdout=max_stdout)
 
 
 def check(
@@ -192,6 +193,10 @@ def identity(repo: Repo, config: Config | None = None) -> tuple[str, str]:
     return name or "wotr", email or "wotr@localhost"
 
 
+class ObjectTooLarge(GitError):
+    """An object is larger than the caller may read."""
+
+
 class ObjectReader:
     """One ``git cat-file --batch`` process: objects by name, one request at a time.
 
@@ -202,8 +207,11 @@ class ObjectReader:
     def __init__(self, repo: Repo) -> None:
         self._proc = _proc.start(["git", "cat-file", "--batch"], cwd=repo.cwd)
 
-    def get(self, name: str) -> tuple[str, str, bytes] | None:
-        """(object id, type, contents) of ``name``; None when git has no such object."""
+    def get(self, name: str, limit: int | None = None) -> tuple[str, str, bytes] | None:
+        """(object id, type, contents) of ``name``; None when git has no such object.
+
+        An object larger than ``limit`` bytes raises :class:`ObjectTooLarge` before any of it
+        is read (the reader is then unusable: close it)."""
         if "\n" in name:
             raise ValueError("an object name may not contain a newline")
         stdin, stdout = self._proc.stdin, self._proc.stdout
@@ -216,7 +224,10 @@ class ObjectReader:
                 if header[-1:] in ([b"missing"], [b"ambiguous"]):
                     return None
                 raise GitError(f"git cat-file answered {b' '.join(header)!r} for {name}")
-            data = stdout.read(int(header[2]) + 1)[:-1]
+            size = int(header[2])
+            if limit is not None and size > limit:
+                raise ObjectTooLarge(f"{name} is {size} bytes, over the {limit}-byte limit")
+            data = stdout.read(size + 1)[:-1]
         except OSError as exc:
             raise GitError(f"git cat-file failed: {exc}") from exc
         return header[0].decode("ascii"), header[1].decode("ascii"), data

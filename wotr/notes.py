@@ -31,8 +31,14 @@ class NotesError(WotrError):
 
 
 def read(repo: Repo, commit: str, ref: str = NOTES_REF) -> bytes:
-    """The raw note of ``commit`` under ``ref`` (empty when there is none)."""
-    res = git.run(repo, "notes", f"--ref={ref}", "show", commit)
+    """The raw note of ``commit`` under ``ref`` (empty when there is none).
+
+    At most ``MAX_NOTE_BYTES + 1`` bytes are read: a longer note (which counts for nothing,
+    see :func:`too_large`) comes back cut there, so a note of gigabytes costs no more memory.
+    """
+    res = git.run(repo, "notes", f"--ref={ref}", "show", commit, max_stdout=MAX_NOTE_BYTES)
+    if res.truncated:
+        return res.stdout
     if res.returncode != 0:
         if b"no note found" in res.stderr or b"failed to resolve" in res.stderr:
             return b""
@@ -40,16 +46,68 @@ def read(repo: Repo, commit: str, ref: str = NOTES_REF) -> bytes:
     return res.stdout
 
 
-def lines(data: bytes) -> list[tuple[int, bytes]]:
-    """(1-based line number, line) for each distinct non-empty line; order carries no meaning."""
+def too_large(data: bytes) -> bool:
+    """Is this note over the limit? Such a note counts for nothing (DESIGN §6 rule 8)."""
+    return len(data) > MAX_NOTE_BYTES
+
+
+# No envelope line is shorter: the payload alone names a 40-hex commit, a 40-hex tree and a
+# 64-hex digest among fixed in-toto/SLSA strings (over 400 bytes, over 530 in base64).
+# Shorter lines are never claims, so they are counted, never stored (tests/test_notes.py).
+MIN_ENVELOPE_BYTES = 256
+# Short lines are listed by number up to this many; the rest are only counted.
+MAX_LISTED_SHORT = 100
+
+_LONG = re.compile(rb"^[^\n]{%d,}" % MIN_ENVELOPE_BYTES, re.M)
+_BLANKS = b" \t\r\f\v"
+_MARK = bytes(10 if i == 10 else 97 for i in range(256))
+_SHORT = re.compile(rb"^(?=[^\n]{0,%d}$)[ \t\r\f\v]*[^\s]" % (MIN_ENVELOPE_BYTES - 1), re.M)
+
+
+@dataclass(frozen=True)
+class Split:
+    """A note cut into lines at C speed, memory bounded by the note's size, whatever its shape."""
+
+    candidates: list[tuple[int, bytes]]  # distinct lines that may be envelopes, with line numbers
+    short: list[int]  # numbers of the first MAX_LISTED_SHORT short non-blank lines
+    short_count: int  # every short non-blank line: never a claim
+
+    @property
+    def count(self) -> int:
+        return len(self.candidates) + self.short_count
+
+
+def split(data: bytes) -> Split:
+    """Line order carries no meaning; blank lines are ignored; line numbers are 1-based."""
     seen: set[bytes] = set()
-    out: list[tuple[int, bytes]] = []
-    for number, line in enumerate(data.split(b"\n"), start=1):
-        line = line.rstrip(b"\r")
-        if line.strip() and line not in seen:
+    candidates: list[tuple[int, bytes]] = []
+    long_lines = 0
+    number, pos = 1, 0
+    for m in _LONG.finditer(data):
+        number += data.count(b"\n", pos, m.start())
+        pos = m.start()
+        line = m.group().rstrip(b"\r")
+        if not line.strip():
+            continue
+        long_lines += 1
+        if line not in seen:
             seen.add(line)
-            out.append((number, line))
-    return out
+            candidates.append((number, line))
+    short: list[int] = []
+    number, pos = 1, 0
+    for m in _SHORT.finditer(data):
+        if len(short) == MAX_LISTED_SHORT:
+            break
+        number += data.count(b"\n", pos, m.start())
+        pos = m.start()
+        short.append(number)
+    if len(short) < MAX_LISTED_SHORT:
+        return Split(candidates, short, len(short))
+    # Count the non-blank lines in C, with one copy and no object per line: blanks dropped,
+    # every other byte but the newline made "a"; each non-blank line then ends in "a\n".
+    marked = data.translate(_MARK, _BLANKS)
+    nonblank = marked.count(b"a\n") + marked.endswith(b"a")
+    return Split(candidates, short, nonblank - long_lines)
 
 
 def union_bytes(*notes: bytes) -> bytes:
@@ -142,7 +200,10 @@ def _read_note(repo: Repo, commit: str) -> _Note:
             tree_id, prefix, rest = sub[1], f"{prefix}{rest[:2]}/", rest[2:]
         blobs = []
         for path, oid in found:
-            blob = reader.get(oid)
+            try:
+                blob = reader.get(oid, limit=MAX_NOTE_BYTES)
+            except git.ObjectTooLarge:
+                raise _flooded(commit) from None
             if blob is None or blob[1] != "blob":
                 raise NotesError(f"cannot read the note {path} of {NOTES_REF} at {tip[:12]}")
             blobs.append(blob[2])
@@ -151,6 +212,15 @@ def _read_note(repo: Repo, commit: str) -> _Note:
         for name, (mode, _) in levels[0].entries.items()
     )
     return _Note(tip, levels, [p for p, _ in found], b"".join(blobs), fanout)
+
+
+def _flooded(commit: str) -> NotesError:
+    return NotesError(
+        f"the note of {commit[:12]} would be over the {MAX_NOTE_BYTES}-byte limit (flooded?), "
+        "and such a note counts for nothing: wotr will not add to it",
+        f"look at it with 'git notes --ref=wotr show {commit[:12]} | head'; a note this large "
+        "is hostile or broken: ask the repository's maintainers to remove it",
+    )
 
 
 def _write_tree(repo: Repo, entries: dict[bytes, tuple[bytes, str]]) -> str:
@@ -220,6 +290,8 @@ def append(repo: Repo, commit: str, line: bytes, config: git.Config | None = Non
             return False
         old = note.data
         data = old + (b"\n" if old and not old.endswith(b"\n") else b"") + line
+        if too_large(data):
+            raise _flooded(commit)
         path = note.found[0] if note.found else _new_path(commit, note.fanout)
         blob = git.check(repo, "hash-object", "-w", "--stdin", input=data)
         tree = _new_tree(repo, note, path, blob)
@@ -425,11 +497,16 @@ def _plan(r: Any, repo: Repo, base: Any, other: Any, message: str) -> Merged:
         lost = lost or not mine_lines <= their_lines
         if their_lines <= mine_lines:
             continue
+        union = union_bytes(*mine_blobs, *their_blobs)
+        if too_large(union):
+            skipped += 1  # the union would be a dead note: keep ours, as for a huge note above
+            lost = True
+            continue
         gained += 1
         keep = mine[0][0] if mine else their[0][0]  # our layout where we have the note
         for path, _ in mine[1:]:
             changes[path] = None  # one layout per note from now on
-        changes[keep] = r.create_blob(union_bytes(*mine_blobs, *their_blobs))
+        changes[keep] = r.create_blob(union)
     fast_forward = r.descendant_of(other, base)
     if fast_forward and not lost:
         return Merged(str(other), gained, skipped, True)  # theirs already holds every line of ours

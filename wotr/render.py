@@ -63,7 +63,8 @@ def _rejected(result: Result) -> list[str]:
     shown = result.rejected if len(result.rejected) <= 20 else result.rejected[:20]
     for r in shown:
         who = f" [{r.signer}]" if r.signer else ""
-        out.append(f"    line {r.line}{who}: {r.reason}")
+        where = f"line {r.line}" if r.line else "note"
+        out.append(f"    {where}{who}: {r.reason}")
     if len(shown) < len(result.rejected):
         out.append(f"    … and {len(result.rejected) - len(shown)} more (see --json)")
     return out

@@ -56,11 +56,32 @@ MAX_CHECKED_SIGNATURES = 1024
 _Item = tuple[int, claim_mod.Envelope, claim_mod.Claim]
 
 
+# Lines rejected before gpg (unparseable, for another commit, untrusted issuer ...) are listed
+# one by one up to this many; beyond, only counted: a flooded note costs bounded memory.
+MAX_LISTED_REJECTIONS = 1000
+
+
+@dataclass
+class _Sink:
+    """Where lines that count for nothing go: the first MAX_LISTED_REJECTIONS listed, the rest
+    counted (``overflow``)."""
+
+    rejected: list[Rejection] = field(default_factory=list)
+    shown: dict[int, Line] = field(default_factory=dict)
+    overflow: int = 0
+
+    def drop(
+        self, number: int, why: str, keyid: str = "", parsed: claim_mod.Claim | None = None
+    ) -> None:
+        if len(self.rejected) >= MAX_LISTED_REJECTIONS:
+            self.overflow += 1
+            return
+        self.rejected.append(Rejection(number, why))
+        self.shown[number] = Line(number, keyid, parsed, reason=why)
+
+
 def _gate(
-    policy: Policy,
-    groups: dict[bytes, list[_Item]],
-    rejected: list[Rejection],
-    shown: dict[int, Line],
+    policy: Policy, groups: dict[bytes, list[_Item]], sink: _Sink
 ) -> dict[bytes, list[_Item]]:
     """What may reach gpg (DESIGN §6 rule 8): signatures whose issuer hint names a policy key
     or subkey, each signature once, at most MAX_CHECKED_SIGNATURES in all. Dropping here can
@@ -68,8 +89,7 @@ def _gate(
 
     def drop(item: _Item, why: str) -> None:
         number, env, parsed = item
-        rejected.append(Rejection(number, why))
-        shown[number] = Line(number, env.keyid, parsed, reason=why)
+        sink.drop(number, why, env.keyid, parsed)
 
     kept: dict[bytes, list[_Item]] = {}
     seen: dict[bytes, int] = {}
@@ -105,24 +125,25 @@ def _gate(
 
 def check_note(
     policy: Policy | None, note: bytes, ctx: Context
-) -> tuple[list[consensus.Counted], list[Rejection], list[Line]]:
-    """Parse and signature-check every line of a note; rules 1-7 applied, nothing counted yet."""
-    rejected: list[Rejection] = []
-    shown: dict[int, Line] = {}
+) -> tuple[list[consensus.Counted], list[Rejection], list[Line], int]:
+    """Parse and signature-check every line of a note; rules 1-7 applied, nothing counted yet.
+
+    Returns what counts, what does not (and why), every line for ``show``, and the number of
+    non-blank lines in the note.
+    """
+    if notes.too_large(note):
+        why = f"note is over the {notes.MAX_NOTE_BYTES}-byte limit; nothing in it counts"
+        return [], [Rejection(0, why)], [], 1
+    sink = _Sink()
+    split = notes.split(note)
+    for number in split.short:
+        sink.drop(number, "not a valid wotr claim: too short to be an envelope")
+    sink.overflow += split.short_count - len(split.short)
     groups: dict[bytes, list[tuple[int, claim_mod.Envelope, claim_mod.Claim]]] = defaultdict(list)
-    if len(note) > notes.MAX_NOTE_BYTES:
-        rejected.append(
-            Rejection(
-                0,
-                f"note is {len(note)} bytes, over the "
-                f"{notes.MAX_NOTE_BYTES}-byte limit; nothing in it counts",
-            )
-        )
-        return [], rejected, []
     # Lines that share one payload (every honest claim of a build, or hostile copies) parse
     # it once: parsing is a pure function of the bytes.
     payloads: dict[bytes, claim_mod.Claim | claim_mod.ClaimError] = {}
-    for number, raw in notes.lines(note):
+    for number, raw in split.candidates:
         try:
             env = claim_mod.parse_line(raw)
             known = payloads.get(env.payload)
@@ -136,8 +157,7 @@ def check_note(
                 raise known.with_traceback(None)
             parsed = known
         except claim_mod.ClaimError as exc:
-            rejected.append(Rejection(number, f"not a valid wotr claim: {exc}"))
-            shown[number] = Line(number, "", None, reason=f"not a valid wotr claim: {exc}")
+            sink.drop(number, f"not a valid wotr claim: {exc}")
             continue
         if parsed.commit != ctx.commit or parsed.tree != ctx.tree:
             # Rule 4, decided before any gpg work (also re-checked in consensus.admit).
@@ -146,11 +166,11 @@ def check_note(
                 if parsed.commit != ctx.commit
                 else f"claim names tree {parsed.tree[:12]}, not this commit's tree"
             )
-            rejected.append(Rejection(number, why))
-            shown[number] = Line(number, env.keyid, parsed, reason=why)
+            sink.drop(number, why, env.keyid, parsed)
             continue
         groups[env.payload].append((number, env, parsed))
 
+    rejected, shown = sink.rejected, sink.shown
     checked: list[Checked] = []
     if policy is None:
         for items in groups.values():
@@ -158,9 +178,9 @@ def check_note(
                 shown[number] = Line(
                     number, env.keyid, parsed, reason="signature not checked: no policy"
                 )
-        return [], rejected, [shown[k] for k in sorted(shown)]
+        return [], _listed(sink), [shown[k] for k in sorted(shown)], split.count
 
-    groups = _gate(policy, groups, rejected, shown)
+    groups = _gate(policy, groups, sink)
     with gpg.Verifier(policy.keyring, merge_copies=policy.keyring_has_copies) as verifier:
         for payload, items in groups.items():
             results = verifier.check(claim_mod.pae(payload), [env.sig for _, env, _ in items])
@@ -186,8 +206,20 @@ def check_note(
         shown[r.line] = Line(
             r.line, item.fingerprint, item.claim, r.signer, r.fingerprint, reason=r.reason
         )
-    rejected.sort(key=lambda r: r.line)
-    return counted, rejected, [shown[k] for k in sorted(shown)]
+    return counted, _listed(sink), [shown[k] for k in sorted(shown)], split.count
+
+
+def _listed(sink: _Sink) -> list[Rejection]:
+    out = sorted(sink.rejected, key=lambda r: r.line)
+    if sink.overflow:
+        out.append(
+            Rejection(
+                0,
+                f"{sink.overflow} more line(s) count for nothing and are not listed "
+                f"(only the first {MAX_LISTED_REJECTIONS} are; a flooded note?)",
+            )
+        )
+    return out
 
 
 def targets_for(artifacts: Sequence[Path], digests: Sequence[str]) -> list[Target] | None:
@@ -209,9 +241,9 @@ def targets_for(artifacts: Sequence[Path], digests: Sequence[str]) -> list[Targe
 def evaluate(
     policy: Policy, note: bytes, ctx: Context, targets: list[Target] | None, *, strict: bool
 ) -> Report:
-    counted, rejected, lines = check_note(policy, note, ctx)
+    counted, rejected, lines, count = check_note(policy, note, ctx)
     result = consensus.decide(policy, counted, rejected, targets, strict=strict)
-    return Report(ctx.commit, ctx.tag, policy, result, tuple(lines), len(notes.lines(note)))
+    return Report(ctx.commit, ctx.tag, policy, result, tuple(lines), count)
 
 
 @dataclass(frozen=True)
@@ -227,8 +259,8 @@ class CheckedNote:
 
 def check(policy: Policy, note: bytes, ctx: Context) -> CheckedNote:
     """The gpg half of :func:`evaluate`, for a caller that asks several questions of one note."""
-    counted, rejected, lines = check_note(policy, note, ctx)
-    return CheckedNote(ctx, tuple(counted), tuple(rejected), tuple(lines), len(notes.lines(note)))
+    counted, rejected, lines, count = check_note(policy, note, ctx)
+    return CheckedNote(ctx, tuple(counted), tuple(rejected), tuple(lines), count)
 
 
 def decide(
@@ -290,8 +322,6 @@ def show_repo(repo: git.Repo, rev: str, policy: Policy | None) -> Report:
     revision = git.resolve(repo, rev)
     note = notes.read(repo, revision.commit)
     ctx = Context(revision.commit, revision.tree, revision.tag)
-    counted, rejected, lines = check_note(policy, note, ctx)
+    counted, rejected, lines, count = check_note(policy, note, ctx)
     result = consensus.decide(policy, counted, rejected, None) if policy is not None else None
-    return Report(
-        revision.commit, revision.tag, policy, result, tuple(lines), len(notes.lines(note))
-    )
+    return Report(revision.commit, revision.tag, policy, result, tuple(lines), count)
