@@ -792,3 +792,65 @@ def test_writing_never_follows_a_symlink(tmp_path: Path, monkeypatch: pytest.Mon
     assert not target.is_symlink() and target.read_bytes() == b"data\n"
     assert victim.read_text() == "secret\n" and victim.stat().st_mode & 0o777 == 0o600
     assert (store / "out.wotr").exists() or (store / "out.wotr").is_symlink()
+
+
+@pytest.mark.parametrize("limit", [5, None])
+def test_bundles_of_made_up_commits_cost_bounded_gpg_work(
+    world: sim.World, art: Path, monkeypatch: pytest.MonkeyPatch, limit: int | None
+) -> None:
+    """Rule 8 offline: a directory full of bundles for made-up commits, each naming the
+    artifact's digest and carrying signatures whose issuer is a policy key, is checked first
+    (their commits sort first). All commits of one verify share one signature budget; past
+    it, verify fails closed (exit 1) instead of running gpg without end."""
+    import hashlib
+
+    from wotr import claim as claim_mod
+    from wotr import gpg, hashing, offline
+    from wotr import verify as verify_mod
+    from wotr.policy import load
+
+    world.policy(2)
+    signed_by(world, art, "alice", "bob")
+    store = world.root / "bundles"
+    store.mkdir()
+    export(world, store / "real.wotr")
+    real = subprocess.run(
+        ["git", "cat-file", "commit", "HEAD"], cwd=world.repo, capture_output=True, check=True
+    ).stdout
+    good = notes.split(sim.read_note(world.repo, world.head())).candidates
+    sigs = [claim_mod.parse_line(line).sig for _, line in good]  # alice's and bob's
+    digest = hashing.sha256_file(art)
+    made, i = 0, 0
+    while made < 8:
+        obj = real + b"made up %d\n" % i
+        i += 1
+        cid = hashlib.sha1(b"commit %d\x00" % len(obj) + obj).hexdigest()
+        if cid > world.head():
+            continue
+        fake = claim_mod.Claim.build(
+            commit=cid, tree=world.tree(), role="author", artifacts={art.name: digest}, ref=None
+        )
+        lines = b"".join(claim_mod.Envelope(fake.payload(), s, "k").line() for s in sigs)
+        made_up, _ = bundle.build(cid, obj, None, lines)
+        (store / f"made-up-{made}.wotr").write_bytes(bundle.to_bytes(made_up))
+        made += 1
+    sent: list[int] = []
+    real_check = gpg.Verifier.check
+
+    def counting(self: Any, data: bytes, signatures: list[bytes]) -> Any:
+        sent.append(len(signatures))
+        return real_check(self, data, signatures)
+
+    monkeypatch.setattr(gpg.Verifier, "check", counting)
+    if limit is not None:
+        monkeypatch.setattr(verify_mod, "MAX_CHECKED_SIGNATURES_PER_RUN", limit)
+    policy = load(world.policy_dir / "threshold.toml")
+    sources = offline.Sources(directory=store)
+    outcome = offline.verify(policy, artifacts=[art], sources=sources)
+    if limit is None:
+        assert outcome.verified  # the made-up commits are merely rejected
+        assert sum(sent) == 2 * 8 + 2
+        return
+    assert not outcome.verified
+    assert sum(sent) <= limit
+    assert "limit of 5 signatures" in outcome.reason

@@ -148,6 +148,7 @@ def verify(
         keyed.setdefault(key, []).append(name)
     order = sorted(keyed, key=lambda k: (k[0], k[1] or ""))
     checked: dict[tuple[str, str | None], verify_mod.CheckedNote] = {}
+    budget = verify_mod.Budget()  # shared by every commit: many bundles cost bounded gpg work
 
     def check(key: tuple[str, str | None]) -> verify_mod.CheckedNote:
         if key not in checked:
@@ -155,7 +156,7 @@ def verify(
             note = notes.union_bytes(*(b.note() for b in parts))
             ctx = verify_mod.Context(key[0], parts[0].tree, key[1])
             try:
-                checked[key] = verify_mod.check(policy, note, ctx)
+                checked[key] = verify_mod.check(policy, note, ctx, budget)
             except bundle_mod.HOSTILE as exc:
                 # Defence in depth: checking lines must reject bad ones one by one; should odd
                 # data still get through, these bundles count for nothing rather than crash.
@@ -202,6 +203,11 @@ def verify(
         and bool(groups)
         and all(g.report.result is not None and g.report.result.verified for g in groups)
     )
+    if not verified and not reason and budget.left == 0:
+        reason = (
+            f"gpg checked the limit of {verify_mod.MAX_CHECKED_SIGNATURES_PER_RUN} signatures "
+            f"over {len(checked)} commits, and the rest were not checked (flooded bundles?)"
+        )
     return Outcome(
         verified, policy, tuple(groups), tuple(unmatched), tuple(broken), reason, tuple(looked)
     )

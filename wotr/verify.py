@@ -55,6 +55,18 @@ MAX_CHECKED_SIGNATURES = 1024
 
 _Item = tuple[int, claim_mod.Envelope, claim_mod.Claim]
 
+# Offline, one verify may check many commits (bundles are attacker data: a directory can hold
+# bundles of any number of made-up commits naming the artifact's digest). All of them together
+# send at most this many signatures to gpg; beyond, fail closed.
+MAX_CHECKED_SIGNATURES_PER_RUN = 4 * MAX_CHECKED_SIGNATURES
+
+
+@dataclass
+class Budget:
+    """Signatures by policy keys that may still go to gpg, shared by the commits of one run."""
+
+    left: int = field(default_factory=lambda: MAX_CHECKED_SIGNATURES_PER_RUN)
+
 
 # Lines rejected before gpg (unparseable, for another commit, untrusted issuer ...) are listed
 # one by one up to this many; beyond, only counted: a flooded note costs bounded memory.
@@ -81,7 +93,7 @@ class _Sink:
 
 
 def _gate(
-    policy: Policy, groups: dict[bytes, list[_Item]], sink: _Sink
+    policy: Policy, groups: dict[bytes, list[_Item]], sink: _Sink, run: Budget | None = None
 ) -> dict[bytes, list[_Item]]:
     """What may reach gpg (DESIGN §6 rule 8): signatures whose issuer hint names a policy key
     or subkey, each signature once, at most MAX_CHECKED_SIGNATURES in all. Dropping here can
@@ -111,6 +123,13 @@ def _gate(
                 drop(item, f"the same signature as line {seen[env.sig]}")
                 continue
             seen[env.sig] = number
+            if run is not None and run.left == 0:
+                drop(
+                    item,
+                    "not checked: this verify already sent its limit of signatures by "
+                    "policy keys to gpg, for other commits (flooded bundles?)",
+                )
+                continue
             if budget == 0:
                 drop(
                     item,
@@ -119,12 +138,14 @@ def _gate(
                 )
                 continue
             budget -= 1
+            if run is not None:
+                run.left -= 1
             kept.setdefault(payload, []).append(item)
     return kept
 
 
 def check_note(
-    policy: Policy | None, note: bytes, ctx: Context
+    policy: Policy | None, note: bytes, ctx: Context, run: Budget | None = None
 ) -> tuple[list[consensus.Counted], list[Rejection], list[Line], int]:
     """Parse and signature-check every line of a note; rules 1-7 applied, nothing counted yet.
 
@@ -180,7 +201,7 @@ def check_note(
                 )
         return [], _listed(sink), [shown[k] for k in sorted(shown)], split.count
 
-    groups = _gate(policy, groups, sink)
+    groups = _gate(policy, groups, sink, run)
     with gpg.Verifier(policy.keyring, merge_copies=policy.keyring_has_copies) as verifier:
         for payload, items in groups.items():
             results = verifier.check(claim_mod.pae(payload), [env.sig for _, env, _ in items])
@@ -257,9 +278,11 @@ class CheckedNote:
     note_lines: int
 
 
-def check(policy: Policy, note: bytes, ctx: Context) -> CheckedNote:
-    """The gpg half of :func:`evaluate`, for a caller that asks several questions of one note."""
-    counted, rejected, lines, count = check_note(policy, note, ctx)
+def check(policy: Policy, note: bytes, ctx: Context, run: Budget | None = None) -> CheckedNote:
+    """The gpg half of :func:`evaluate`, for a caller that asks several questions of one note.
+
+    ``run``: a signature budget shared with the other notes checked by one verify."""
+    counted, rejected, lines, count = check_note(policy, note, ctx, run)
     return CheckedNote(ctx, tuple(counted), tuple(rejected), tuple(lines), count)
 
 
