@@ -648,3 +648,27 @@ def test_flooded_note_costs_memory_bounded_by_its_size(world: sim.World, shape: 
     assert len(rejected) == listed + 1
     assert f"{count - listed} more line(s)" in rejected[-1].reason
     assert report.note_lines == count + 2
+
+
+def test_note_over_the_limit_counts_nothing_even_with_valid_claims(
+    world: sim.World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule 8: a note over the size limit is refused whole, valid claims included (a limit that
+    only dropped the lines past it would count whatever comes first)."""
+    from wotr import git, notes
+    from wotr import verify as verify_mod
+    from wotr.policy import load
+
+    world.policy(2)
+    art = world.root / "dist" / "app.tar.gz"
+    world.sign("alice", art)
+    world.sign("bob", art)
+    good = sim.read_note(world.repo, world.head())
+    sim.write_note(world.repo, world.head(), good + b"junk\n" * 200)
+    policy = load(world.policy_dir / "threshold.toml")
+    repo = git.open_repo(world.repo)
+    assert verify_mod.verify_repo(repo, "HEAD", policy, artifacts=[art]).result.verified  # type: ignore[union-attr]
+    monkeypatch.setattr(notes, "MAX_NOTE_BYTES", len(good) + 500)
+    result = verify_mod.verify_repo(repo, "HEAD", policy, artifacts=[art]).result
+    assert result is not None and not result.verified
+    assert any("limit" in r.reason for r in result.rejected)

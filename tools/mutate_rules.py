@@ -25,6 +25,8 @@ TESTS = [
     "tests/test_openpgp.py",
     "tests/test_gpg_status.py",
     "tests/test_claim.py",
+    "tests/test_notes.py",
+    "tests/test_bundle.py",
 ]
 
 
@@ -190,12 +192,52 @@ MUTATIONS = [
         "wotr/verify.py",
         (
             (
-                '            shown[number] = Line(number, "", None, reason=f"not a valid wotr claim: {exc}")'
-                "\n            continue",
-                '            shown[number] = Line(number, "", None, reason=f"not a valid wotr claim: {exc}")'
-                "\n            break",
+                '            sink.drop(number, f"not a valid wotr claim: {exc}")\n            continue',
+                '            sink.drop(number, f"not a valid wotr claim: {exc}")\n            break',
             ),
         ),
+    ),
+    Mutation(
+        "tag-peel",
+        "6",
+        "wotr/git.py",
+        (('    base = _SAME_COMMIT.sub("", rev) or rev', "    base = rev"),),
+    ),
+    Mutation(
+        "issuer-gate",
+        "8",
+        "wotr/verify.py",
+        (("            if not ids & policy.issuer_ids:", "            if False:"),),
+    ),
+    Mutation(
+        "signature-budget",
+        "8",
+        "wotr/verify.py",
+        (("            if budget == 0:", "            if False:"),),
+    ),
+    Mutation(
+        "run-budget",
+        "8",
+        "wotr/verify.py",
+        (("            if run is not None and run.left == 0:", "            if False:"),),
+    ),
+    Mutation(
+        "huge-note-counts",
+        "8",
+        "wotr/verify.py",
+        (("    if notes.too_large(note):", "    if False:"),),
+    ),
+    Mutation(
+        "note-read-uncapped",
+        "8",
+        "wotr/notes.py",
+        (('"show", commit, max_stdout=MAX_NOTE_BYTES)', '"show", commit)'),),
+    ),
+    Mutation(
+        "rejections-unlisted-cap",
+        "8",
+        "wotr/verify.py",
+        (("        if len(self.rejected) >= MAX_LISTED_REJECTIONS:", "        if False:"),),
     ),
     Mutation(
         "no-line-limit",

@@ -6,15 +6,17 @@ compare-and-swap of refs/notes/wotr, so a failed sign leaves the ref exactly as 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from . import claim as claim_mod
 from . import git, gpg, hashing, notes
 from .errors import BadInput, SignError
 
 DEFAULT_ROLE = "author"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -46,22 +48,6 @@ def _names(paths: Sequence[Path]) -> list[str]:
     return names
 
 
-def build_claim(
-    repo: git.Repo, revision: git.Revision, role: str, artifacts: Sequence[Path]
-) -> claim_mod.Claim:
-    if not artifacts:
-        raise BadInput("no artifacts to sign", "name the files you built, e.g. dist/*")
-    names = _names(artifacts)
-    digests = hashing.sha256_files(artifacts)
-    return claim_mod.Claim.build(
-        commit=revision.commit,
-        tree=revision.tree,
-        role=role,
-        artifacts=dict(zip(names, digests, strict=True)),
-        ref=revision.tag,
-    )
-
-
 def resolve_role(repo: git.Repo, role: str | None, config: git.Config | None = None) -> str:
     if not role:
         role = (git.config_all(repo) if config is None else config).value("wotr.role")
@@ -70,6 +56,42 @@ def resolve_role(repo: git.Repo, role: str | None, config: git.Config | None = N
         return claim_mod.check_role(chosen)
     except claim_mod.ClaimError as exc:
         raise BadInput(str(exc)) from exc
+
+
+def _refuse_dirty(dirty: list[str]) -> None:
+    if dirty:
+        raise SignError(
+            f"the working tree has uncommitted changes to tracked files ({dirty[0]}"
+            f"{' and more' if len(dirty) > 1 else ''}): the artifacts may not be built "
+            "from the commit you would sign",
+            "commit or stash them, or pass --allow-dirty if you know the build ignores them",
+        )
+
+
+def _started(fn: Callable[..., T], *args: Any) -> Callable[[], T]:
+    """Run ``fn(*args)`` in a thread from now on; the returned function waits for its result
+    (or raises its exception). For git processes, which wait outside the GIL."""
+    import threading
+
+    out: list[T] = []
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            out.append(fn(*args))
+        except BaseException as exc:  # re-raised by the caller's thread in result()
+            failed.append(exc)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+
+    def result() -> T:
+        thread.join()
+        if failed:
+            raise failed[0]
+        return out[0]
+
+    return result
 
 
 def sign(
@@ -83,27 +105,38 @@ def sign(
 ) -> Signed:
     revision = git.resolve(repo, rev)
     head = revision.commit if rev == "HEAD" else git.head_commit(repo)
-    if not allow_dirty and revision.commit == head:
-        dirty = git.is_dirty(repo)
-        if dirty:
-            raise SignError(
-                f"the working tree has uncommitted changes to tracked files ({dirty[0]}"
-                f"{' and more' if len(dirty) > 1 else ''}): the artifacts may not be built "
-                "from the commit you would sign",
-                "commit or stash them, or pass --allow-dirty if you know the build ignores them",
-            )
-    config = git.config_all(repo)  # one git process for every value sign reads
+    # The git processes sign needs run while the artifacts are hashed (they do not depend on
+    # each other); errors still come out in the order of a plain run: dirty tree first.
+    dirty = _started(git.is_dirty, repo) if not allow_dirty and revision.commit == head else None
+    config_of = _started(git.config_all, repo)  # one git process for every value sign reads
+    tags = _started(git.tags_at, repo, revision.commit) if revision.tag is None else None
+    try:
+        names = _names(artifacts) if artifacts else []
+        digests = hashing.sha256_files(artifacts)
+    except BadInput:
+        if dirty is not None:
+            _refuse_dirty(dirty())
+        raise
+    if dirty is not None:
+        _refuse_dirty(dirty())
+    config = config_of()
     chosen_role = resolve_role(repo, role, config)
-    claim = build_claim(repo, revision, chosen_role, artifacts)
+    if not artifacts:
+        raise BadInput("no artifacts to sign", "name the files you built, e.g. dist/*")
+    claim = claim_mod.Claim.build(
+        commit=revision.commit,
+        tree=revision.tree,
+        role=chosen_role,
+        artifacts=dict(zip(names, digests, strict=True)),
+        ref=revision.tag,
+    )
     payload = claim.payload()
     key = key or config.value("user.signingkey")
     signature = gpg.sign(claim_mod.pae(payload), key)
     envelope = claim_mod.Envelope(payload=payload, sig=signature.sig, keyid=signature.fingerprint)
     line = envelope.line()
     added = notes.append(repo, revision.commit, line, config)
-    hint: tuple[str, ...] = ()
-    if revision.tag is None:
-        hint = tuple(git.tags_at(repo, revision.commit))
+    hint = tuple(tags()) if tags is not None else ()
     return Signed(
         revision.commit,
         revision.tag,
