@@ -6,17 +6,16 @@ compare-and-swap of refs/notes/wotr, so a failed sign leaves the ref exactly as 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 from . import claim as claim_mod
 from . import git, gpg, hashing, notes
+from ._threads import started
 from .errors import BadInput, SignError
 
 DEFAULT_ROLE = "author"
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -68,32 +67,6 @@ def _refuse_dirty(dirty: list[str]) -> None:
         )
 
 
-def _started(fn: Callable[..., T], *args: Any) -> Callable[[], T]:
-    """Run ``fn(*args)`` in a thread from now on; the returned function waits for its result
-    (or raises its exception). For git processes, which wait outside the GIL."""
-    import threading
-
-    out: list[T] = []
-    failed: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            out.append(fn(*args))
-        except BaseException as exc:  # re-raised by the caller's thread in result()
-            failed.append(exc)
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-
-    def result() -> T:
-        thread.join()
-        if failed:
-            raise failed[0]
-        return out[0]
-
-    return result
-
-
 def sign(
     repo: git.Repo,
     artifacts: Sequence[Path],
@@ -107,9 +80,9 @@ def sign(
     head = revision.commit if rev == "HEAD" else git.head_commit(repo)
     # The git processes sign needs run while the artifacts are hashed (they do not depend on
     # each other); errors still come out in the order of a plain run: dirty tree first.
-    dirty = _started(git.is_dirty, repo) if not allow_dirty and revision.commit == head else None
-    config_of = _started(git.config_all, repo)  # one git process for every value sign reads
-    tags = _started(git.tags_at, repo, revision.commit) if revision.tag is None else None
+    dirty = started(git.is_dirty, repo) if not allow_dirty and revision.commit == head else None
+    config_of = started(git.config_all, repo)  # one git process for every value sign reads
+    tags = started(git.tags_at, repo, revision.commit) if revision.tag is None else None
     try:
         names = _names(artifacts) if artifacts else []
         digests = hashing.sha256_files(artifacts)

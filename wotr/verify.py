@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import _openpgp, consensus, git, gpg, hashing, notes
 from . import claim as claim_mod
+from ._threads import started
 from .consensus import Checked, Rejection, Result, Target
 from .errors import BadInput
 from .policy import Policy
@@ -315,30 +316,13 @@ def verify_repo(
         return evaluate(policy, notes.read(repo, revision.commit), ctx, targets, strict=strict)
     # The artifacts are hashed (on every core, see hashing.py) while git reads the note and gpg
     # checks it. Errors come out as if run one after the other: an artifact's first.
-    import threading
-
-    hashed: list[list[Target] | None] = []
-    failed: list[BaseException] = []
-
-    def hash_all() -> None:
-        try:
-            hashed.append(targets_for(artifacts, digests))
-        except BaseException as exc:  # re-raised in this thread below
-            failed.append(exc)
-
-    worker = threading.Thread(target=hash_all, name="wotr-hash", daemon=True)
-    worker.start()
+    hashed = started(targets_for, artifacts, digests)
     try:
         checked = check(policy, notes.read(repo, revision.commit), ctx)
     except Exception:
-        worker.join()
-        if failed:
-            raise failed[0] from None
+        hashed()  # the artifact's error, if any, comes first
         raise
-    worker.join()
-    if failed:
-        raise failed[0]
-    return decide(policy, checked, hashed[0], strict=strict)
+    return decide(policy, checked, hashed(), strict=strict)
 
 
 def show_repo(repo: git.Repo, rev: str, policy: Policy | None) -> Report:
