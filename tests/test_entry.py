@@ -3,7 +3,8 @@
 Every command line below runs twice as a separate process: once through the real entry point
 (``python -m wotr``, which takes the fast path when it can) and once straight through the click
 CLI (``wotr.cli.main``). Exit code, stdout and stderr must be byte-identical, and the fast path
-must not import click, pygit2 or python-gnupg (nor concurrent.futures, which brings logging).
+must not import click, pygit2 or python-gnupg (nor concurrent.futures, which brings logging, nor
+dataclasses, which brings inspect).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ CLICK_ONLY = "import sys; from wotr.cli import main; main()"
 
 
 # Imports an installer hook should not pay for on every package.
-HEAVY = ("click", "pygit2", "gnupg", "concurrent.futures", "logging")
+HEAVY = ("click", "pygit2", "gnupg", "concurrent.futures", "logging", "dataclasses", "inspect")
 
 
 def _run(world: sim.World, code: list[str], args: list[str], cwd: Path) -> tuple[int, str, str]:
@@ -91,7 +92,7 @@ def test_fast_path_output_and_exit_codes_match_click(signed: sim.World) -> None:
 
 def test_fast_path_imports_no_heavy_module(signed: sim.World) -> None:
     art = str(signed.root / "dist" / "app.tar.gz")
-    signed.sign("carol", art)  # three signatures: two gpg chains side by side on 2+ cores
+    signed.sign("carol", Path(art))  # three signatures: two gpg chains side by side on 2+ cores
     probe = (
         "import sys; from wotr.entry import main; code = main(sys.argv[1:]); "
         f"HEAVY = {HEAVY!r}; "

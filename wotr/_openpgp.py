@@ -15,7 +15,8 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+from ._record import record
 
 TAG_SIGNATURE = 2
 TAG_PUBLIC_KEY = 6
@@ -38,14 +39,14 @@ class PacketError(ValueError):
     """The bytes are not the OpenPGP data they should be."""
 
 
-@dataclass(frozen=True)
+@record
 class Packet:
     tag: int
     body: bytes
     raw: bytes
 
 
-@dataclass(frozen=True)
+@record
 class PublicKey:
     """One transferable public key: primary key packet and everything up to the next one."""
 

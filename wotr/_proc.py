@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
+from ._record import record
 from .errors import EnvironmentProblem
 
 # GIT_* variables a user may legitimately set for the commands wotr runs on their behalf.
@@ -33,7 +33,7 @@ _GIT_KEEP = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@record
 class Result:
     returncode: int
     stdout: bytes

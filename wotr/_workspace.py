@@ -22,12 +22,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO
 
 from . import git
+from ._record import record
 from .errors import EnvironmentProblem, WotrError
 
 TAIL_LINES = 20
@@ -129,7 +129,7 @@ def remove_tree(path: Path) -> None:
         shutil.rmtree(path, onerror=retry)  # onexc from Python 3.12 on
 
 
-@dataclass(frozen=True)
+@record
 class Workspace:
     root: Path
     src: Path  # the fixed build path; the command's working directory
@@ -212,7 +212,7 @@ def build_env(ws: Workspace, epoch: int) -> dict[str, str]:
 # --- running the command --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Output:
     """How the command's progress reaches the user."""
 

@@ -34,11 +34,11 @@ import shlex
 import shutil
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from . import claim as claim_mod
 from . import git, hashing, notes
+from ._record import record
 from ._workspace import (
     Interrupted,
     Output,
@@ -70,7 +70,7 @@ class BuildFailed(BadInput):
 # --- the recipe -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Recipe:
     command: tuple[str, ...]
     artifacts: tuple[str, ...]
@@ -249,7 +249,7 @@ def keep(paths: Sequence[Path], out: Path, *, replace: bool) -> list[Path]:
 # --- the whole build ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Artifact:
     name: str
     path: Path  # the kept copy
@@ -257,7 +257,7 @@ class Artifact:
     sha256: str
 
 
-@dataclass(frozen=True)
+@record
 class Built:
     commit: str
     tree: str
@@ -329,7 +329,7 @@ def build(
 # --- comparing with the note ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Other:
     """One earlier claim's digest for an artifact name."""
 
@@ -342,7 +342,7 @@ class Other:
         return f"{self.who} ({self.role})"
 
 
-@dataclass(frozen=True)
+@record
 class Verdict:
     artifact: Artifact
     same: tuple[Other, ...]
@@ -350,7 +350,7 @@ class Verdict:
     compare: tuple[str, ...] = ()  # diffoscope command lines
 
 
-@dataclass(frozen=True)
+@record
 class Comparison:
     checked: bool  # signatures were checked against a policy
     policy: Path | None

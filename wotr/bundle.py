@@ -26,11 +26,11 @@ import re
 import secrets
 import stat
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import claim as claim_mod
+from ._record import record
 from .errors import BadInput
 
 FORMAT = "https://wotr.dev/bundle/v1"
@@ -74,7 +74,7 @@ class BundleError(BadInput):
     """A bundle file is unreadable or malformed (exit 2); the message names the file."""
 
 
-@dataclass(frozen=True)
+@record
 class Bundle:
     commit: str
     tree: str
@@ -204,7 +204,7 @@ def _write_at(dfd: int, name: str, data: bytes, label: str) -> None:
         raise BadInput(f"cannot write {shown(label)}: {exc.strerror}") from exc
 
 
-@dataclass(frozen=True)
+@record
 class Exported:
     bundle: Bundle
     data: bytes
@@ -392,7 +392,7 @@ def sidecar(artifact: Path) -> Path:
 # --- a directory of bundles, searched by digest ---------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Entry:
     """What the index remembers of one bundle file, keyed by its stat result."""
 
@@ -504,7 +504,7 @@ def _save_index(directory: Path, entries: Mapping[str, Entry]) -> bool:
         os.close(dfd)
 
 
-@dataclass(frozen=True)
+@record
 class Directory:
     """The bundles of one directory: digest -> bundle files, and the files that did not parse."""
 

@@ -13,8 +13,9 @@ import binascii
 import json
 import re
 import unicodedata
-from dataclasses import dataclass
 from typing import Any
+
+from ._record import record
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -64,7 +65,7 @@ def check_artifact_name(name: str) -> str:
     return name
 
 
-@dataclass(frozen=True, order=True)
+@record(order=True)
 class Subject:
     name: str
     sha256: str
@@ -75,7 +76,7 @@ class Subject:
             raise ClaimError(f"{self.sha256!r} is not a lowercase hex sha256 digest")
 
 
-@dataclass(frozen=True)
+@record
 class Claim:
     """'commit C (tree T), built for ref R in role X, produced these artifacts'."""
 
@@ -227,7 +228,7 @@ def _parse_payload(payload: bytes) -> Claim:
     return claim
 
 
-@dataclass(frozen=True)
+@record
 class Envelope:
     """A DSSE envelope with exactly one signature."""
 

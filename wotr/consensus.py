@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
+from ._record import record
 from .claim import Claim
 from .policy import Policy
 
 
-@dataclass(frozen=True)
+@record
 class Rejection:
     """A note line that counts for nothing, and why."""
 
@@ -31,7 +31,7 @@ class Rejection:
     fingerprint: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Checked:
     """A claim carrying a clean good signature by the primary key ``fingerprint``."""
 
@@ -40,7 +40,7 @@ class Checked:
     claim: Claim
 
 
-@dataclass(frozen=True)
+@record
 class Counted:
     """A claim that counts: good signature, trusted signer, right commit, role and ref."""
 
@@ -50,7 +50,7 @@ class Counted:
     claim: Claim
 
 
-@dataclass(frozen=True)
+@record
 class Target:
     """An artifact the caller asks about: a file (label = its path) or ``sha256:HEX``."""
 
@@ -58,13 +58,13 @@ class Target:
     sha256: str
 
 
-@dataclass(frozen=True)
+@record
 class Group:
     sha256: str
     signers: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@record
 class ArtifactResult:
     name: str
     sha256: str
@@ -74,13 +74,13 @@ class ArtifactResult:
     others: tuple[Group, ...] = ()  # other digests trusted signers claimed under this name
 
 
-@dataclass(frozen=True)
+@record
 class Dissent:
     name: str
     groups: tuple[Group, ...]
 
 
-@dataclass(frozen=True)
+@record
 class Conflict:
     """Rule 7: one signer claimed several digests for one name at this commit."""
 
@@ -89,7 +89,7 @@ class Conflict:
     digests: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@record
 class Result:
     verified: bool
     threshold: int

@@ -14,13 +14,14 @@ them side by side).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_NOT_VERIFIED, EXIT_OK, WotrError
 
@@ -381,5 +382,16 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         code = report_error(exc, "--debug" in args)
     if argv is None:
-        sys.exit(code)
+        _exit_now(code)
     return code
+
+
+def _exit_now(code: int) -> NoReturn:
+    """End a command-line run: flush what was printed, then leave without the interpreter's
+    teardown (freeing every module and object one by one: ~10-14 ms of each verify, which an
+    installer hook pays per package). Everything wotr opened is closed by then (with-blocks and
+    finally clauses); its threads are finished daemon threads."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            stream.flush()
+    os._exit(code)

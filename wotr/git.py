@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import _proc
+from ._record import record
 from .errors import BadInput, EnvironmentProblem, WotrError
 
 NOTES_REF = "refs/notes/wotr"
@@ -22,7 +22,7 @@ class GitError(WotrError):
     """A git command failed; the message carries git's own last line."""
 
 
-@dataclass(frozen=True)
+@record
 class Repo:
     git_dir: Path
     common_dir: Path
@@ -33,7 +33,7 @@ class Repo:
         return self.top or self.git_dir
 
 
-@dataclass(frozen=True)
+@record
 class Revision:
     commit: str
     tree: str

@@ -22,12 +22,12 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from . import _openpgp, _proc
+from ._record import record
 from ._threads import started
 from .errors import EnvironmentProblem, SignError
 
@@ -49,7 +49,7 @@ _TAINTS = {
 _PER_CHAIN = 2
 
 
-@dataclass(frozen=True)
+@record
 class SigCheck:
     ok: bool
     fingerprint: str | None  # primary fingerprint from VALIDSIG; None when gpg gave none
@@ -314,7 +314,7 @@ def _gpg_message(res: _proc.Result) -> str:
     return lines[-1].removeprefix("gpg: ") if lines else f"exit status {res.returncode}"
 
 
-@dataclass(frozen=True)
+@record
 class Signature:
     sig: bytes
     fingerprint: str  # primary fingerprint, as checked by verifying the new signature

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import git, gpg, policy
+from ._record import record
 from .errors import BadInput, PolicyError, WotrError
 
 
-@dataclass(frozen=True)
+@record
 class Initialised:
     path: Path
     created: bool

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from . import git
+from ._record import record
 from .errors import EnvironmentProblem, WotrError
 from .git import NOTES_REF, Repo
 
@@ -64,7 +64,7 @@ _MARK = bytes(10 if i == 10 else 97 for i in range(256))
 _SHORT = re.compile(rb"^(?=[^\n]{0,%d}$)[ \t\r\f\v]*[^\s]" % (MIN_ENVELOPE_BYTES - 1), re.M)
 
 
-@dataclass(frozen=True)
+@record
 class Split:
     """A note cut into lines at C speed, memory bounded by the note's size, whatever its shape."""
 
@@ -154,13 +154,13 @@ def _entries(data: bytes, rawlen: int) -> dict[bytes, tuple[bytes, str]]:
     return {name: (mode, oid.hex()) for mode, name, oid in _ENTRY[rawlen].findall(data)}
 
 
-@dataclass
+@record(frozen=False)
 class _Level:
     prefix: str  # path of this tree inside the notes tree, "" or e.g. "ab/"
     entries: dict[bytes, tuple[bytes, str]]
 
 
-@dataclass
+@record(frozen=False)
 class _Note:
     tip: str | None
     levels: list[_Level]  # the trees from the top down along the note's path
@@ -367,7 +367,7 @@ def tip(repo: Repo, ref: str = NOTES_REF) -> str | None:
 # blobs. The result keeps our tree and changes only the notes that gained lines.
 
 
-@dataclass(frozen=True)
+@record
 class Merged:
     """The outcome of merging another notes commit into ours."""
 

@@ -22,7 +22,6 @@ import json
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from . import bundle as bundle_mod
 from . import claim as claim_mod
 from . import notes, render
 from . import verify as verify_mod
+from ._record import field, record
 from .bundle import shown
 from .consensus import Target
 from .errors import BadInput
@@ -38,7 +38,7 @@ from .policy import Policy
 _FULL_OID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
-@dataclass(frozen=True)
+@record
 class Sources:
     bundles: tuple[Path, ...] = ()
     directory: Path | None = None
@@ -46,7 +46,7 @@ class Sources:
     sidecars: bool = True
 
 
-@dataclass(frozen=True)
+@record
 class Group:
     commit: str
     tag: str | None
@@ -54,7 +54,7 @@ class Group:
     report: verify_mod.Report
 
 
-@dataclass(frozen=True)
+@record
 class Outcome:
     verified: bool
     policy: Policy

@@ -8,16 +8,15 @@ keyring that signatures are checked against.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _openpgp
+from . import _openpgp, _record
+from ._record import field, record
 from .claim import ClaimError, check_role
 from .errors import PolicyError
 
@@ -28,7 +27,7 @@ _TOP_FIELDS = {"version", "threshold", "signers", "require"}
 _SIGNER_FIELDS = {"name", "roles", "keys", "fingerprints"}
 
 
-@dataclass(frozen=True)
+@record
 class Signer:
     name: str
     roles: frozenset[str] | None  # None: any role
@@ -38,7 +37,7 @@ class Signer:
         return self.roles is None or role in self.roles
 
 
-@dataclass(frozen=True)
+@record
 class Policy:
     path: Path
     threshold: int
@@ -64,7 +63,7 @@ class Policy:
         if threshold is None:
             return self
         _check_threshold(threshold, len(self.signers), f"{self.path}: --threshold")
-        return dataclasses.replace(self, threshold=threshold)
+        return _record.replace(self, threshold=threshold)
 
 
 def _check_threshold(value: Any, n_signers: int, where: str) -> int:

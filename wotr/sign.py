@@ -7,18 +7,18 @@ compare-and-swap of refs/notes/wotr, so a failed sign leaves the ref exactly as 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import claim as claim_mod
 from . import git, gpg, hashing, notes
+from ._record import record
 from ._threads import started
 from .errors import BadInput, SignError
 
 DEFAULT_ROLE = "author"
 
 
-@dataclass(frozen=True)
+@record
 class Signed:
     commit: str
     tag: str | None

@@ -18,9 +18,9 @@ import random
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from . import _proc, git, notes
+from ._record import record
 from .errors import SyncError
 
 DEFAULT_REMOTE = "origin"
@@ -57,14 +57,14 @@ def _exact_refspec(remote: str) -> str:
     return f"+{git.NOTES_REF}:{tracking_ref(remote)}"
 
 
-@dataclass(frozen=True)
+@record
 class Fetched:
     remote: str
     remote_tip: str | None  # None: the remote has no claims yet
     merged: notes.Merged
 
 
-@dataclass(frozen=True)
+@record
 class Pushed:
     remote: str
     tip: str | None  # what the remote's refs/notes/wotr holds now (None: no claims anywhere)

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import _openpgp, consensus, git, gpg, hashing, notes
 from . import claim as claim_mod
+from ._record import field, record
 from ._threads import started
 from .consensus import Checked, Rejection, Result, Target
 from .errors import BadInput
 from .policy import Policy
 
 
-@dataclass(frozen=True)
+@record
 class Line:
     """Everything known about one note line, for ``show``."""
 
@@ -33,7 +33,7 @@ class Line:
     reason: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class Report:
     commit: str
     tag: str | None
@@ -43,7 +43,7 @@ class Report:
     note_lines: int = 0
 
 
-@dataclass(frozen=True)
+@record
 class Context:
     commit: str
     tree: str
@@ -62,7 +62,7 @@ _Item = tuple[int, claim_mod.Envelope, claim_mod.Claim]
 MAX_CHECKED_SIGNATURES_PER_RUN = 4 * MAX_CHECKED_SIGNATURES
 
 
-@dataclass
+@record(frozen=False)
 class Budget:
     """Signatures by policy keys that may still go to gpg, shared by the commits of one run."""
 
@@ -74,7 +74,7 @@ class Budget:
 MAX_LISTED_REJECTIONS = 1000
 
 
-@dataclass
+@record(frozen=False)
 class _Sink:
     """Where lines that count for nothing go: the first MAX_LISTED_REJECTIONS listed, the rest
     counted (``overflow``)."""
@@ -268,7 +268,7 @@ def evaluate(
     return Report(ctx.commit, ctx.tag, policy, result, tuple(lines), count)
 
 
-@dataclass(frozen=True)
+@record
 class CheckedNote:
     """A note after :func:`check_note`: what counts and what not, before any question is asked."""
 
