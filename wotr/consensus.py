@@ -154,29 +154,31 @@ def _conflicts(counted: Sequence[Counted]) -> list[Conflict]:
     ]
 
 
-def _groups(
-    counted: Sequence[Counted],
-    maps: Sequence[dict[str, str]],
-    name: str,
-    excluded: set[tuple[str, str]],
-) -> list[Group]:
-    by_digest: dict[str, set[str]] = defaultdict(set)
-    for c, digests in zip(counted, maps, strict=True):
-        if (c.signer, name) in excluded:
-            continue
-        digest = digests.get(name)
-        if digest is not None:
-            by_digest[digest].add(c.signer)
-    return sorted(
-        (Group(d, tuple(sorted(s))) for d, s in by_digest.items()),
-        key=lambda g: (-len(g.signers), g.sha256),
-    )
+def _all_groups(
+    counted: Sequence[Counted], names: Sequence[str], excluded: set[tuple[str, str]]
+) -> dict[str, list[Group]]:
+    """For each claimed name: the digests claimed for it and who claims each (a signer that
+    claims two digests for the name is left out, rule 7), most supporters first.
+    One pass over every subject of every claim: a claim may name thousands of artifacts."""
+    by_name: dict[str, dict[str, set[str]]] = {name: {} for name in names}
+    for c in counted:
+        signer = c.signer
+        for s in c.claim.subjects:
+            if (signer, s.name) not in excluded:
+                by_name[s.name].setdefault(s.sha256, set()).add(signer)
+    return {
+        name: sorted(
+            (Group(d, tuple(sorted(signers))) for d, signers in by_digest.items()),
+            key=lambda g: (-len(g.signers), g.sha256),
+        )
+        for name, by_digest in by_name.items()
+    }
 
 
 def _quorum(
     policy: Policy,
     counted: Sequence[Counted],
-    maps: Sequence[dict[str, str]],
+    holds: Sequence[set[str]],
     supporters: set[str],
     digest: str,
 ) -> str:
@@ -186,8 +188,8 @@ def _quorum(
     for role, need in policy.require:
         have = {
             c.signer
-            for c, digests in zip(counted, maps, strict=True)
-            if c.signer in supporters and c.claim.role == role and digest in digests.values()
+            for c, digests in zip(counted, holds, strict=True)
+            if c.signer in supporters and c.claim.role == role and digest in digests
         }
         if len(have) < need:
             return f"role {role!r} needs {need} signer(s), has {len(have)}"
@@ -206,13 +208,13 @@ def decide(
     conflicts = _conflicts(counted)
     excluded = {(c.signer, c.name) for c in conflicts}
     # Built once: a claim may name thousands of artifacts, asked about one by one below.
-    maps = [c.claim.digests_by_name() for c in counted]
+    holds = [{s.sha256 for s in c.claim.subjects} for c in counted]  # digests each claim names
     claimed: dict[str, list[tuple[str, str]]] = defaultdict(list)  # digest -> (signer, name)
     for c in counted:
         for s in c.claim.subjects:
             claimed[s.sha256].append((c.signer, s.name))
     names = sorted({s.name for c in counted for s in c.claim.subjects})
-    all_groups = {name: _groups(counted, maps, name, excluded) for name in names}
+    all_groups = _all_groups(counted, names, excluded)
     dissent_all = [
         Dissent(name, tuple(groups)) for name, groups in all_groups.items() if len(groups) > 1
     ]
@@ -224,7 +226,7 @@ def decide(
         for name in names:
             groups = all_groups[name]
             met = [
-                g for g in groups if not _quorum(policy, counted, maps, set(g.signers), g.sha256)
+                g for g in groups if not _quorum(policy, counted, holds, set(g.signers), g.sha256)
             ]
             best = groups[0] if groups else Group("", ())
             if len(met) == 1:
@@ -241,7 +243,7 @@ def decide(
                 why = (
                     "several digests reach the quorum"
                     if met
-                    else _quorum(policy, counted, maps, set(best.signers), best.sha256)
+                    else _quorum(policy, counted, holds, set(best.signers), best.sha256)
                     or "only conflicting claims"
                 )
                 artifacts.append(
@@ -271,7 +273,7 @@ def decide(
             if not supporters:
                 why = "no trusted signer claimed this digest"
             else:
-                why = _quorum(policy, counted, maps, supporters, target.sha256)
+                why = _quorum(policy, counted, holds, supporters, target.sha256)
             artifacts.append(
                 ArtifactResult(
                     target.label, target.sha256, tuple(sorted(supporters)), not why, why, others

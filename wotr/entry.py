@@ -117,10 +117,16 @@ def run_verify(
     artifacts: Sequence[Path],
 ) -> int:
     """The body of ``git wotr verify`` (see its help in :mod:`wotr.cli`); the exit code."""
+    from . import hashing
+    from ._threads import started
+
+    artifacts = tuple(artifacts)
+    # The artifacts are hashed (on every core) from now on, while Python imports the rest of
+    # wotr and git and gpg do their part; an unreadable artifact is reported where it was.
+    hashed = started(hashing.sha256_files, artifacts) if artifacts else None
     from . import render
     from . import verify as verify_mod
 
-    artifacts = tuple(artifacts)
     repo = None if bundle_files or bundle_dir else repo_or_none()
     if repo is None:
         from . import bundle as bundle_mod
@@ -140,12 +146,19 @@ def run_verify(
             sources=sources,
             rev=rev,
             strict=strict,
+            hashed=hashed,
         )
         echo(offline.to_json(outcome) if as_json else offline.text(outcome))
         return EXIT_OK if outcome.verified else EXIT_NOT_VERIFIED
     pol = policy_for(policy_path, repo, threshold)
     report = verify_mod.verify_repo(
-        repo, rev or "HEAD", pol, artifacts=artifacts, digests=tuple(digests), strict=strict
+        repo,
+        rev or "HEAD",
+        pol,
+        artifacts=artifacts,
+        digests=tuple(digests),
+        strict=strict,
+        hashed=hashed,
     )
     echo(render.verify_json(report) if as_json else render.verify_text(report))
     assert report.result is not None

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,9 +100,10 @@ def verify(
     sources: Sources,
     rev: str | None = None,
     strict: bool = False,
+    hashed: Callable[[], list[str]] | None = None,
 ) -> Outcome:
     want_commit, want_tag = _wanted(rev)
-    targets = verify_mod.targets_for(artifacts, digests) or []
+    targets = verify_mod.targets_for(artifacts, digests, hashed) or []
     if not targets and not sources.bundles:
         raise BadInput(
             "nothing to verify",

@@ -8,7 +8,7 @@ hands the survivors to the pure :mod:`wotr.consensus`.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import _openpgp, consensus, git, gpg, hashing, notes
@@ -244,7 +244,13 @@ def _listed(sink: _Sink) -> list[Rejection]:
     return out
 
 
-def targets_for(artifacts: Sequence[Path], digests: Sequence[str]) -> list[Target] | None:
+def targets_for(
+    artifacts: Sequence[Path],
+    digests: Sequence[str],
+    hashed: Callable[[], list[str]] | None = None,
+) -> list[Target] | None:
+    """The ``--digest`` values, then the artifacts with their sha256. ``hashed``: the artifacts'
+    digests from a hashing the caller started earlier (see :func:`wotr.entry.run_verify`)."""
     targets: list[Target] = []
     for spec in digests:
         hexpart = spec.removeprefix("sha256:").lower()
@@ -255,7 +261,8 @@ def targets_for(artifacts: Sequence[Path], digests: Sequence[str]) -> list[Targe
         ):
             raise BadInput(f"--digest {spec!r} is not sha256:<64 hex digits>")
         targets.append(Target(spec, hexpart))
-    for path, digest in zip(artifacts, hashing.sha256_files(artifacts), strict=True):
+    sums = hashed() if hashed is not None else hashing.sha256_files(artifacts)
+    for path, digest in zip(artifacts, sums, strict=True):
         targets.append(Target(str(path), digest))
     return targets or None
 
@@ -307,8 +314,11 @@ def verify_repo(
     artifacts: Sequence[Path] = (),
     digests: Sequence[str] = (),
     strict: bool = False,
+    hashed: Callable[[], list[str]] | None = None,
 ) -> Report:
-    """Does each artifact (or every claimed name) reach a quorum at ``rev``?"""
+    """Does each artifact (or every claimed name) reach a quorum at ``rev``?
+
+    ``hashed``: the artifacts' digests, from a hashing the caller already started."""
     revision = git.resolve(repo, rev)
     ctx = Context(revision.commit, revision.tree, revision.tag)
     if not artifacts:
@@ -316,13 +326,13 @@ def verify_repo(
         return evaluate(policy, notes.read(repo, revision.commit), ctx, targets, strict=strict)
     # The artifacts are hashed (on every core, see hashing.py) while git reads the note and gpg
     # checks it. Errors come out as if run one after the other: an artifact's first.
-    hashed = started(targets_for, artifacts, digests)
+    targets_of = started(targets_for, artifacts, digests, hashed)
     try:
         checked = check(policy, notes.read(repo, revision.commit), ctx)
     except Exception:
-        hashed()  # the artifact's error, if any, comes first
+        targets_of()  # the artifact's error, if any, comes first
         raise
-    return decide(policy, checked, hashed(), strict=strict)
+    return decide(policy, checked, targets_of(), strict=strict)
 
 
 def show_repo(repo: git.Repo, rev: str, policy: Policy | None) -> Report:
