@@ -23,7 +23,17 @@ CLICK_ONLY = "import sys; from wotr.cli import main; main()"
 
 
 # Imports an installer hook should not pay for on every package.
-HEAVY = ("click", "pygit2", "gnupg", "concurrent.futures", "logging", "dataclasses", "inspect")
+HEAVY = (
+    "click",
+    "pygit2",
+    "gnupg",
+    "concurrent.futures",
+    "logging",
+    "dataclasses",
+    "inspect",
+    "tempfile",
+    "shutil",
+)
 
 
 def _run(world: sim.World, code: list[str], args: list[str], cwd: Path) -> tuple[int, str, str]:

@@ -122,9 +122,9 @@ def _run_capped(
     env: Mapping[str, str] | None,
     limit: int,
 ) -> Result:
-    import tempfile
+    from . import _fs
 
-    with tempfile.TemporaryFile() as err:  # stderr to a file: no second pipe to drain
+    with _fs.anonymous_file() as err:  # stderr to a file: no second pipe to drain
         try:
             proc = subprocess.Popen(
                 list(argv),

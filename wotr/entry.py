@@ -71,12 +71,10 @@ def report_error(exc: BaseException, debug: bool) -> int:
 
 def repo_or_none() -> Any:
     """The repository around the working directory; None outside one (or without git at all)."""
-    import shutil
-
-    from . import git
+    from . import _fs, git
     from .errors import BadInput
 
-    if shutil.which("git") is None:
+    if _fs.which("git") is None:
         here = Path.cwd()
         if any((d / ".git").exists() for d in (here, *here.parents)):
             return git.open_repo()  # in a repository without git: exit 3, git is missing

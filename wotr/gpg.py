@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from . import _openpgp, _proc
+from . import _fs, _openpgp, _proc
 from ._record import record
 from ._threads import started
 from .errors import EnvironmentProblem, SignError
@@ -59,7 +57,7 @@ class SigCheck:
 
 def _short_tmp() -> str | None:
     """A temp dir short enough for gpg's socket paths (in case gpg ever makes one there)."""
-    tmp = tempfile.gettempdir()
+    tmp = _fs.temp_root()
     return tmp if len(tmp) <= 40 else "/tmp"
 
 
@@ -118,7 +116,7 @@ class Verifier:
     """A temporary GnuPG home whose only keys are ``keyring`` (binary OpenPGP key packets)."""
 
     def __init__(self, keyring: bytes, *, merge_copies: bool = False) -> None:
-        self._home = Path(tempfile.mkdtemp(prefix="wotr-", dir=_short_tmp()))
+        self._home = _fs.private_dir("wotr-", _short_tmp())
         keyfile = self._home / "policy.gpg"
         keyfile.write_bytes(keyring)
         self._calls = 0
@@ -154,7 +152,7 @@ class Verifier:
         self.close()
 
     def close(self) -> None:
-        shutil.rmtree(self._home, ignore_errors=True)
+        _fs.remove_tree(self._home)
 
     @property
     def gpg_calls(self) -> int:
@@ -200,7 +198,7 @@ class Verifier:
             else:
                 pending.append(i)
         if pending:
-            work = Path(tempfile.mkdtemp(prefix="v", dir=self._home))
+            work = _fs.private_dir("v", self._home)
             data_file = work / "data"
             data_file.write_bytes(data)
             chains = self._chains(pending)
