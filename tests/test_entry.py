@@ -236,3 +236,25 @@ def test_sign_parser_values() -> None:
         "push_remote": None,
         "artifacts": (Path("a"), Path("--rev")),
     }
+
+
+@pytest.mark.parametrize(
+    ("closed", "artifact", "code"),
+    [("1", "app.tar.gz", 0), ("2", "app.tar.gz", 0), ("2", "missing.bin", 2), ("1", "x", 2)],
+)
+def test_a_closed_stdout_or_stderr_keeps_the_exit_code(
+    signed: sim.World, closed: str, artifact: str, code: int
+) -> None:
+    """The exit code is the verdict an installer reads: a closed descriptor must not change it."""
+    art = str(signed.root / "dist" / artifact)
+    pol = str(signed.policy_dir / "threshold.toml")
+    wotr = [sys.executable, "-m", "wotr", "verify", "--policy", pol, art]
+    res = subprocess.run(
+        ["sh", "-c", f'exec "$@" {closed}>&-', "sh", *wotr],
+        cwd=signed.repo,
+        env=sim.base_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == code, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr

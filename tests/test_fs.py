@@ -21,9 +21,11 @@ def test_private_dir_is_owner_only_and_unguessable(tmp_path: Path) -> None:
 
 
 def test_private_dir_defaults_to_tmpdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_fs, "_root", [])
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     assert _fs.temp_root() == str(tmp_path)
     assert _fs.private_dir("y").parent == tmp_path
+    monkeypatch.setattr(_fs, "_root", [])
     monkeypatch.setenv("TMPDIR", str(tmp_path / "missing"))
     monkeypatch.delenv("TEMP", raising=False)
     monkeypatch.delenv("TMP", raising=False)
@@ -31,6 +33,7 @@ def test_private_dir_defaults_to_tmpdir(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_anonymous_file_has_no_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_fs, "_root", [])
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     with _fs.anonymous_file() as f:
         f.write(b"stderr text")
@@ -67,3 +70,18 @@ def test_which_finds_only_executable_files(tmp_path: Path, monkeypatch: pytest.M
     assert _fs.which("tool") == str(second / "tool")
     assert _fs.which("dir") is None
     assert _fs.which("absent") is None
+
+
+@pytest.mark.parametrize("unusable", ["/proc", "/nonexistent-dir", "file"])
+def test_an_unusable_tmpdir_falls_back(
+    unusable: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if unusable == "file":
+        unusable = str(tmp_path / "plain-file")
+        Path(unusable).write_text("")
+    monkeypatch.setattr(_fs, "_root", [])
+    monkeypatch.setenv("TMPDIR", unusable)
+    monkeypatch.delenv("TEMP", raising=False)
+    monkeypatch.delenv("TMP", raising=False)
+    assert _fs.temp_root() in ("/tmp", "/var/tmp")
+    assert _fs.private_dir("z").parent == Path(_fs.temp_root())

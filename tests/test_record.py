@@ -153,6 +153,16 @@ def test_pickles_like_a_plain_object() -> None:
             lambda: type("Own", (), {"__annotations__": {"x": "int"}, "__eq__": lambda s, o: True}),
             id="own-method",
         ),
+        pytest.param(lambda: type("S", (), {"__annotations__": {"self": "int"}}), id="self"),
+        pytest.param(lambda: type("U", (), {"__annotations__": {"_setattr": "int"}}), id="under"),
+        pytest.param(
+            lambda: type("B", (), {"__annotations__": {"x": "bytearray"}, "x": bytearray()}),
+            id="unhashable-default",
+        ),
+        pytest.param(
+            lambda: type("F", (), {"__annotations__": {"x": "int"}, "y": field(default=1)}),
+            id="field-without-annotation",
+        ),
     ],
 )
 def test_refused_shapes(make: Any) -> None:

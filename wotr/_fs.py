@@ -16,13 +16,30 @@ from typing import BinaryIO
 _ATTEMPTS = 100
 
 
+_root: list[str] = []
+
+
 def temp_root() -> str:
-    """``$TMPDIR`` (or ``$TEMP``, ``$TMP``) when it names a directory, else ``/tmp``."""
-    for var in ("TMPDIR", "TEMP", "TMP"):
-        value = os.environ.get(var)
-        if value and os.path.isdir(value):
-            return os.path.abspath(value)
-    return "/tmp"
+    """The first of ``$TMPDIR``, ``$TEMP``, ``$TMP``, ``/tmp``, ``/var/tmp`` where a file can be
+    created (tried, as ``tempfile.gettempdir`` does: an unusable ``$TMPDIR`` in a hook's
+    environment must not stop a verify). Chosen once per process."""
+    if not _root:
+        candidates = [os.environ.get(var) for var in ("TMPDIR", "TEMP", "TMP")]
+        found = next((d for d in [*candidates, "/tmp", "/var/tmp"] if d and _usable(d)), "/tmp")
+        _root.append(os.path.abspath(found))
+    return _root[0]
+
+
+def _usable(directory: str) -> bool:
+    path = _name(directory, ".wotr-probe-")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return False
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    return True
 
 
 def _name(parent: str | os.PathLike[str], prefix: str) -> str:

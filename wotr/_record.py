@@ -15,8 +15,9 @@ all fields, equal only to an instance of the very same class; assignment and del
 (``FrozenError``); with ``order=True``, ``<``, ``<=``, ``>``, ``>=`` over the fields;
 with ``frozen=False``, plain assignable attributes and no hash.
 Refused, so that nothing is silently different from a dataclass: inheritance from or by a record,
-``ClassVar``/``InitVar`` fields, a list, dict or set as a shared default, and a class that
-defines one of the generated methods itself.
+``ClassVar``/``InitVar`` fields, an unhashable (mutable) shared default, ``field()`` without an
+annotation, field names ``self`` or starting with ``_`` (the generated code's own names), and a
+class that defines one of the generated methods itself.
 """
 
 from __future__ import annotations
@@ -111,10 +112,12 @@ def _build(cls: type[T], *, order: bool, frozen: bool) -> type[T]:
         kind = str(annotations[f]).replace("typing.", "").replace("dataclasses.", "")
         if kind.startswith(("ClassVar", "InitVar")):
             raise TypeError(f"record {name}: field {f} is a {kind.split('[')[0]}: not supported")
+        if f == "self" or f.startswith("_"):
+            raise TypeError(f"record {name}: field name {f!r} is reserved")
         spec = cls.__dict__.get(f, _MISSING)
         if not isinstance(spec, _Field):
             spec = _Field(spec, None, True)
-        if isinstance(spec.default, list | dict | set):
+        if spec.default is not _MISSING and type(spec.default).__hash__ is None:
             raise TypeError(f"record {name}: field {f} has a mutable default; use default_factory")
         if spec.factory is not None:
             env[f"_factory_{f}"] = spec.factory
@@ -137,6 +140,9 @@ def _build(cls: type[T], *, order: bool, frozen: bool) -> type[T]:
         body.append(f"  _setattr(self, {f!r}, {f})" if frozen else f"  self.{f} = {f}")
         if spec.repr:
             shown.append(f"{f}={{self.{f}!r}}")
+    stray = [k for k, v in cls.__dict__.items() if isinstance(v, _Field) and k not in annotations]
+    if stray:
+        raise TypeError(f"record {name}: field() without an annotation: {stray[0]}")
     if hasattr(cls, "__post_init__"):
         body.append("  self.__post_init__()")
     mine = "(" + "".join(f"self.{f}, " for f in names) + ")"

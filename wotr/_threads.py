@@ -7,32 +7,56 @@ path, which an installer hook pays on every package); a thread and a join are al
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
 
-def started(fn: Callable[..., T], *args: Any) -> Callable[[], T]:
-    """Run ``fn(*args)`` in a thread from now on; the returned function waits for its result
-    or re-raises its exception in the caller's thread. For work that waits outside the GIL
-    (child processes, hashing, file I/O)."""
-    out: list[T] = []
-    failed: list[BaseException] = []
+class Running(Generic[T]):
+    """``fn(*args)`` running in a daemon thread. Call it to wait for the result (or to re-raise
+    the exception in the caller's thread); :meth:`join` waits without raising."""
 
-    def work() -> None:
+    def __init__(self, fn: Callable[..., T], args: tuple[Any, ...]) -> None:
+        self._out: list[T] = []
+        self._failed: list[BaseException] = []
+        # An Event, not Thread.join: in Python 3.11 a join interrupted by Ctrl-C marks the
+        # thread as stopped while it still runs, and every later join returns at once.
+        self._done = threading.Event()
+        threading.Thread(target=self._work, args=(fn, args), daemon=True).start()
+
+    def _work(self, fn: Callable[..., T], args: tuple[Any, ...]) -> None:
         try:
-            out.append(fn(*args))
-        except BaseException as exc:  # re-raised by the caller's thread in result()
-            failed.append(exc)
+            self._out.append(fn(*args))
+        except BaseException as exc:  # re-raised by the caller's thread in __call__
+            self._failed.append(exc)
+        finally:
+            self._done.set()
 
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
+    def join(self) -> None:
+        self._done.wait()
 
-    def result() -> T:
-        thread.join()
-        if failed:
-            raise failed[0]
-        return out[0]
+    def __call__(self) -> T:
+        self._done.wait()
+        if self._failed:
+            raise self._failed[0]
+        return self._out[0]
 
-    return result
+
+def started(fn: Callable[..., T], *args: Any) -> Running[T]:
+    """Run ``fn(*args)`` in a thread from now on. For work that waits outside the GIL (child
+    processes, hashing, file I/O)."""
+    return Running(fn, args)
+
+
+def join_all(running: Sequence[Running[Any]]) -> None:
+    """Wait for every one of ``running`` -- also when Ctrl-C interrupts the waiting, so that
+    no thread outlives what it works on -- then raise the first error among them."""
+    try:
+        for r in running:
+            r.join()
+    finally:
+        for r in running:
+            r.join()
+    for r in running:
+        r()

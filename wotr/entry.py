@@ -403,6 +403,7 @@ def _exit_now(code: int) -> NoReturn:
     installer hook pays per package). Everything wotr opened is closed by then (with-blocks and
     finally clauses); its threads are finished daemon threads."""
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
-            stream.flush()
+        if stream is not None:  # None: the descriptor was closed when Python started
+            with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+                stream.flush()
     os._exit(code)

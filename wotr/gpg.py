@@ -19,14 +19,14 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from . import _fs, _openpgp, _proc
 from ._record import record
-from ._threads import started
+from ._threads import Running, join_all, started
 from .errors import EnvironmentProblem, SignError
 
 # Status keywords that make a signature not count even next to GOODSIG. gpg reports the state
@@ -205,13 +205,15 @@ class Verifier:
             if len(chains) == 1:
                 self._chain(data_file, sigs, chains[0], results, work, None)
             else:
-                homes = [self._sibling_home(work, n) for n in range(1, len(chains))]
-                others = [
-                    started(self._chain, data_file, sigs, chain, results, work, home)
-                    for chain, home in zip(chains[1:], homes, strict=True)
-                ]
-                first = started(self._chain, data_file, sigs, chains[0], results, work, None)
-                _join_all([first, *others])
+                homes = [None, *(self._sibling_home(work, n) for n in range(1, len(chains)))]
+                running: list[Running[None]] = []
+                try:
+                    for chain, home in zip(chains, homes, strict=True):
+                        running.append(
+                            started(self._chain, data_file, sigs, chain, results, work, home)
+                        )
+                finally:
+                    join_all(running)  # every chain ends before the home can be removed
         return [r if r is not None else SigCheck(False, None, "not checked") for r in results]
 
     def _chains(self, pending: list[int]) -> list[list[int]]:
@@ -258,18 +260,6 @@ class Verifier:
             raise EnvironmentProblem(
                 f"gpg does not work: {res.err_line}", "check the GnuPG installation (gpg --version)"
             )
-
-
-def _join_all(waits: Sequence[Callable[[], object]]) -> None:
-    """Wait for every one of ``waits``, then raise the first error (no thread is left running)."""
-    errors = []
-    for wait in waits:
-        try:
-            wait()
-        except BaseException as exc:  # re-raised below, after every thread has ended
-            errors.append(exc)
-    if errors:
-        raise errors[0]
 
 
 # --- signing ------------------------------------------------------------------------------------

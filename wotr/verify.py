@@ -330,7 +330,10 @@ def verify_repo(
     try:
         checked = check(policy, notes.read(repo, revision.commit), ctx)
     except Exception:
-        targets_of()  # the artifact's error, if any, comes first
+        try:
+            targets_of()  # the artifact's error, if any, comes first
+        except Exception as first:
+            raise first from None
         raise
     return decide(policy, checked, targets_of(), strict=strict)
 
