@@ -204,6 +204,12 @@ MUTATIONS = [
         (('    base = _SAME_COMMIT.sub("", rev) or rev', "    base = rev"),),
     ),
     Mutation(
+        "tag-ambiguous",
+        "6",
+        "wotr/git.py",
+        (("    if not full and _tag_exists(repo, base):", "    if False:"),),
+    ),
+    Mutation(
         "issuer-gate",
         "8",
         "wotr/verify.py",

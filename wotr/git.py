@@ -128,8 +128,22 @@ def resolve(repo: Repo, rev: str) -> Revision:
             "check the name with 'git rev-parse', or fetch it",
         )
     full = lines[2] if len(lines) > 2 else ""
+    if not full and _tag_exists(repo, base):
+        # git names no ref when a name is ambiguous (tag v1.0 and a branch or remote branch
+        # v1.0) while v1.0^{commit} still resolves, to the tag. Taking that as "not a tag"
+        # would skip rule 6: a branch named like a moved tag must not make the tag check go away.
+        raise BadInput(
+            f"{base!r} names a tag and another ref (a branch?) at once",
+            f"say which: --rev refs/tags/{base} or --rev refs/heads/{base}",
+        )
     tag = full if full.startswith("refs/tags/") else None
     return Revision(commit=lines[0], tree=lines[1], tag=tag, spelled=rev)
+
+
+def _tag_exists(repo: Repo, name: str) -> bool:
+    """Is there a ref refs/tags/<name>? (Only asked when git named no ref for ``name``.)"""
+    ref = name if name.startswith("refs/tags/") else f"refs/tags/{name}"
+    return run(repo, "show-ref", "--verify", "--quiet", "--", ref).returncode == 0
 
 
 def head_commit(repo: Repo) -> str | None:
