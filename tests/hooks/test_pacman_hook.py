@@ -217,6 +217,48 @@ def test_misnamed_file_is_still_verified(pm: PacmanEnv) -> None:
     assert "no package archive for 'evil-pkg'" in output(proc)
 
 
+@pytest.mark.parametrize(
+    "name", ["good-pkg-2.0-any.tar.zst", "GOOD-PKG-2.0-1-ANY.PKG.TAR.ZST", "x"]
+)
+def test_a_file_not_named_like_a_package_is_verified_not_an_older_cached_one(
+    pm: PacmanEnv, name: str
+) -> None:
+    """`pacman -U FILE` installs FILE whatever its name. With the approved 1.0 in the cache,
+    a renamed unapproved 2.0 must be the file verified (found by an attacker review: the hook
+    used to verify the cached 1.0 and let 2.0 in)."""
+    good = pm.good("good-pkg", "1.0")
+    shutil.copy(good, pm.sb.cachedir / good.name)
+    evil = pm.pkg("good-pkg", "2.0")
+    renamed = evil.with_name(name)
+    evil.rename(renamed)
+    for argv in (["-U", str(renamed)], ["-U", "--", str(renamed)], ["-Udd", str(renamed)]):
+        proc = pm.sb.pacman(argv, env=pm.env())
+        assert proc.returncode == 1, output(proc)
+        assert not pm.sb.installed("good-pkg")
+        assert any(name in line for line in refused(proc)), output(proc)
+    proc = pm.sb.pacman(["-U", str(good)], env=pm.env())
+    assert proc.returncode == 0, output(proc)
+
+
+def test_a_cache_file_without_a_package_name_fails_closed(pm: PacmanEnv) -> None:
+    """A target looked up by name in the cache while a file there has no package name: that
+    file could be what pacman installs for the target, so the hook refuses."""
+    good = pm.good("good-pkg", "1.0")
+    shutil.copy(good, pm.sb.cachedir / good.name)
+    renamed = good.with_name("pkgfile")  # covers no target by its name: looked up in the cache
+    shutil.copy(good, renamed)
+    junk = pm.sb.cachedir / "leftover.tar.zst"
+    junk.write_bytes(b"not a package name")
+    proc = pm.sb.pacman(["-U", str(renamed)], env=pm.env())
+    assert proc.returncode == 1, output(proc)
+    assert "is not named NAME-VER-REL-ARCH" in output(proc)
+    assert not pm.sb.installed("good-pkg")
+    junk.unlink()
+    proc = pm.sb.pacman(["-U", str(renamed)], env=pm.env())
+    assert proc.returncode == 0, output(proc)
+    assert pm.sb.installed("good-pkg")
+
+
 def test_download_into_cache_is_checked(pm: PacmanEnv) -> None:
     # `pacman -U file://...` copies the archive into CacheDir first: found there by name.
     evil = pm.evil()
