@@ -258,3 +258,24 @@ def test_a_closed_stdout_or_stderr_keeps_the_exit_code(
     )
     assert res.returncode == code, res.stdout + res.stderr
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("var", ["_GIT WOTR_COMPLETE", "_GIT_WOTR_COMPLETE", "_WOTR_COMPLETE"])
+def test_a_completion_variable_does_not_turn_verify_into_exit_0(
+    signed: sim.World, var: str
+) -> None:
+    """Found by an attacker review: with click's completion variable set, verify printed
+    nothing and exited 0 without checking anything."""
+    env = {**sim.base_env(), var: "bash_source"}
+    for args in (
+        ["verify", "--policy", "/nonexistent/threshold.toml", "/etc/hostname"],
+        ["verify", "--threshold", "3", str(signed.root / "dist" / "app.tar.gz")],
+    ):
+        res = subprocess.run(
+            [sys.executable, "-m", "wotr", *args],
+            cwd=signed.repo,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert res.returncode in (1, 2), res.stdout + res.stderr

@@ -8,6 +8,7 @@ each command pays only for what it uses.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -434,6 +435,12 @@ def remote_setup(remote: str | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    if args:
+        # Shell completion runs the program with no arguments. With arguments, a completion
+        # variable left in the environment (or planted in a hook's) must not turn a command
+        # such as verify into click's completion mode, which prints and exits 0.
+        for key in [k for k in os.environ if k.startswith("_") and k.endswith("_COMPLETE")]:
+            del os.environ[key]
     try:
         code = cli.main(args=args, prog_name="git wotr", standalone_mode=False)
     except click.exceptions.Exit as exc:
