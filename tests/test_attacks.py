@@ -624,6 +624,40 @@ def test_flood_of_untrusted_or_repeated_signatures_costs_no_gpg_call(
     assert sum("the same signature as line" in r for r in reasons_) == 300
 
 
+def test_a_note_of_only_foreign_signatures_starts_no_gpg_home(
+    world: sim.World, keys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule 8 offline: when no signature passes the issuer gate, no isolated gpg home is made
+    (with a policy whose key files repeat a key, making one runs gpg --import: a flood of
+    bundles of made-up commits used to pay that once per commit)."""
+    from wotr import gpg as gpg_mod
+    from wotr import verify as verify_mod
+    from wotr.policy import load
+
+    world.policy(2)
+    claim = world.claim({"app.tar.gz": APP})
+    foreign = gpgkeys.sign_detached(keys.get("mallory"), claim_mod.pae(claim.payload()))
+    note = b"".join(claim_mod.Envelope(claim.payload(), foreign, f"k{i}").line() for i in range(20))
+    made: list[int] = []
+    real_init = gpg_mod.Verifier.__init__
+
+    def counting_init(self: Any, *a: Any, **kw: Any) -> None:
+        made.append(1)
+        real_init(self, *a, **kw)
+
+    monkeypatch.setattr(gpg_mod.Verifier, "__init__", counting_init)
+    policy = load(world.policy_dir / "threshold.toml")
+    ctx = verify_mod.Context(world.head(), world.tree(), None)
+    report = verify_mod.evaluate(policy, note, ctx, None, strict=False)
+    assert report.result is not None and not report.result.verified
+    assert made == []
+    world.sign("alice", world.root / "dist" / "app.tar.gz")
+    report = verify_mod.evaluate(
+        policy, sim.read_note(world.repo, world.head()), ctx, None, strict=False
+    )
+    assert made == [1]
+
+
 def test_signature_budget_fails_closed(world: sim.World, monkeypatch: pytest.MonkeyPatch) -> None:
     from wotr import verify as verify_mod
     from wotr.policy import load

@@ -854,3 +854,31 @@ def test_bundles_of_made_up_commits_cost_bounded_gpg_work(
     assert not outcome.verified
     assert sum(sent) <= limit
     assert "limit of 5 signatures" in outcome.reason
+
+
+def test_bundles_read_per_verify_are_capped(
+    world: sim.World, art: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule 8, memory: the candidate bundles one verify reads are kept until the end; past a
+    total size the rest are reported and not read, and verify fails closed."""
+    from wotr import offline
+    from wotr.policy import load
+
+    world.policy(2)
+    signed_by(world, art, "alice", "bob")
+    store = world.root / "bundles"
+    store.mkdir()
+    export(world, store / "one.wotr")
+    export(world, store / "two.wotr")
+    policy = load(world.policy_dir / "threshold.toml")
+    sources = offline.Sources(directory=store)
+    assert offline.verify(policy, artifacts=[art], sources=sources).verified
+    size = (store / "one.wotr").stat().st_size
+    monkeypatch.setattr(offline, "MAX_BUNDLE_BYTES_PER_RUN", size)
+    outcome = offline.verify(policy, artifacts=[art], sources=sources)
+    assert outcome.verified  # the first bundle fits and carries the quorum
+    assert sum("not read" in why for _, why in outcome.broken) == 1
+    monkeypatch.setattr(offline, "MAX_BUNDLE_BYTES_PER_RUN", size - 1)
+    outcome = offline.verify(policy, artifacts=[art], sources=sources)
+    assert not outcome.verified
+    assert sum("not read" in why for _, why in outcome.broken) == 2

@@ -210,6 +210,23 @@ MUTATIONS = [
         (("    if not full and _tag_exists(repo, base):", "    if False:"),),
     ),
     Mutation(
+        "gpg-home-without-signatures",
+        "8",
+        "wotr/verify.py",
+        (
+            (
+                "    if groups:\n        with gpg.Verifier(",
+                "    if True:\n        with gpg.Verifier(",
+            ),
+        ),
+    ),
+    Mutation(
+        "bundle-bytes-uncapped",
+        "8",
+        "wotr/offline.py",
+        (("        if read_bytes + size > MAX_BUNDLE_BYTES_PER_RUN:", "        if False:"),),
+    ),
+    Mutation(
         "issuer-gate",
         "8",
         "wotr/verify.py",

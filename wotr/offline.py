@@ -38,6 +38,11 @@ from .policy import Policy
 _FULL_OID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
+# Bundles read by one verify (every candidate for every artifact), in bytes: four at the size
+# limit of one bundle. Past it the remaining candidates are reported, not read (rule 8).
+MAX_BUNDLE_BYTES_PER_RUN = 4 * bundle_mod.MAX_BUNDLE_BYTES
+
+
 @record
 class Sources:
     bundles: tuple[Path, ...] = ()
@@ -136,7 +141,18 @@ def verify(
     )
     loaded: dict[str, bundle_mod.Bundle] = {}
     wanted = [p for c in candidates for p in c] if targets else [str(p) for p in sources.bundles]
+    read_bytes = 0
     for name in dict.fromkeys(wanted):
+        try:
+            size = os.stat(name).st_size
+        except OSError:
+            size = 0  # read() says what is wrong with it
+        if read_bytes + size > MAX_BUNDLE_BYTES_PER_RUN:
+            # Rule 8, memory: every bundle read is kept until the end (claims of one commit
+            # may be spread over several). A flooded directory fails closed, not out of memory.
+            broken.append((name, f"not read: {read_bytes} bytes of bundles read already"))
+            continue
+        read_bytes += size
         try:
             loaded[name] = bundle_mod.read(Path(name))
         except bundle_mod.BundleError as exc:
