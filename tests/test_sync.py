@@ -433,3 +433,61 @@ def test_sign_push_unknown_remote_is_bad_input(shared: tuple[sim.World, Path]) -
     assert res.returncode == 2
     assert "no such remote" in one_line_error(res)
     assert sim.notes_tip(world.repo) == before
+
+
+# --- a hostile remote's notes tree that git reads differently from a plain one -------------------
+
+
+def _hostile_child(bare: Path, tree_of: str) -> None:
+    """Put a child commit with the tree ``tree_of`` (a shell snippet over $TIP, $C) on the
+    remote's refs/notes/wotr, as a remote under an attacker's control could."""
+    script = (
+        "TIP=$(git rev-parse refs/notes/wotr); C=$(git log -1 --format=%H main); "
+        f"T=$({tree_of}); "
+        'git update-ref refs/notes/wotr "$(git commit-tree -p "$TIP" -m hostile "$T")"'
+    )
+    subprocess.run(["sh", "-c", script], cwd=bare, env=sim.base_env(), check=True)
+
+
+HOSTILE_TREES = {
+    # the same note blob as a symbolic link: git reads no note there
+    "symlink": "git ls-tree $TIP | sed 's/^100644 /120000 /' | git mktree",
+    # the note under its upper-case name, flooded: git reads it as the note too
+    "upper-case": (
+        'git ls-tree $TIP | awk -v c=$C \'{print $1" "$2" "$3"\\t"toupper(c)}\' | git mktree'
+    ),
+    # a second layout (fanout) of the note holding a line without a final newline
+    "two-layouts": (
+        "X=$(printf x | git hash-object -w --stdin); "
+        "OURS=$(git ls-tree $TIP | awk '{print $3}'); "
+        'SUB=$(printf "100644 blob $OURS\\t$(echo $C | cut -c3-)\\n" | git mktree); '
+        'printf "100644 blob $X\\t$C\\n040000 tree $SUB\\t$(echo $C | cut -c1-2)\\n" | git mktree'
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_TREES))
+@pytest.mark.parametrize("command", ["fetch", "push"])
+def test_a_remote_tree_git_reads_otherwise_is_not_adopted(
+    shared: tuple[sim.World, Path], kind: str, command: str
+) -> None:
+    """Found by an attacker review: wotr adopted (fast-forwarded to) a remote notes tree in
+    which its own reading saw every local line while git's did not, or saw more; every local
+    claim then stopped counting, and a later push carried that to honest mirrors."""
+    world, bare = shared
+    art = world.root / "dist" / "app.tar.gz"
+    world.policy(2)
+    world.sign("alice", art)
+    world.sign("bob", art)
+    assert world.run("push").returncode == 0
+    _hostile_child(bare, HOSTILE_TREES[kind])
+    res = world.run(command)
+    assert res.returncode == 0, res.stderr
+    assert world.verify(art).returncode == 0, world.verify(art).stdout
+    # ...and carol's later sign of another artifact keeps alice's and bob's lines intact
+    world.sign("carol", world.artifact("other.bin", b"other\n"))
+    assert world.verify(art).returncode == 0
+    if command == "push":
+        fresh = clone(world, "fresh")
+        assert world.run("fetch", cwd=fresh).returncode == 0
+        assert len(local_lines(fresh, world.head())) >= 2

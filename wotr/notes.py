@@ -147,6 +147,9 @@ def _signature(r: Any, repo: Repo) -> Any:
 
 _ENTRY = {n: re.compile(rb"([0-7]{1,6}) ([^\x00]+)\x00(.{%d})" % n, re.S) for n in (20, 32)}
 _TYPE = {b"40000": "tree", b"160000": "commit"}
+# Modes of a tree entry that is a note: regular files only (a symbolic link, a subtree or a
+# gitlink at a note's path is no note to git, so none to wotr either).
+_NOTE_MODES = (b"100644", b"100755")
 
 
 def _entries(data: bytes, rawlen: int) -> dict[bytes, tuple[bytes, str]]:
@@ -192,7 +195,7 @@ def _read_note(repo: Repo, commit: str) -> _Note:
             entries = _entries(got[2], rawlen)
             levels.append(_Level(prefix, entries))
             entry = entries.get(rest.encode())
-            if entry is not None and entry[0] in (b"100644", b"100755", b"120000"):
+            if entry is not None and entry[0] in _NOTE_MODES:
                 found.append((prefix + rest, entry[1]))
             sub = entries.get(rest[:2].encode()) if len(rest) > 2 else None
             if sub is None or sub[0] != b"40000":
@@ -211,7 +214,11 @@ def _read_note(repo: Repo, commit: str) -> _Note:
         mode == b"40000" and len(name) == 2 and set(name.decode("latin-1")) <= _HEX
         for name, (mode, _) in levels[0].entries.items()
     )
-    return _Note(tip, levels, [p for p, _ in found], b"".join(blobs), fanout)
+    # Two layouts of one note are read as git reads them, one after the other; a blob without
+    # a final newline must not glue its last line to the next blob's first (that would break
+    # an honest claim when sign rewrites the note).
+    data = b"".join(b if not b or b.endswith(b"\n") else b + b"\n" for b in blobs)
+    return _Note(tip, levels, [p for p, _ in found], data, fanout)
 
 
 def _flooded(commit: str) -> NotesError:
@@ -377,8 +384,21 @@ class Merged:
     moved: bool  # whether refs/notes/wotr moved (or would move)
 
 
-def _differing(r: Any, a: Any, b: Any, hexlen: int, prefix: str = "") -> set[str]:
-    """Names (full hex) of notes whose blob is not the same at the same path in trees a and b."""
+_REGULAR = (0o100644, 0o100755)  # filemodes of a note (see _NOTE_MODES)
+
+
+def _is_note(entry: Any) -> bool:
+    return entry is not None and entry.type_str == "blob" and entry.filemode in _REGULAR
+
+
+def _differing(
+    r: Any, a: Any, b: Any, hexlen: int, prefix: str = "", strange: list[str] | None = None
+) -> set[str]:
+    """Names (full hex) of notes whose blob is not the same at the same path in trees a and b.
+
+    ``strange`` collects paths in b (the other side) that git might read differently from
+    wotr: a note-like name in upper case, or something other than a regular file at a note's
+    path. A tree with such entries is never adopted as it is (see :func:`_plan`)."""
     mine = {e.name: e for e in a} if a is not None else {}
     theirs = {e.name: e for e in b} if b is not None else {}
     out: set[str] = set()
@@ -388,15 +408,19 @@ def _differing(r: Any, a: Any, b: Any, hexlen: int, prefix: str = "") -> set[str
             continue
         full = prefix + name
         if not set(name) <= _HEX:
+            if eb is not None and strange is not None and set(name.lower()) <= _HEX:
+                strange.append(full)  # git reads upper-case hex names as notes too
             continue  # not a note (git keeps such entries; so do we, untouched)
         if len(full) == hexlen:
-            if any(e is not None and e.type_str == "blob" for e in (ea, eb)):
+            if eb is not None and strange is not None and not _is_note(eb):
+                strange.append(full)
+            if _is_note(ea) or _is_note(eb):
                 out.add(full)
         elif len(name) == 2 and len(full) < hexlen:
             sa = r[ea.id] if ea is not None and ea.type_str == "tree" else None
             sb = r[eb.id] if eb is not None and eb.type_str == "tree" else None
             if sa is not None or sb is not None:
-                out |= _differing(r, sa, sb, hexlen, full)
+                out |= _differing(r, sa, sb, hexlen, full, strange)
     return out
 
 
@@ -413,7 +437,7 @@ def _find_all(r: Any, tree: Any, name: str) -> list[tuple[str, Any]]:
     path, rest = "", name
     while True:
         entry = _entry(tree, rest)
-        if entry is not None and entry.type_str == "blob":
+        if _is_note(entry):
             found.append((path + rest, entry.id))
         head = rest[:2]
         sub = _entry(tree, head) if len(rest) > 2 else None
@@ -478,15 +502,37 @@ def _plan(r: Any, repo: Repo, base: Any, other: Any, message: str) -> Merged:
         return Merged(None if base is None else str(base), 0, 0, False)
     hexlen = len(str(other))
     if base is None:
-        return Merged(str(other), len(_differing(r, None, r[other].tree, hexlen)), 0, True)
+        odd: list[str] = []
+        names = _differing(r, None, r[other].tree, hexlen, strange=odd)
+        layouts = {name: _find_all(r, r[other].tree, name) for name in names}
+        if not odd and all(len(found) == 1 for found in layouts.values()):
+            return Merged(str(other), len(names), 0, True)  # git reads it as wotr does
+        # Not adopted as it is: a tree of our own with their notes (each in one layout),
+        # with theirs as parent so that the next push fast-forwards.
+        fresh: dict[str, Any] = {}
+        for found in layouts.values():
+            blobs = [r[oid].data for _, oid in found]
+            if any(r.odb.read_header(oid)[1] > MAX_NOTE_BYTES for _, oid in found):
+                continue
+            union = union_bytes(*blobs)
+            if not too_large(union):
+                fresh[found[0][0]] = r.create_blob(union)
+        sig = _signature(r, repo)
+        new = r.create_commit(None, sig, sig, message, _apply(r, None, fresh), [other])
+        return Merged(str(new), len(fresh), len(layouts) - len(fresh), True)
     if base == other or r.descendant_of(base, other):
         return Merged(str(base), 0, 0, False)
     ours, theirs = r[base].tree, r[other].tree
     changes: dict[str, Any] = {}
     gained = skipped = 0
-    lost = False  # some line of ours is missing from theirs: theirs alone would drop it
-    for name in sorted(_differing(r, ours, theirs, hexlen)):
+    strange: list[str] = []
+    differing = _differing(r, ours, theirs, hexlen, strange=strange)
+    # Adopting their tree as it is (a fast-forward) needs git to read it as wotr does: no
+    # strange entries, one layout per note. Otherwise our own tree, plus what theirs adds.
+    lost = bool(strange)  # or: some line of ours is missing from theirs
+    for name in sorted(differing):
         mine, their = _find_all(r, ours, name), _find_all(r, theirs, name)
+        lost = lost or len(their) > 1
         if any(r.odb.read_header(oid)[1] > MAX_NOTE_BYTES for _, oid in mine + their):
             skipped += 1  # a note this large counts for nothing (verify says so); keep ours as is
             lost = True
