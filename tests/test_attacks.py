@@ -532,6 +532,7 @@ def test_verify_never_writes(world: sim.World) -> None:
         "refs/tags/v1.0^{}",
         "v1.0^{}~0^0",
         "tags/v1.0^0",
+        "v1.0^{/}",  # the newest commit from the tag whose message matches: the tagged one
     ],
 )
 def test_peeled_spellings_of_a_moved_tag_still_fail(world: sim.World, spelling: str) -> None:

@@ -128,22 +128,41 @@ def resolve(repo: Repo, rev: str) -> Revision:
             "check the name with 'git rev-parse', or fetch it",
         )
     full = lines[2] if len(lines) > 2 else ""
-    if not full and _tag_exists(repo, base):
-        # git names no ref when a name is ambiguous (tag v1.0 and a branch or remote branch
-        # v1.0) while v1.0^{commit} still resolves, to the tag. Taking that as "not a tag"
-        # would skip rule 6: a branch named like a moved tag must not make the tag check go away.
-        raise BadInput(
-            f"{base!r} names a tag and another ref (a branch?) at once",
-            f"say which: --rev refs/tags/{base} or --rev refs/heads/{base}",
-        )
+    if not full:
+        # git names no ref for this spelling. Two cases must not skip rule 6:
+        # - an ambiguous name (tag v1.0 and a branch v1.0): git still resolves it, to the tag;
+        # - a spelling that starts at a tag and lands on the tagged commit itself, such as
+        #   v1.0^{/} (the newest commit whose message matches nothing in particular).
+        match = _LEADING_NAME.match(base)
+        start = match.group(0) if match else ""
+        tagged = _tag_commit(repo, start) if start else None
+        if tagged is not None and base == start:
+            raise BadInput(
+                f"{base!r} names a tag and another ref (a branch?) at once",
+                f"say which: --rev refs/tags/{base} or --rev refs/heads/{base}",
+            )
+        if tagged is not None and tagged == lines[0]:
+            full = _tag_ref(start)
     tag = full if full.startswith("refs/tags/") else None
     return Revision(commit=lines[0], tree=lines[1], tag=tag, spelled=rev)
 
 
-def _tag_exists(repo: Repo, name: str) -> bool:
-    """Is there a ref refs/tags/<name>? (Only asked when git named no ref for ``name``.)"""
-    ref = name if name.startswith("refs/tags/") else f"refs/tags/{name}"
-    return run(repo, "show-ref", "--verify", "--quiet", "--", ref).returncode == 0
+# The ref name a revision starts with: everything before git's navigation syntax.
+_LEADING_NAME = re.compile(r"[^\^~:@{}]+")
+
+
+def _tag_ref(name: str) -> str:
+    return name if name.startswith("refs/tags/") else f"refs/tags/{name.removeprefix('tags/')}"
+
+
+def _tag_commit(repo: Repo, name: str) -> str | None:
+    """The commit tag ``name`` points at, or None when there is no such tag. Only asked when
+    git named no ref for a spelling."""
+    res = run(
+        repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{_tag_ref(name)}^{{commit}}"
+    )
+    out = res.stdout.decode("ascii", "replace").strip()
+    return out if res.returncode == 0 and out else None
 
 
 def head_commit(repo: Repo) -> str | None:
