@@ -13,6 +13,7 @@ import io
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -192,3 +193,24 @@ def test_other_failures_refused(
     proc, dest = install(tmp_path, verifier, pkg, WOTR_VERIFY_CMD=command, **override)
     assert_refused(proc, dest, pkg)
     assert proc.returncode == 3
+
+
+def test_a_file_named_like_the_help_option_is_no_yes(tmp_path: Path, verifier: Verifier) -> None:
+    """Found by an attacker review: `verify-file *` in a directory holding a file named -h
+    printed help and exited 0 without verifying evil.tar. Help alone exits 2; with other
+    arguments every one is a file."""
+    pkg = tarball(tmp_path / "dl", "evil")
+    (pkg.parent / "-h").write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WOTR_")}
+    env.update(verifier.env())
+    env.update(WOTR_POLICY=str(verifier.policy), WOTR_BUNDLES=str(verifier.bundles))
+    for argv in (["-h", pkg.name], ["--", "-h", pkg.name], ["-h"], ["--help"]):
+        proc = subprocess.run(
+            [sys.executable, str(VERIFY_FILE), *argv],
+            env=env,
+            cwd=pkg.parent,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode != 0, (argv, output(proc))
