@@ -659,6 +659,37 @@ def test_a_note_of_only_foreign_signatures_starts_no_gpg_home(
     assert made == [1]
 
 
+def test_a_flood_naming_one_key_does_not_use_up_the_other_signers_checks(
+    world: sim.World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule 8 (found by an attacker review): forged copies of alice's claim (her issuer, a
+    changed signature value: no private key needed), placed first in the note, used to spend
+    the whole per-commit budget of gpg checks so that bob's and carol's real claims were never
+    checked. Checks are now taken one issuer key in turn."""
+    from wotr import verify as verify_mod
+    from wotr.policy import load
+
+    world.policy(2)
+    art = world.root / "dist" / "app.tar.gz"
+    for name in ("alice", "bob", "carol"):
+        world.sign(name, art)
+    honest = sim.read_note(world.repo, world.head()).splitlines(keepends=True)
+    doc = json.loads(honest[0])
+    sig = base64.b64decode(doc["signatures"][0]["sig"])
+    forged = []
+    for i in range(40):
+        tail = bytes(b ^ m for b, m in zip(sig[-4:], (i + 1).to_bytes(4, "big"), strict=True))
+        bad = {**doc["signatures"][0], "sig": base64.b64encode(sig[:-4] + tail).decode()}
+        forged.append(json.dumps({**doc, "signatures": [bad]}).encode() + b"\n")
+    monkeypatch.setattr(verify_mod, "MAX_CHECKED_SIGNATURES", 10)
+    policy = load(world.policy_dir / "threshold.toml")
+    ctx = verify_mod.Context(world.head(), world.tree(), None)
+    note = b"".join(forged + honest)
+    report = verify_mod.evaluate(policy, note, ctx, None, strict=False)
+    assert report.result is not None and report.result.verified, report.result
+    assert {"bob", "carol"} <= set(report.result.artifacts[0].signers)
+
+
 def test_signature_budget_fails_closed(world: sim.World, monkeypatch: pytest.MonkeyPatch) -> None:
     from wotr import verify as verify_mod
     from wotr.policy import load

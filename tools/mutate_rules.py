@@ -227,22 +227,33 @@ MUTATIONS = [
         (("        if read_bytes + size > MAX_BUNDLE_BYTES_PER_RUN:", "        if False:"),),
     ),
     Mutation(
+        "gate-in-note-order",
+        "8",
+        "wotr/verify.py",
+        (
+            (
+                "    order = [q[i] for i in range(rounds) for q in queues.values() if i < len(q)]",
+                "    order = sorted((x for q in queues.values() for x in q), key=lambda x: x[1][0])",
+            ),
+        ),
+    ),
+    Mutation(
         "issuer-gate",
         "8",
         "wotr/verify.py",
-        (("            if not ids & policy.issuer_ids:", "            if False:"),),
+        (("            ours = ids & policy.issuer_ids", "            ours = ids or {'none'}"),),
     ),
     Mutation(
         "signature-budget",
         "8",
         "wotr/verify.py",
-        (("            if budget == 0:", "            if False:"),),
+        (("        if budget == 0:", "        if False:"),),
     ),
     Mutation(
         "run-budget",
         "8",
         "wotr/verify.py",
-        (("            if run is not None and run.left == 0:", "            if False:"),),
+        (("        if run is not None and run.left == 0:", "        if False:"),),
     ),
     Mutation(
         "huge-note-counts",

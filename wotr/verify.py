@@ -104,9 +104,9 @@ def _gate(
         number, env, parsed = item
         sink.drop(number, why, env.keyid, parsed)
 
-    kept: dict[bytes, list[_Item]] = {}
+    # First what may reach gpg at all, in note order, by issuer key...
+    queues: dict[str, list[tuple[bytes, _Item]]] = {}
     seen: dict[bytes, int] = {}
-    budget = MAX_CHECKED_SIGNATURES
     for payload, items in groups.items():
         for item in items:
             number, env, _ = item
@@ -116,7 +116,8 @@ def _gate(
             except _openpgp.PacketError as exc:
                 drop(item, str(exc))
                 continue
-            if not ids & policy.issuer_ids:
+            ours = ids & policy.issuer_ids
+            if not ours:
                 named = ", ".join(sorted(ids, key=len, reverse=True)[:1]) or "no issuer"
                 drop(item, f"signed by key {named}, which is not in the policy")
                 continue
@@ -124,24 +125,33 @@ def _gate(
                 drop(item, f"the same signature as line {seen[env.sig]}")
                 continue
             seen[env.sig] = number
-            if run is not None and run.left == 0:
-                drop(
-                    item,
-                    "not checked: this verify already sent its limit of signatures by "
-                    "policy keys to gpg, for other commits (flooded bundles?)",
-                )
-                continue
-            if budget == 0:
-                drop(
-                    item,
-                    f"not checked: more than {MAX_CHECKED_SIGNATURES} signatures by "
-                    "policy keys on this commit (a flooded note?)",
-                )
-                continue
-            budget -= 1
-            if run is not None:
-                run.left -= 1
-            kept.setdefault(payload, []).append(item)
+            queues.setdefault(min(ours), []).append((payload, item))
+    # ...then taken one per issuer key in turn: a flood of signatures naming one key (forged
+    # copies of a signer's claim need no private key) uses up that key's turns, not the
+    # budget of the others.
+    rounds = max(map(len, queues.values()), default=0)
+    order = [q[i] for i in range(rounds) for q in queues.values() if i < len(q)]
+    kept: dict[bytes, list[_Item]] = {}
+    budget = MAX_CHECKED_SIGNATURES
+    for payload, item in order:
+        if run is not None and run.left == 0:
+            drop(
+                item,
+                "not checked: this verify already sent its limit of signatures by "
+                "policy keys to gpg, for other commits (flooded bundles?)",
+            )
+            continue
+        if budget == 0:
+            drop(
+                item,
+                f"not checked: more than {MAX_CHECKED_SIGNATURES} signatures by "
+                "policy keys on this commit (a flooded note?)",
+            )
+            continue
+        budget -= 1
+        if run is not None:
+            run.left -= 1
+        kept.setdefault(payload, []).append(item)
     return kept
 
 
