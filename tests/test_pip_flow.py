@@ -196,3 +196,49 @@ def test_below_threshold_and_bad_inputs(world: sim.World, wheels: Path) -> None:
     )
     assert res.returncode == 3 and not locked.exists()
     shutil.rmtree(project)
+
+
+def test_sdists_are_not_resolved_unless_allowed(world: sim.World, wheels: Path) -> None:
+    """Found by an attacker review: to resolve an sdist, pip runs its build backend during the
+    dry run, before anything is verified. wotr-pip-lock resolves wheels only by default."""
+    import io
+    import tarfile
+
+    marker = world.root / "backend-ran"
+    backend = (
+        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
+        "def get_requires_for_build_wheel(c=None): return []\n"
+        "def prepare_metadata_for_build_wheel(d, c=None):\n"
+        "    import os; p = os.path.join(d, 'evil-1.0.dist-info'); os.makedirs(p)\n"
+        "    open(os.path.join(p, 'METADATA'), 'w').write("
+        "'Metadata-Version: 2.1\\nName: evil\\nVersion: 1.0\\n')\n"
+        "    return 'evil-1.0.dist-info'\n"
+    )
+    files = {
+        "evil-1.0/pyproject.toml": b'[build-system]\nrequires = []\nbuild-backend = "backend"\n'
+        b'backend-path = ["."]\n',
+        "evil-1.0/backend.py": backend.encode(),
+        "evil-1.0/PKG-INFO": b"Metadata-Version: 2.1\nName: evil\nVersion: 1.0\n",
+    }
+    links = world.root / "links"
+    links.mkdir()
+    with tarfile.open(links / "evil-1.0.tar.gz", "w:gz") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 0
+            tf.addfile(info, io.BytesIO(data))
+    locked = world.root / "locked.txt"
+    res = lock(world, locked, "evil", "--no-index", "--find-links", links)
+    assert res.returncode != 0 and not locked.exists(), res.stderr
+    assert not marker.exists()
+    res = lock(
+        world,
+        locked,
+        "evil",
+        "--no-index",
+        "--find-links",
+        links,
+        extra=["--unsafe-allow-sdists"],
+    )
+    assert marker.exists()  # what the default prevents
+    assert res.returncode != 0 and not locked.exists()  # and it is still not verified
