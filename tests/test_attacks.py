@@ -550,31 +550,39 @@ def test_peeled_spellings_of_a_moved_tag_still_fail(world: sim.World, spelling: 
     assert code == 0
 
 
-@pytest.mark.parametrize("other_ref", ["refs/heads/v1.0", "refs/remotes/origin/v1.0", "refs/v1.0"])
+@pytest.mark.parametrize("tag", ["v1.0", "pkg@1.0.0", "rel{1}"])
+@pytest.mark.parametrize("other", ["refs/heads/", "refs/remotes/origin/", "refs/"])
 def test_a_ref_named_like_a_moved_tag_does_not_switch_off_rule_6(
-    world: sim.World, other_ref: str
+    world: sim.World, other: str, tag: str
 ) -> None:
     """A moved tag plus a branch (e.g. the remote's default branch after a clone) of the same
     name: git names no ref for the ambiguous name, yet resolves it to the tag. Refused, never
-    counted as a plain commit."""
+    counted as a plain commit — also for tag names holding '@', '{' or '}'."""
     world.policy(2)
     art = world.root / "dist" / "app.tar.gz"
     sim.git(world.repo, "tag", "v0.9")
     world.sign("alice", art, rev="v0.9")
     world.sign("bob", art, rev="v0.9")
-    sim.git(world.repo, "tag", "-a", "v1.0", "-m", "moved here by the attacker")
+    sim.git(world.repo, "tag", "-a", tag, "-m", "moved here by the attacker")
     sim.commit(world.repo, "later")
-    sim.git(world.repo, "update-ref", other_ref, "HEAD")
-    for spelling in ("v1.0", "v1.0^{}"):
-        if other_ref.startswith("refs/remotes/"):  # git finds no ambiguity: the tag counts
+    sim.git(world.repo, "update-ref", other + tag, "HEAD")
+    for spelling in (tag, tag + "^{}", tag + "^{/}"):
+        if other == "refs/" and spelling.endswith("^{/}"):
+            # git starts from refs/<tag> (it comes before refs/tags/ in git's lookup order),
+            # whose commit carries no claims: not verified either way
             code, doc = verify_json(world, "--rev", spelling, art)
-            assert code == 1 and doc["tag"] == "refs/tags/v1.0"
+            assert code == 1, doc
+            continue
+        if other.startswith("refs/remotes/") or spelling.endswith("^{/}"):
+            # no ambiguity for git, or a spelling that starts at the tag: the tag counts
+            code, doc = verify_json(world, "--rev", spelling, art)
+            assert code == 1 and doc["tag"] == f"refs/tags/{tag}", (spelling, doc)
             continue
         res = world.verify("--rev", spelling, art)
         assert res.returncode == 2, res.stdout + res.stderr
         assert "names a tag and another ref" in res.stderr
-    code, doc = verify_json(world, "--rev", "refs/tags/v1.0", art)
-    assert code == 1 and doc["tag"] == "refs/tags/v1.0"
+    code, doc = verify_json(world, "--rev", f"refs/tags/{tag}", art)
+    assert code == 1 and doc["tag"] == f"refs/tags/{tag}"
     code, _ = verify_json(world, "--rev", "v0.9", art)
     assert code == 0
 

@@ -133,22 +133,30 @@ def resolve(repo: Repo, rev: str) -> Revision:
         # - an ambiguous name (tag v1.0 and a branch v1.0): git still resolves it, to the tag;
         # - a spelling that starts at a tag and lands on the tagged commit itself, such as
         #   v1.0^{/} (the newest commit whose message matches nothing in particular).
-        match = _LEADING_NAME.match(base)
-        start = match.group(0) if match else ""
-        tagged = _tag_commit(repo, start) if start else None
-        if tagged is not None and base == start:
+        if _tag_commit(repo, base) is not None:
             raise BadInput(
                 f"{base!r} names a tag and another ref (a branch?) at once",
                 f"say which: --rev refs/tags/{base} or --rev refs/heads/{base}",
             )
-        if tagged is not None and tagged == lines[0]:
-            full = _tag_ref(start)
+        for start in _starts(base):  # the longest tag the spelling starts from
+            tagged = _tag_commit(repo, start)
+            if tagged is not None:
+                if tagged == lines[0]:
+                    full = _tag_ref(start)
+                break
     tag = full if full.startswith("refs/tags/") else None
     return Revision(commit=lines[0], tree=lines[1], tag=tag, spelled=rev)
 
 
-# The ref name a revision starts with: everything before git's navigation syntax.
-_LEADING_NAME = re.compile(r"[^\^~:@{}]+")
+# Where git's navigation syntax may begin after a ref name (a ref name may itself hold '@',
+# '{' and '}', but never '^', '~', ':' or '@{').
+_NAVIGATION = re.compile(r"\^|~|:|@\{")
+
+
+def _starts(spelling: str) -> list[str]:
+    """The prefixes of ``spelling`` that end where navigation may begin, longest first."""
+    cuts = {m.start() for m in _NAVIGATION.finditer(spelling)}
+    return [spelling[:i] for i in sorted(cuts, reverse=True) if i > 0]
 
 
 def _tag_ref(name: str) -> str:
@@ -156,8 +164,10 @@ def _tag_ref(name: str) -> str:
 
 
 def _tag_commit(repo: Repo, name: str) -> str | None:
-    """The commit tag ``name`` points at, or None when there is no such tag. Only asked when
-    git named no ref for a spelling."""
+    """The commit tag ``name`` points at, or None when there is no such tag (or ``name`` is
+    no plain ref name). Only asked when git named no ref for a spelling."""
+    if not name or _NAVIGATION.search(name):
+        return None
     res = run(
         repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{_tag_ref(name)}^{{commit}}"
     )
