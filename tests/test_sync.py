@@ -491,3 +491,40 @@ def test_a_remote_tree_git_reads_otherwise_is_not_adopted(
         fresh = clone(world, "fresh")
         assert world.run("fetch", cwd=fresh).returncode == 0
         assert len(local_lines(fresh, world.head())) >= 2
+
+
+@pytest.mark.parametrize("command", ["fetch", "push"])
+def test_a_remote_tree_listing_a_note_twice_is_not_adopted(
+    shared: tuple[sim.World, Path], command: str
+) -> None:
+    """Found by a review: a tree object listing the note three times [junk, ours, junk] looked
+    unchanged to wotr's name lookups and was adopted; the next sign kept one copy (junk) and
+    dropped the honest lines. Such a tree is never adopted, and sign refuses to rewrite one."""
+    world, bare = shared
+    art = world.root / "dist" / "app.tar.gz"
+    world.policy(2)
+    world.sign("alice", art)
+    world.sign("bob", art)
+    assert world.run("push").returncode == 0
+    env = sim.base_env()
+
+    def git_out(*args: str, data: bytes | None = None) -> str:
+        return (
+            subprocess.run(
+                ["git", *args], cwd=bare, env=env, input=data, capture_output=True, check=True
+            )
+            .stdout.decode()
+            .strip()
+        )
+
+    tip = git_out("rev-parse", "refs/notes/wotr")
+    ours = git_out("ls-tree", tip).split()[2]
+    junk = git_out("hash-object", "-w", "--stdin", data=b"junk\n")
+    name = world.head().encode()
+    raw = b"".join(b"100644 " + name + b"\0" + bytes.fromhex(oid) for oid in (junk, ours, junk))
+    tree = git_out("hash-object", "-w", "-t", "tree", "--literally", "--stdin", data=raw)
+    commit = git_out("commit-tree", "-p", tip, "-m", "hostile", tree)
+    git_out("update-ref", "refs/notes/wotr", commit)
+    assert world.run(command).returncode == 0
+    world.sign("carol", world.artifact("other.bin", b"other\n"))
+    assert world.verify(art).returncode == 0

@@ -153,8 +153,17 @@ _NOTE_MODES = (b"100644", b"100755")
 
 
 def _entries(data: bytes, rawlen: int) -> dict[bytes, tuple[bytes, str]]:
-    """name -> (mode, hex object id) of a raw tree object."""
-    return {name: (mode, oid.hex()) for mode, name, oid in _ENTRY[rawlen].findall(data)}
+    """name -> (mode, hex object id) of a raw tree object (a name listed twice is refused:
+    rewriting such a tree would keep one copy and drop what git reads in the others)."""
+    found = _ENTRY[rawlen].findall(data)
+    entries = {name: (mode, oid.hex()) for mode, name, oid in found}
+    if len(entries) != len(found):
+        raise NotesError(
+            f"the {NOTES_REF} tree lists a name twice (made by hand or by a hostile remote)",
+            "look at it with 'git ls-tree -r refs/notes/wotr'; reset the ref to a commit "
+            "before that change",
+        )
+    return entries
 
 
 @record(frozen=False)
@@ -401,6 +410,10 @@ def _differing(
     path. A tree with such entries is never adopted as it is (see :func:`_plan`)."""
     mine = {e.name: e for e in a} if a is not None else {}
     theirs = {e.name: e for e in b} if b is not None else {}
+    if b is not None and strange is not None and r.TreeBuilder(b).write() != b.id:
+        # a name twice, or entries out of git's order: git and libgit2 may each read another
+        # of the copies (and lookups by name can miss one), so wotr cannot vouch for it
+        strange.append(prefix or "/")
     out: set[str] = set()
     for name in mine.keys() | theirs.keys():
         ea, eb = mine.get(name), theirs.get(name)
