@@ -449,6 +449,16 @@ def _hostile_child(bare: Path, tree_of: str) -> None:
     subprocess.run(["sh", "-c", script], cwd=bare, env=sim.base_env(), check=True)
 
 
+def _signed_and_pushed(world: sim.World) -> Path:
+    """alice and bob sign dist/app.tar.gz (policy threshold 2) and push: the artifact."""
+    art = world.root / "dist" / "app.tar.gz"
+    world.policy(2)
+    world.sign("alice", art)
+    world.sign("bob", art)
+    assert world.run("push").returncode == 0
+    return art
+
+
 HOSTILE_TREES = {
     # the same note blob as a symbolic link: git reads no note there
     "symlink": "git ls-tree $TIP | sed 's/^100644 /120000 /' | git mktree",
@@ -475,11 +485,7 @@ def test_a_remote_tree_git_reads_otherwise_is_not_adopted(
     which its own reading saw every local line while git's did not, or saw more; every local
     claim then stopped counting, and a later push carried that to honest mirrors."""
     world, bare = shared
-    art = world.root / "dist" / "app.tar.gz"
-    world.policy(2)
-    world.sign("alice", art)
-    world.sign("bob", art)
-    assert world.run("push").returncode == 0
+    art = _signed_and_pushed(world)
     _hostile_child(bare, HOSTILE_TREES[kind])
     res = world.run(command)
     assert res.returncode == 0, res.stderr
@@ -501,11 +507,7 @@ def test_a_remote_tree_listing_a_note_twice_is_not_adopted(
     unchanged to wotr's name lookups and was adopted; the next sign kept one copy (junk) and
     dropped the honest lines. Such a tree is never adopted, and sign refuses to rewrite one."""
     world, bare = shared
-    art = world.root / "dist" / "app.tar.gz"
-    world.policy(2)
-    world.sign("alice", art)
-    world.sign("bob", art)
-    assert world.run("push").returncode == 0
+    art = _signed_and_pushed(world)
     env = sim.base_env()
 
     def git_out(*args: str, data: bytes | None = None) -> str:
