@@ -587,6 +587,15 @@ def test_a_ref_named_like_a_moved_tag_does_not_switch_off_rule_6(
     assert code == 0
 
 
+@pytest.mark.parametrize("spelling", ["HEAD..v1.0", "..v1.0", "v1.0..v1.0", "v1.0...HEAD"])
+def test_a_range_is_not_a_revision(world: sim.World, spelling: str) -> None:
+    world.policy(2)
+    sim.git(world.repo, "tag", "v1.0")
+    res = world.verify("--rev", spelling, world.root / "dist" / "app.tar.gz")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "not one revision" in res.stderr or "unknown revision" in res.stderr
+
+
 def test_flood_of_untrusted_or_repeated_signatures_costs_no_gpg_call(
     world: sim.World, keys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

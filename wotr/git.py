@@ -127,6 +127,11 @@ def resolve(repo: Repo, rev: str) -> Revision:
             f"unknown revision {rev!r} (not a commit in {repo.cwd})",
             "check the name with 'git rev-parse', or fetch it",
         )
+    if not all(_OBJECT_ID.fullmatch(line) for line in lines[:2]) or ".." in rev:
+        raise BadInput(
+            f"{rev!r} is not one revision (a range?)",
+            "give one commit, tag or branch name",
+        )
     full = lines[2] if len(lines) > 2 else ""
     if not full:
         # git names no ref for this spelling. Two cases must not skip rule 6:
@@ -147,6 +152,8 @@ def resolve(repo: Repo, rev: str) -> Revision:
     tag = full if full.startswith("refs/tags/") else None
     return Revision(commit=lines[0], tree=lines[1], tag=tag, spelled=rev)
 
+
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 # Where git's navigation syntax may begin after a ref name (a ref name may itself hold '@',
 # '{' and '}', but never '^', '~', ':' or '@{').
