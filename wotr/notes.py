@@ -486,6 +486,15 @@ def _apply(r: Any, tree: Any, changes: Mapping[str, Any]) -> Any:
     return tb.write()
 
 
+def _note_blobs(r: Any, found: Iterable[tuple[str, Any]]) -> list[bytes] | None:
+    """The blobs of the layouts ``found`` of one note; None when one is over MAX_NOTE_BYTES
+    (such a note counts for nothing, and is not read into memory)."""
+    found = list(found)
+    if any(r.odb.read_header(oid)[1] > MAX_NOTE_BYTES for _, oid in found):
+        return None
+    return [r[oid].data for _, oid in found]
+
+
 def _line_set(blobs: Iterable[bytes]) -> set[bytes]:
     return {ln for data in blobs for ln in data.split(b"\n") if ln.strip()}
 
@@ -524,8 +533,8 @@ def _plan(r: Any, repo: Repo, base: Any, other: Any, message: str) -> Merged:
         # with theirs as parent so that the next push fast-forwards.
         fresh: dict[str, Any] = {}
         for found in layouts.values():
-            blobs = [r[oid].data for _, oid in found]
-            if any(r.odb.read_header(oid)[1] > MAX_NOTE_BYTES for _, oid in found):
+            blobs = _note_blobs(r, found)
+            if blobs is None:
                 continue
             union = union_bytes(*blobs)
             if not too_large(union):
@@ -546,12 +555,11 @@ def _plan(r: Any, repo: Repo, base: Any, other: Any, message: str) -> Merged:
     for name in sorted(differing):
         mine, their = _find_all(r, ours, name), _find_all(r, theirs, name)
         lost = lost or len(their) > 1
-        if any(r.odb.read_header(oid)[1] > MAX_NOTE_BYTES for _, oid in mine + their):
+        mine_blobs, their_blobs = _note_blobs(r, mine), _note_blobs(r, their)
+        if mine_blobs is None or their_blobs is None:
             skipped += 1  # a note this large counts for nothing (verify says so); keep ours as is
             lost = True
             continue
-        mine_blobs = [r[oid].data for _, oid in mine]
-        their_blobs = [r[oid].data for _, oid in their]
         mine_lines, their_lines = _line_set(mine_blobs), _line_set(their_blobs)
         lost = lost or not mine_lines <= their_lines
         if their_lines <= mine_lines:

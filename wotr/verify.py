@@ -339,16 +339,16 @@ def verify_repo(
         return evaluate(policy, notes.read(repo, revision.commit), ctx, targets, strict=strict)
     # The artifacts are hashed (on every core, see hashing.py) while git reads the note and gpg
     # checks it. Errors come out as if run one after the other: an artifact's first.
-    targets_of = started(targets_for, artifacts, digests, hashed)
+    sums = hashed if hashed is not None else started(hashing.sha256_files, tuple(artifacts))
     try:
         checked = check(policy, notes.read(repo, revision.commit), ctx)
     except Exception:
         try:
-            targets_of()  # the artifact's error, if any, comes first
+            targets_for(artifacts, digests, sums)  # the artifact's error, if any, comes first
         except Exception as first:
             raise first from None
         raise
-    return decide(policy, checked, targets_of(), strict=strict)
+    return decide(policy, checked, targets_for(artifacts, digests, sums), strict=strict)
 
 
 def show_repo(repo: git.Repo, rev: str, policy: Policy | None) -> Report:
