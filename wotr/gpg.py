@@ -216,6 +216,10 @@ class Verifier:
                     join_all(running)  # every chain ends before the home can be removed
         return [r if r is not None else SigCheck(False, None, "not checked") for r in results]
 
+    def check_many(self, jobs: Sequence[tuple[bytes, Sequence[bytes]]]) -> list[list[SigCheck]]:
+        """:meth:`check` of several (data, signatures) jobs, in this one isolated home."""
+        return [self.check(data, sigs) for data, sigs in jobs]
+
     def _chains(self, pending: list[int]) -> list[list[int]]:
         """Contiguous runs of ``pending``: one per core, of about _PER_CHAIN signatures or more."""
         if self._keyring_args == []:  # keys imported into this home: one chain, no siblings
