@@ -186,3 +186,37 @@ def test_an_unchecked_claim_that_could_not_count_changes_nothing(
     ctx = verify_mod.Context(world.head(), world.tree(), None)
     report = verify_mod.evaluate(policy, note, ctx, _evil_target(), strict=False)
     assert report.result is not None and not report.result.verified
+
+
+def test_a_bundle_relabelled_with_another_tag_cannot_leave_out_lines(world: sim.World) -> None:
+    """Found attacking this work: offline, bundles were grouped by (commit, the bundle's tag)
+    and each group's lines were only its own bundles'. A bundle's tag is unsigned: a copy of
+    some honest lines under another label formed a group without bob's second claim, and EVIL
+    verified. The lines of every bundle of a commit now form that commit's one note."""
+    import subprocess
+
+    from wotr import bundle, offline
+
+    world.policy(2)
+    evil = world.claim({"app.tar.gz": EVIL}, ref="refs/tags/v1")
+    good = world.claim({"app.tar.gz": GOOD}, ref="refs/tags/v1")
+    alice_evil = sim.envelope_line(_key(world, "alice"), evil)
+    bob_evil = sim.envelope_line(_key(world, "bob"), evil)
+    bob_good = sim.envelope_line(_key(world, "bob"), good)
+    obj = subprocess.run(
+        ["git", "cat-file", "commit", "HEAD"], cwd=world.repo, capture_output=True, check=True
+    ).stdout
+    store = world.root / "bundles"
+    store.mkdir()
+    honest, _ = bundle.build(
+        world.head(), obj, "refs/tags/v1", b"\n".join([alice_evil, bob_evil, bob_good]) + b"\n"
+    )
+    (store / "honest.wotr").write_bytes(bundle.to_bytes(honest))
+    artifact = world.artifact("app.tar.gz", EVIL)
+    policy = load(world.policy_dir / "threshold.toml")
+    sources = offline.Sources(directory=store)
+    assert not offline.verify(policy, artifacts=[artifact], sources=sources).verified
+    relabelled, _ = bundle.build(world.head(), obj, None, alice_evil + b"\n" + bob_evil + b"\n")
+    (store / "relabelled.wotr").write_bytes(bundle.to_bytes(relabelled))
+    outcome = offline.verify(policy, artifacts=[artifact], sources=sources)
+    assert not outcome.verified, offline.text(outcome)

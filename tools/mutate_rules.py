@@ -298,6 +298,23 @@ MUTATIONS = [
         ),
     ),
     Mutation(
+        "unread-bundle-ignored",
+        "8",
+        "wotr/offline.py",
+        (("                capped.append((target, missed[0]))", "                pass"),),
+    ),
+    Mutation(
+        "bundle-groups-by-tag-label",
+        "7",
+        "wotr/offline.py",
+        (
+            (
+                "            parts = list(of_commit[key[0]].values())",
+                "            parts = [loaded[p] for p in keyed[key]]",
+            ),
+        ),
+    ),
+    Mutation(
         "huge-note-counts",
         "8",
         "wotr/verify.py",
