@@ -225,7 +225,10 @@ MUTATIONS = [
         "bundle-bytes-uncapped",
         "8",
         "wotr/offline.py",
-        (("        if read_bytes + size > MAX_BUNDLE_BYTES_PER_RUN:", "        if False:"),),
+        (
+            ("        fits = read_bytes + size <= MAX_BUNDLE_BYTES_PER_RUN", "        fits = True"),
+            ("        if read_bytes + len(data) > MAX_BUNDLE_BYTES_PER_RUN:", "        if False:"),
+        ),
     ),
     Mutation(
         "gate-in-note-order",
