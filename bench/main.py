@@ -18,6 +18,7 @@ from pathlib import Path
 from wotr import __version__
 
 from . import fixtures as fx
+from . import scale_offline
 from .cases import CASES, Ctx, Row, Sizes
 from .timing import machine
 
@@ -91,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     broken = False
     try:
-        for number, case in CASES:
+        for number, case in [*CASES, *scale_offline.CASES]:
             if only and number not in only:
                 continue
             try:
