@@ -92,6 +92,34 @@ def test_follow_builds_each_new_release_once_signs_and_pushes(world: sim.World) 
     assert ok.returncode == 0, ok.stdout + ok.stderr
 
 
+def test_follow_in_a_new_clone_skips_what_this_key_already_claimed(world: sim.World) -> None:
+    origin, clone = _published(world)
+    assert _follow(world, clone).returncode == 0
+    fresh = world.root / "fresh"
+    sim.git(world.root, "clone", "-q", "--no-tags", str(origin), str(fresh))
+    res = _follow(world, fresh)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "v1.0: already claimed with this signer's key; not rebuilt" in res.stdout
+    assert "building" not in res.stdout
+
+
+def test_follow_is_not_stopped_by_a_line_that_only_names_its_key(world: sim.World) -> None:
+    """A forged line (carol's signature, bob's fingerprint as keyid) must not count as bob's."""
+    _, clone = _published(world)
+    commit = sim.git(world.repo, "rev-parse", "v1.0^{commit}")
+    claim = world.claim({"app.tar.gz": b"x"}, rev=commit, ref="refs/tags/v1.0")
+    line = sim.envelope_line(world.parties["carol"].key, claim)
+    forged = line.replace(
+        world.parties["carol"].fingerprint.encode(), world.parties["bob"].fingerprint.encode()
+    )
+    sim.write_note(world.repo, commit, forged)
+    sim.git(world.repo, "push", "-q", "origin", "refs/notes/wotr")
+    res = _follow(world, clone)
+    assert res.returncode in (0, 1), res.stdout + res.stderr
+    assert "already claimed" not in res.stdout
+    assert "v1.0: building" in res.stdout
+
+
 def test_follow_signs_dissent_and_exits_1(world: sim.World) -> None:
     origin, clone = _published(world, UNREPRODUCIBLE_MAKEFILE)
     # alice signs her own (unreproducible) build first; bob's differs from it.

@@ -527,6 +527,7 @@ def follow(
         timeout=timeout,
         retries=retries,
         build_args=args,
+        key=key,
         say=say,
     )
 

@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import _proc, git, status, sync
+from . import _proc, git, gpg, notes, status, sync
+from . import claim as claim_mod
 from ._record import record
 from .errors import (
     EXIT_BAD_INPUT,
@@ -31,6 +32,7 @@ from .errors import (
     EXIT_OK,
     BadInput,
     SyncError,
+    WotrError,
 )
 
 DEFAULT_PATTERN = "v*"
@@ -40,7 +42,7 @@ DEFAULT_RETRIES = 3  # failed builds of one release before it is left alone
 PROGRESS_EVERY = 60.0  # seconds between "still building" lines
 STATE_VERSION = 1
 
-DONE = ("reproduced", "differs")
+DONE = ("reproduced", "differs", "claimed")
 
 
 @record
@@ -170,6 +172,46 @@ def build_one(
     return result, seconds, log
 
 
+def claimed_by(repo: git.Repo, own: tuple[str, bytes] | None, tag: str, commit: str) -> bool:
+    """Does the note of ``commit`` hold a claim for ``tag`` whose signature verifies with our
+    own key? (A line that only names our key as keyid does not: that would let anyone stop
+    this rebuilder from building a release.)"""
+    if own is None:
+        return False
+    fpr, public = own
+    try:
+        revision = git.resolve(repo, f"refs/tags/{tag}")
+        note = notes.read(repo, commit)
+    except WotrError:
+        return False
+    if notes.too_large(note):
+        return False
+    candidates: list[claim_mod.Envelope] = []
+    for _, raw in notes.split(note).candidates:
+        try:
+            env = claim_mod.parse_line(raw)
+            parsed = claim_mod.parse_payload(env.payload)
+        except claim_mod.ClaimError:
+            continue
+        if (
+            env.keyid.upper() == fpr
+            and parsed.commit == commit
+            and parsed.tree == revision.tree
+            and parsed.ref == revision.tag
+        ):
+            candidates.append(env)
+        if len(candidates) >= 16:  # a hint we check, bounded: a flood costs nothing more
+            break
+    if not candidates:
+        return False
+    with gpg.Verifier(public) as verifier:
+        for env in candidates:
+            (res,) = verifier.check(claim_mod.pae(env.payload), [env.sig])
+            if res.ok and res.fingerprint == fpr:
+                return True
+    return False
+
+
 def poll(
     repo: git.Repo,
     *,
@@ -179,6 +221,7 @@ def poll(
     retries: int,
     build_args: Sequence[str],
     say: Callable[[str], None],
+    key: str | None = None,
 ) -> list[Outcome]:
     """One round: fetch, then build every release not built yet. What happened to each."""
     if remote is not None:
@@ -187,6 +230,7 @@ def poll(
     directory = _dir(repo)
     state = State(directory / "state.json")
     outcomes: list[Outcome] = []
+    own: list[tuple[str, bytes] | None] = []  # our key, looked up when first needed
     for tag, commit, _ in status._tags(repo, pattern):
         entry = state.tags.get(tag)
         attempts = int(entry.get("attempts", 0)) if entry else 0
@@ -204,6 +248,14 @@ def poll(
             continue
         if entry is not None and entry.get("result") == "gave-up":
             continue
+        if entry is None:
+            if not own:
+                own.append(gpg.own_public(key or git.config_get(repo, "user.signingkey")))
+            if claimed_by(repo, own[0], tag, commit):
+                say(f"{tag}: already claimed with this signer's key; not rebuilt")
+                state.tags[tag] = {"commit": commit, "result": "claimed", "attempts": 0}
+                state.save()
+                continue
         if attempts >= retries:
             say(f"{tag}: gave up after {attempts} failed build(s); see the logs")
             state.tags[tag] = {"commit": commit, "result": "gave-up", "attempts": attempts}
@@ -255,6 +307,7 @@ def follow(
     timeout: float = DEFAULT_TIMEOUT,
     retries: int = DEFAULT_RETRIES,
     build_args: Sequence[str] = (),
+    key: str | None = None,
     say: Callable[[str], None] = print,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
@@ -272,6 +325,7 @@ def follow(
                 retries=retries,
                 build_args=build_args,
                 say=say,
+                key=key,
             )
             if once:
                 if not outcomes:
