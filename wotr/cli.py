@@ -384,40 +384,21 @@ def follow(
     signed), 2 a build failed, timed out, was given up or its tag moved, 3 environment.
     See docs/rebuilders.md.
     """
-    from . import follow as follow_mod
+    from .commands.follow import run_follow
 
-    repo = _repo()
-    name = remote or "origin"
-    args: list[str] = ["--quiet"]
-    for opt, value in (
-        ("--role", role),
-        ("--key", key),
-        ("--policy", policy_path),
-        ("--build-root", str(build_root) if build_root else None),
-    ):
-        if value:
-            args += [opt, value]
-    if not no_push:
-        args += ["--push", name]
-    if command:
-        args += ["--", *command]
-
-    def say(line: str) -> None:
-        import time
-
-        click.echo(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}")
-
-    return follow_mod.follow(
-        repo,
-        remote=name,
+    return run_follow(
+        remote=remote,
         pattern=pattern,
         once=once,
         interval=interval,
         timeout=timeout,
         retries=retries,
-        build_args=args,
+        push=not no_push,
+        role=role,
         key=key,
-        say=say,
+        policy_path=policy_path,
+        build_root=build_root,
+        command=command,
     )
 
 
@@ -445,17 +426,9 @@ def report(out: Path, pattern: str, limit: int, policy_path: str | None) -> int:
 
     No server and no JavaScript; the directory can be copied anywhere. See docs/rebuilders.md.
     """
-    from . import site, status
+    from .commands.report import run_report
 
-    repo = _repo()
-    found = status.collect(repo, _policy(policy_path, repo), pattern=pattern, limit=limit)
-    site.write(found, out)
-    verified = sum(1 for r in found.releases if r.verified)
-    click.echo(
-        f"wrote {out}/index.html: {len(found.releases)} release(s), {verified} verified"
-        + (f", {found.not_checked} older not shown" if found.not_checked else "")
-    )
-    return EXIT_OK
+    return run_report(out=out, pattern=pattern, limit=limit, policy_path=policy_path)
 
 
 def main(argv: list[str] | None = None) -> int:
