@@ -90,21 +90,21 @@ def _tags(repo: git.Repo, pattern: str) -> list[tuple[str, str, int]]:
         "--sort=-committerdate",
         "--sort=-*committerdate",
         "--format=%(refname)%00%(objecttype)%00%(objectname)%00%(*objectname)%00"
-        "%(committerdate:unix)%00%(*committerdate:unix)",
+        "%(committerdate:unix)%00%(*committerdate:unix)%00%(*objecttype)",
         "refs/tags/",
     )
     found: list[tuple[str, str, int]] = []
     for row in out.splitlines():
         parts = row.split("\0")
-        if len(parts) != 6:
+        if len(parts) != 7:
             continue
-        ref, kind, obj, peeled, date, peeled_date = parts
+        ref, kind, obj, peeled, date, peeled_date, peeled_kind = parts
         name = ref.removeprefix("refs/tags/")
         if not fnmatch.fnmatchcase(name, pattern):
             continue
         if kind == "commit":
             found.append((name, obj, int(date or 0)))
-        elif kind == "tag" and peeled:
+        elif kind == "tag" and peeled and peeled_kind == "commit":
             found.append((name, peeled, int(peeled_date or 0)))
     # Annotated tags of tags (or of trees) peel to something else: verify refuses them, so do we.
     found.sort(key=lambda t: (-t[2], t[0]))
