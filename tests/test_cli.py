@@ -401,3 +401,90 @@ def test_verify_refuses_a_fifo_artifact_without_hanging(world: sim.World) -> Non
     )
     assert res.returncode == 2
     assert "not a regular file" in one_line_error(res)
+
+
+# --- arguments (issue 10 §5) ------------------------------------------------------------------
+
+
+def _all_commands() -> list[tuple[list[str], Any]]:
+    """Every command path of the CLI (subgroups included) with its click command."""
+    import click
+
+    from wotr.cli import cli
+
+    found: list[tuple[list[str], Any]] = [([], cli)]
+    todo: list[tuple[list[str], Any]] = [([], cli)]
+    while todo:
+        path, group = todo.pop()
+        for name, cmd in group.commands.items():
+            found.append(([*path, name], cmd))
+            if isinstance(cmd, click.Group):
+                todo.append(([*path, name], cmd))
+    return found
+
+
+def _wotr(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wotr", *args],
+        cwd=cwd,
+        env=sim.base_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_help_exits_0_only_when_alone_for_every_command(world: sim.World) -> None:
+    """`wotr verify --bundles DIR *` in a folder holding a file named -h printed help and exited
+    0: a yes for a script. Help is honoured alone; beside anything else it is a usage error."""
+    assert len(_all_commands()) >= 10
+    for path, _ in _all_commands():
+        for flag in ("-h", "--help"):
+            alone = _wotr(world.repo, *path, flag)
+            assert alone.returncode == 0 and "Usage:" in alone.stdout, (path, alone.stderr)
+            for extra in (["x"], ["--debug"] if not path else ["--rev", "HEAD"]):
+                for argv in ([*path, flag, *extra], [*path, *extra, flag]):
+                    res = _wotr(world.repo, *argv)
+                    assert res.returncode == 2, (argv, res.stdout, res.stderr)
+                    assert "Usage:" not in res.stdout, argv
+    # The reported case: a glob that expands to a file named -h among the artifacts.
+    folder = world.root / "dist"
+    (folder / "-h").write_bytes(b"x\n")
+    names = sorted(p.name for p in folder.iterdir())
+    assert names[0] == "-h"
+    res = _wotr(folder, "verify", "--bundles", str(folder), *names)
+    assert res.returncode == 2 and "honoured only alone" in res.stderr, res.stderr
+    # After '--', -h is a file name, for every command that takes files.
+    res = _wotr(folder, "verify", "--policy", "/nonexistent.toml", "--", "-h")
+    assert res.returncode == 2 and "nonexistent.toml" in res.stderr and "Usage" not in res.stderr
+    res = world.run("sign", "--", folder / "-h", party="alice")
+    assert res.returncode == 0 and "  -h  sha256:" in res.stdout, res.stderr
+
+
+def test_version_exits_0_only_alone(world: sim.World) -> None:
+    assert _wotr(world.repo, "--version").returncode == 0
+    assert _wotr(world.repo, "--version", "verify").returncode == 2
+
+
+def test_an_empty_rev_is_refused_by_every_command(world: sim.World) -> None:
+    """`--rev ""` meant HEAD in a repository and skipped the tag check (rule 6)."""
+    world.policy(1)
+    world.sign("alice", world.root / "dist" / "app.tar.gz")
+    before = sim.notes_tip(world.repo)
+    with_rev = [path for path, cmd in _all_commands() if any(p.name == "rev" for p in cmd.params)]
+    assert len(with_rev) >= 5
+    art = str(world.root / "dist" / "app.tar.gz")
+    pol = str(world.policy_dir / "threshold.toml")
+    for path in with_rev:
+        for spelling in (["--rev", ""], ["--rev="], ["--rev", " "]):
+            extra = [art] if path in (["sign"], ["verify"]) else []
+            if path == ["verify"]:
+                extra = ["--policy", pol, *extra]
+            res = _wotr(world.repo, *path, *spelling, *extra)
+            assert res.returncode == 2, (path, res.stdout, res.stderr)
+            assert "is empty" in one_line_error(res), path
+    # Offline (outside a repository) too.
+    res = _wotr(world.root, "verify", "--policy", pol, "--rev", "", art)
+    assert res.returncode == 2 and "is empty" in one_line_error(res)
+    assert sim.notes_tip(world.repo) == before

@@ -36,6 +36,7 @@ class Mutation:
     rule: str
     file: str
     edits: tuple[tuple[str, str], ...]
+    tests: tuple[str, ...] = ()  # the tests that must kill it [default: TESTS]
 
 
 MUTATIONS = [
@@ -285,6 +286,20 @@ MUTATIONS = [
         "wotr/policy.py",
         (("        if pin is not None and pin.get(rel) != digest:", "        if False:"),),
     ),
+    Mutation(
+        "help-beside-arguments",
+        "args",
+        "wotr/cli.py",
+        (("    if asked and any(arg not in words for arg in args):", "    if False:"),),
+        ("tests/test_cli.py::test_help_exits_0_only_when_alone_for_every_command",),
+    ),
+    Mutation(
+        "empty-rev-is-head",
+        "6",
+        "wotr/commands/common.py",
+        (("    if rev is not None and not rev.strip():", "    if False:"),),
+        ("tests/test_cli.py::test_an_empty_rev_is_refused_by_every_command",),
+    ),
 ]
 
 
@@ -311,7 +326,7 @@ def run(mutation: Mutation, scratch: Path) -> bool:
                 "2",
                 "-p",
                 "no:cacheprovider",
-                *TESTS,
+                *(mutation.tests or TESTS),
             ],
             cwd=scratch,
             env=env,

@@ -41,7 +41,59 @@ def _policy(explicit: str | None, repo: Any, threshold: int | None = None) -> An
     return policy_for(explicit, repo, threshold)
 
 
-@click.group(context_settings=_CONTEXT)
+def _refuse_help_among_other_arguments(
+    command: click.Command, ctx: click.Context, args: list[str]
+) -> None:
+    """Help (or the version) exits 0 only when it is all the command line says.
+
+    `wotr verify --bundles DIR *` in a folder holding a file named -h must not print help and
+    exit 0 (a "yes" to a script); any other word beside -h/--help makes it a usage error (exit 2).
+    A file named -h goes after `--`, which ends options for every command.
+    """
+    if ctx.resilient_parsing:  # shell completion: click prints candidates, never help
+        return
+    try:
+        opts, _, _ = command.make_parser(ctx).parse_args(args=list(args))
+    except click.ClickException:
+        return  # click reports the same error when it parses for real
+    help_option = command.get_help_option(ctx)
+    version = [p for p in command.params if p.name == "version"]
+    eager = [p for p in (help_option, *version) if p is not None and isinstance(p, click.Option)]
+    asked = [p for p in eager if p.name in opts]
+    # The parser says whether help was asked for (not, e.g., the value of --rev or an operand
+    # after '--'); the raw words say whether anything else was on the line.
+    words = {spelling for p in eager for spelling in (*p.opts, *p.secondary_opts)}
+    if asked and any(arg not in words for arg in args):
+        flag = "/".join(asked[0].opts)
+        raise click.UsageError(
+            f"{flag} is honoured only alone, and was given with other arguments; "
+            f"names that start with '-' go after '--' ('{ctx.command_path} -- -h')",
+            ctx,
+        )
+
+
+class _Command(click.Command):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        _refuse_help_among_other_arguments(self, ctx, args)
+        rest = super().parse_args(ctx, args)
+        if "rev" in ctx.params and not ctx.resilient_parsing:
+            # Every command's --rev; the bodies check it too (the fast path calls them).
+            from .commands.common import check_rev
+
+            check_rev(ctx.params["rev"])
+        return rest
+
+
+class _Group(click.Group):
+    command_class = _Command
+    group_class = type  # subgroups are _Group too
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        _refuse_help_among_other_arguments(self, ctx, args)
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_Group, context_settings=_CONTEXT)
 @click.version_option(package_name="wotr")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 @click.pass_context

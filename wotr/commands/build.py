@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_NOT_VERIFIED, EXIT_OK
-from .common import echo, open_repo, policy_for
+from .common import check_rev, echo, open_repo, policy_for
 
 
 def run_build(
@@ -29,6 +29,7 @@ def run_build(
     from .. import build as build_mod
     from ..errors import PolicyError
 
+    check_rev(rev)
     repo = open_repo()
     pol = None
     no_policy = ""

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import EXIT_OK
-from .common import echo, open_repo
+from .common import check_rev, echo, open_repo
 
 
 def run_sign(
@@ -22,6 +22,7 @@ def run_sign(
     from .. import sign as sign_mod
     from ..errors import BadInput
 
+    check_rev(rev)
     repo = open_repo()
     if push_remote:
         from .. import sync
