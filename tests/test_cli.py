@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from testing import gpgkeys, sim
+from wotr import git as git_mod
 
 
 def one_line_error(res: subprocess.CompletedProcess[str]) -> str:
@@ -79,6 +80,20 @@ def test_sign_refuses_a_dirty_tree_unless_allowed(world: sim.World) -> None:
     (world.repo / "build.log").write_text("x")
     res = world.run("sign", world.root / "dist" / "app.tar.gz", party="bob")
     assert res.returncode == 0, res.stderr
+
+
+def test_a_dirty_tree_is_named_with_whole_file_names(world: sim.World) -> None:
+    """`sign` on a dirty tree named VERSION as ERSION (the porcelain output was stripped)."""
+    sim.commit(world.repo, "version", {"VERSION": b"1\n", "old name": b"x\n"})
+    (world.repo / "VERSION").write_text("2\n")
+    res = world.run("sign", world.root / "dist" / "app.tar.gz", party="alice")
+    assert res.returncode == 2
+    assert "(VERSION)" in one_line_error(res)
+    sim.git(world.repo, "checkout", "--", "VERSION")
+    sim.git(world.repo, "mv", "old name", "new name")
+    res = world.run("sign", world.root / "dist" / "app.tar.gz", party="alice")
+    assert "(new name)" in one_line_error(res)
+    assert git_mod.status_paths(b" M VERSION\0R  new\0old\0MM a b\0") == ["VERSION", "new", "a b"]
 
 
 def test_sign_with_expired_key_refuses(world: sim.World, keys: Any) -> None:
@@ -311,6 +326,18 @@ def test_init_creates_a_skeleton_with_the_users_key(world: sim.World) -> None:
     assert res.returncode == 2 and "already exists" in one_line_error(res)
 
 
+def test_init_exits_2_when_it_cannot_pin_the_policy(world: sim.World) -> None:
+    """`git wotr init` said "not pinned yet: ... unknown field" and exited 0."""
+    (world.repo / "threshold.toml").write_text("version = 1\nthreshold = 1\nsurprise = 1\n")
+    res = world.run("init", party="alice")
+    assert res.returncode == 2, res.stderr
+    error = one_line_error(res)
+    assert "not pinned yet" in error and "surprise" in error
+    assert not (world.repo / ".git" / "wotr").exists() or not any(
+        p.name.startswith("pin") for p in (world.repo / ".git" / "wotr").iterdir()
+    )
+
+
 def test_init_adds_notes_fetch_refspec_without_touching_push(
     world: sim.World, short_tmp: Path
 ) -> None:
@@ -488,3 +515,23 @@ def test_an_empty_rev_is_refused_by_every_command(world: sim.World) -> None:
     res = _wotr(world.root, "verify", "--policy", pol, "--rev", "", art)
     assert res.returncode == 2 and "is empty" in one_line_error(res)
     assert sim.notes_tip(world.repo) == before
+
+
+def test_an_abbreviated_commit_id_is_refused_offline(world: sim.World) -> None:
+    """Offline, `--rev 02fed46` was taken as a tag name; every line failed with "claim was made
+    for refs/tags/v1.0, not refs/tags/02fed46". Short ids cannot be resolved without git."""
+    world.policy(1)
+    art = world.root / "dist" / "app.tar.gz"
+    sim.git(world.repo, "tag", "v1.0")
+    world.sign("alice", art, rev="v1.0")
+    bundle = world.root / "app.wotr"
+    assert world.run("export", "--rev", "v1.0", "-o", bundle).returncode == 0
+    head = world.head()
+    pol = world.policy_dir / "threshold.toml"
+    for short in (head[:7], head[:12].upper(), "2024"):
+        res = world.run("verify", "--policy", pol, "--bundle", bundle, "--rev", short, art)
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert "abbreviated commit id" in one_line_error(res)
+    for good in (head, "v1.0", "refs/tags/v1.0"):
+        res = world.run("verify", "--policy", pol, "--bundle", bundle, "--rev", good, art)
+        assert res.returncode == 0, (good, res.stdout, res.stderr)

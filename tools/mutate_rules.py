@@ -300,6 +300,13 @@ MUTATIONS = [
         (("    if rev is not None and not rev.strip():", "    if False:"),),
         ("tests/test_cli.py::test_an_empty_rev_is_refused_by_every_command",),
     ),
+    Mutation(
+        "offline-short-id-as-tag",
+        "6",
+        "wotr/offline.py",
+        (("    if _HEXISH.fullmatch(rev):  #", "    if False:  #"),),
+        ("tests/test_cli.py::test_an_abbreviated_commit_id_is_refused_offline",),
+    ),
 ]
 
 
