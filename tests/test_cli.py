@@ -535,3 +535,98 @@ def test_an_abbreviated_commit_id_is_refused_offline(world: sim.World) -> None:
     for good in (head, "v1.0", "refs/tags/v1.0"):
         res = world.run("verify", "--policy", pol, "--bundle", bundle, "--rev", good, art)
         assert res.returncode == 0, (good, res.stdout, res.stderr)
+
+
+# --- sign refuses a claim that cannot count (issue 10 §7) -----------------------------------------
+
+
+def _pinned_policy(world: sim.World) -> None:
+    """threshold.toml in the repository, pinned: alice (any role), bob (reviewer only)."""
+    alice, bob = world.parties["alice"], world.parties["bob"]
+    parties = [alice, sim.Party("bob", bob.key, ("reviewer",))]
+    sim.write_policy(world.repo, parties, 1)
+    sim.git(world.repo, "add", "-A")
+    sim.git(world.repo, "commit", "-q", "-m", "policy")
+    assert world.run("init", party="alice").returncode == 0
+
+
+def test_sign_refuses_a_key_or_role_the_policy_would_not_count(world: sim.World) -> None:
+    _pinned_policy(world)
+    art = world.root / "dist" / "app.tar.gz"
+    res = world.run("sign", art, party="carol")  # carol's key is not in the policy
+    assert res.returncode == 2
+    error = one_line_error(res)
+    assert world.parties["carol"].fingerprint in error and "not listed in the policy" in error
+    assert "--allow-uncounted" in error
+    res = world.run("sign", art, party="bob")  # bob may claim reviewer, not the default author
+    assert res.returncode == 2
+    error = one_line_error(res)
+    assert "may not claim the role 'author'" in error and "--role reviewer" in error
+    assert sim.notes_tip(world.repo) == ""  # nothing written
+    res = world.run("sign", "--role", "reviewer", art, party="bob")
+    assert res.returncode == 0, res.stderr
+    assert world.run("verify", art).returncode == 0
+    before = sim.notes_tip(world.repo)
+    # The escape hatch, and a policy named explicitly (as verify takes one).
+    res = world.run("sign", "--allow-uncounted", art, party="carol")
+    assert res.returncode == 0, res.stderr
+    assert sim.notes_tip(world.repo) != before
+    world.policy(1)  # lists every party, any role
+    pol = world.policy_dir / "threshold.toml"
+    res = world.run("sign", "--policy", pol, "--role", "ci", art, party="carol")
+    assert res.returncode == 0, res.stderr
+
+
+def test_sign_without_a_policy_warns_and_signs(world: sim.World) -> None:
+    res = world.run("sign", world.root / "dist" / "app.tar.gz", party="carol")
+    assert res.returncode == 0, res.stderr
+    assert "warning: the claim was not checked against a policy (no policy" in res.stderr
+    res = world.run("sign", "--policy", world.root / "nope.toml", "x", party="carol")
+    assert res.returncode == 2  # a policy named explicitly must load
+
+
+def test_build_sign_refuses_a_claim_that_would_not_count(world: sim.World) -> None:
+    _pinned_policy(world)
+    recipe = b'[build]\ncommand = ["sh", "-c", "mkdir -p out; echo 1 > out/a.txt"]\n'
+    sim.commit(world.repo, "recipe", files={"wotr.toml": recipe + b'artifacts = ["out/*"]\n'})
+    broot = ["--build-root", str(world.root / "broot")]
+    res = world.run("build", *broot, "--sign", party="carol")
+    assert res.returncode == 2
+    assert "not listed in the policy" in res.stderr.splitlines()[-1]
+    assert sim.notes_tip(world.repo) == ""
+    res = world.run("build", *broot, "--sign", "--role", "reviewer", party="bob")
+    assert res.returncode == 0, res.stderr
+    res = world.run("build", *broot, "--sign", "--allow-uncounted", party="carol")
+    assert res.returncode == 0, res.stderr
+
+
+def test_sign_never_signs_wotr_bundles(world: sim.World) -> None:
+    """`sign dist/*` also signed dist/app.tar.gz.wotr (an exported bundle); verify with no
+    artifact names then failed for everyone. Bundles are recognised by content too."""
+    from wotr import git as git_mod
+    from wotr import sign as sign_mod
+    from wotr.errors import BadInput
+
+    world.policy(1)
+    dist = world.root / "dist"
+    art = dist / "app.tar.gz"
+    world.sign("alice", art)
+    assert world.run("export", "-o", dist / "app.tar.gz.wotr").returncode == 0
+    renamed = dist / "claims.json"  # a bundle under another name
+    renamed.write_bytes((dist / "app.tar.gz.wotr").read_bytes())
+    (dist / "sbom.json").write_text('{"format": "https://example.org/sbom", "x": 1}\n')
+    res = world.run("sign", *sorted(dist.iterdir()), party="bob")
+    assert res.returncode == 0, res.stderr
+    assert "app.tar.gz.wotr is a wotr bundle" in res.stderr and "claims.json" in res.stderr
+    assert "sbom.json" in res.stdout and "claims.json" not in res.stdout
+    res = world.run("sign", dist / "claims.json", party="bob")
+    assert res.returncode == 2 and "only wotr bundles" in one_line_error(res)
+    # verify with no artifact names: the bundle is no claimed name
+    world.sign("alice", art, dist / "sbom.json")
+    res = world.verify()
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "claims.json" not in res.stdout
+    # The library refuses outright (build --sign goes through it).
+    repo = git_mod.open_repo(world.repo)
+    with pytest.raises(BadInput, match="is a wotr bundle"):
+        sign_mod.sign(repo, [art, renamed])

@@ -180,6 +180,9 @@ def _sign_cases(w: sim.World) -> list[list[str]]:
         ["sign", "--unknown", art],
         ["sign", "--key"],
         ["sign", "-h"],
+        ["sign", "--policy", str(w.root / "nope.toml"), art],
+        ["sign", "--allow-uncounted", "--policy=" + str(w.policy_dir / "threshold.toml"), art],
+        ["sign", "--allow-uncounted", "--allow-uncounted", art],
         ["sign", art, "--help"],  # help only alone
         ["sign", "--rev", "", art],  # an empty --rev is not HEAD
         ["sign", "--rev=", art],
@@ -249,6 +252,8 @@ def test_sign_parser_values() -> None:
         "allow_dirty": True,
         "push_remote": None,
         "artifacts": (Path("a"), Path("--rev")),
+        "policy_path": None,
+        "allow_uncounted": False,
     }
 
 

@@ -307,6 +307,49 @@ MUTATIONS = [
         (("    if _HEXISH.fullmatch(rev):  #", "    if False:  #"),),
         ("tests/test_cli.py::test_an_abbreviated_commit_id_is_refused_offline",),
     ),
+    Mutation(
+        "sign-uncounted-claim",
+        "5",
+        "wotr/sign.py",
+        (("        if problem is not None:\n            raise problem", "        pass"),),
+        (
+            "tests/test_cli.py::test_sign_refuses_a_key_or_role_the_policy_would_not_count",
+            "tests/test_cli.py::test_build_sign_refuses_a_claim_that_would_not_count",
+        ),
+    ),
+    Mutation(
+        "sign-any-role",
+        "5",
+        "wotr/sign.py",
+        (("    if not signer.may_claim(role):", "    if False:"),),
+        ("tests/test_cli.py::test_sign_refuses_a_key_or_role_the_policy_would_not_count",),
+    ),
+    Mutation(
+        "build-sign-unchecked",
+        "5",
+        "wotr/commands/build.py",
+        (("        checked = None if allow_uncounted else pol", "        checked = None"),),
+        ("tests/test_cli.py::test_build_sign_refuses_a_claim_that_would_not_count",),
+    ),
+    Mutation(
+        "sign-own-bundle",
+        "sign",
+        "wotr/sign.py",
+        (
+            (
+                "    own = tuple(p for p in artifacts if wotr_file(p))",
+                "    own: tuple[Path, ...] = ()",
+            ),
+        ),
+        ("tests/test_cli.py::test_sign_never_signs_wotr_bundles",),
+    ),
+    Mutation(
+        "bundle-by-suffix-only",
+        "sign",
+        "wotr/sign.py",
+        (('        if head.lstrip()[:1] != b"{":', "        if True:"),),
+        ("tests/test_cli.py::test_sign_never_signs_wotr_bundles",),
+    ),
 ]
 
 

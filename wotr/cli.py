@@ -119,6 +119,17 @@ def cli(ctx: click.Context, debug: bool) -> None:
     metavar="[REMOTE]",
     help="Share the claim right away (default remote: origin).",
 )
+@click.option(
+    "--policy",
+    "policy_path",
+    metavar="FILE",
+    help="Policy the claim must count under [default: the one verify finds].",
+)
+@click.option(
+    "--allow-uncounted",
+    is_flag=True,
+    help="Sign even a claim the policy would not count (key not listed, role not allowed).",
+)
 @click.argument("artifacts", nargs=-1, type=click.Path(path_type=Path, dir_okay=True))
 def sign(
     rev: str,
@@ -126,9 +137,17 @@ def sign(
     key: str | None,
     allow_dirty: bool,
     push_remote: str | None,
+    policy_path: str | None,
+    allow_uncounted: bool,
     artifacts: tuple[Path, ...],
 ) -> int:
-    """Sign a claim that REV built ARTIFACT... and add it to the commit's note."""
+    """Sign a claim that REV built ARTIFACT... and add it to the commit's note.
+
+    A claim cannot be taken back, so one that the policy (found as verify finds it) would not
+    count is refused: a key it does not list, a role the signer may not claim.
+    """
+    # The body is shared with the click-free fast path, which parses these same options itself
+    # (wotr/entry.py: parse_sign); a new option here must be added there, or it goes to click.
     from .commands.sign import run_sign
 
     return run_sign(
@@ -138,6 +157,8 @@ def sign(
         allow_dirty=allow_dirty,
         push_remote=push_remote,
         artifacts=artifacts,
+        policy_path=policy_path,
+        allow_uncounted=allow_uncounted,
     )
 
 
@@ -256,7 +277,17 @@ def init(threshold: int | None) -> int:
     metavar="[REMOTE]",
     help="Share the claim right away (default remote: origin); implies nothing without --sign.",
 )
-@click.option("--policy", "policy_path", metavar="FILE", help="Policy to check earlier claims.")
+@click.option(
+    "--policy",
+    "policy_path",
+    metavar="FILE",
+    help="Policy to check earlier claims (and the new one, with --sign).",
+)
+@click.option(
+    "--allow-uncounted",
+    is_flag=True,
+    help="With --sign: sign even a claim the policy would not count.",
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
@@ -291,6 +322,7 @@ def build(
     verbose: bool,
     quiet: bool,
     command: tuple[str, ...],
+    allow_uncounted: bool,
 ) -> int:
     """Build REV in a fresh checkout at a fixed path and compare with every claim on it.
 
@@ -314,6 +346,7 @@ def build(
         verbose=verbose,
         quiet=quiet,
         command=command,
+        allow_uncounted=allow_uncounted,
     )
 
 
