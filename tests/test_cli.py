@@ -630,3 +630,20 @@ def test_sign_never_signs_wotr_bundles(world: sim.World) -> None:
     repo = git_mod.open_repo(world.repo)
     with pytest.raises(BadInput, match="is a wotr bundle"):
         sign_mod.sign(repo, [art, renamed])
+
+
+def test_no_claims_says_where_the_claims_are(world: sim.World) -> None:
+    """HEAD moved past a signed tag: "did you run 'git wotr fetch'?" sent users the wrong way."""
+    world.policy(1)
+    art = world.root / "dist" / "app.tar.gz"
+    res = world.verify(art)
+    assert "did you run 'git wotr fetch'?" in res.stdout  # nothing anywhere yet
+    sim.git(world.repo, "tag", "-a", "-m", "release", "v1.0")
+    tagged = world.head()
+    world.sign("alice", art, rev="v1.0")
+    sim.commit(world.repo, "after the release", {"NEWS": b"next\n"})
+    expect = f"claims exist for v1.0 at {tagged[:12]}: pass --rev v1.0"
+    res = world.verify(art)
+    assert res.returncode == 1 and expect in res.stdout, res.stdout
+    assert expect in world.run("show").stdout
+    assert world.verify("--rev", "v1.0", art).returncode == 0

@@ -22,5 +22,12 @@ def run_show(*, rev: str, policy_path: str | None, as_json: bool) -> int:
         echo(f"note: signatures not checked: {exc}", err=True)
         pol = None
     report = verify_mod.show_repo(repo, rev, pol)
-    echo(render.show_json(report) if as_json else render.show_text(report))
+    if as_json:
+        echo(render.show_json(report))
+    elif report.lines:
+        echo(render.show_text(report))
+    else:
+        from .elsewhere import hint
+
+        echo(render.show_text(report, hint(repo, report.commit)))
     return EXIT_OK

@@ -67,7 +67,14 @@ def run_verify(
         strict=strict,
         hashed=hashed,
     )
-    echo(render.verify_json(report) if as_json else render.verify_text(report))
+    if as_json:
+        echo(render.verify_json(report))
+    elif report.note_lines:
+        echo(render.verify_text(report))
+    else:
+        from .elsewhere import hint
+
+        echo(render.verify_text(report, hint(repo, report.commit)))
     assert report.result is not None
     if not report.result.verified:
         from ..bundle import sidecar
