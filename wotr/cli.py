@@ -409,14 +409,21 @@ def remote_setup(remote: str | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    prog_name = "git wotr"
     if args:
         # Shell completion runs the program with no arguments. With arguments, a completion
         # variable left in the environment (or planted in a hook's) must not turn a command
         # such as verify into click's completion mode, which prints and exits 0.
         for key in [k for k in os.environ if k.startswith("_") and k.endswith("_COMPLETE")]:
             del os.environ[key]
+    elif os.environ.get("_WOTR_COMPLETE"):
+        from . import completion  # bash and zsh, for `wotr` and `git wotr` (wotr/completion.py)
+
+        prog_name = completion.PROG_NAME
     try:
-        code = cli.main(args=args, prog_name="git wotr", standalone_mode=False)
+        code = cli.main(
+            args=args, prog_name=prog_name, complete_var="_WOTR_COMPLETE", standalone_mode=False
+        )
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:
