@@ -36,6 +36,7 @@ class Mutation:
     rule: str
     file: str
     edits: tuple[tuple[str, str], ...]
+    tests: tuple[str, ...] = ()  # the tests that must kill it [default: TESTS]
 
 
 MUTATIONS = [
@@ -285,6 +286,70 @@ MUTATIONS = [
         "wotr/policy.py",
         (("        if pin is not None and pin.get(rel) != digest:", "        if False:"),),
     ),
+    Mutation(
+        "help-beside-arguments",
+        "args",
+        "wotr/cli.py",
+        (("    if asked and any(arg not in words for arg in args):", "    if False:"),),
+        ("tests/test_cli.py::test_help_exits_0_only_when_alone_for_every_command",),
+    ),
+    Mutation(
+        "empty-rev-is-head",
+        "6",
+        "wotr/commands/common.py",
+        (("    if rev is not None and not rev.strip():", "    if False:"),),
+        ("tests/test_cli.py::test_an_empty_rev_is_refused_by_every_command",),
+    ),
+    Mutation(
+        "offline-short-id-as-tag",
+        "6",
+        "wotr/offline.py",
+        (("    if _HEXISH.fullmatch(rev):  #", "    if False:  #"),),
+        ("tests/test_cli.py::test_an_abbreviated_commit_id_is_refused_offline",),
+    ),
+    Mutation(
+        "sign-uncounted-claim",
+        "5",
+        "wotr/sign.py",
+        (("        if problem is not None:\n            raise problem", "        pass"),),
+        (
+            "tests/test_cli.py::test_sign_refuses_a_key_or_role_the_policy_would_not_count",
+            "tests/test_cli.py::test_build_sign_refuses_a_claim_that_would_not_count",
+        ),
+    ),
+    Mutation(
+        "sign-any-role",
+        "5",
+        "wotr/sign.py",
+        (("    if not signer.may_claim(role):", "    if False:"),),
+        ("tests/test_cli.py::test_sign_refuses_a_key_or_role_the_policy_would_not_count",),
+    ),
+    Mutation(
+        "build-sign-unchecked",
+        "5",
+        "wotr/commands/build.py",
+        (("        checked = None if allow_uncounted else pol", "        checked = None"),),
+        ("tests/test_cli.py::test_build_sign_refuses_a_claim_that_would_not_count",),
+    ),
+    Mutation(
+        "sign-own-bundle",
+        "sign",
+        "wotr/sign.py",
+        (
+            (
+                "    own = tuple(p for p in artifacts if wotr_file(p))",
+                "    own: tuple[Path, ...] = ()",
+            ),
+        ),
+        ("tests/test_cli.py::test_sign_never_signs_wotr_bundles",),
+    ),
+    Mutation(
+        "bundle-by-suffix-only",
+        "sign",
+        "wotr/sign.py",
+        (('        if head.lstrip()[:1] != b"{":', "        if True:"),),
+        ("tests/test_cli.py::test_sign_never_signs_wotr_bundles",),
+    ),
 ]
 
 
@@ -311,7 +376,7 @@ def run(mutation: Mutation, scratch: Path) -> bool:
                 "2",
                 "-p",
                 "no:cacheprovider",
-                *TESTS,
+                *(mutation.tests or TESTS),
             ],
             cwd=scratch,
             env=env,

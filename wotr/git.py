@@ -191,8 +191,27 @@ def is_dirty(repo: Repo) -> list[str]:
     """Tracked files with uncommitted changes (staged or not)."""
     if repo.top is None:
         return []
-    out = check(repo, "status", "--porcelain=v1", "-z", "--untracked-files=no")
-    return [entry[3:] for entry in out.split("\0") if len(entry) > 3]
+    res = run(repo, "status", "--porcelain=v1", "-z", "--untracked-files=no")
+    if res.returncode != 0:
+        raise GitError(f"git status failed: {res.err_line}")
+    return status_paths(res.stdout)
+
+
+def status_paths(out: bytes) -> list[str]:
+    """The paths of ``git status --porcelain=v1 -z``: records ``XY path``, and after a rename or
+    copy (X is R or C) one more field, the path it came from. Not stripped: X may be a space."""
+    fields = out.split(b"\0")
+    paths = []
+    i = 0
+    while i < len(fields):
+        entry = fields[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        paths.append(entry[3:].decode("utf-8", "surrogateescape"))
+        if entry[:1] in (b"R", b"C"):
+            i += 1  # the source of the rename or copy
+    return paths
 
 
 def config_get(repo: Repo | None, key: str) -> str | None:

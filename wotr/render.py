@@ -22,7 +22,11 @@ def _head(report: Report) -> str:
     return where
 
 
-def verify_text(report: Report) -> str:
+NO_CLAIMS = "no claims on this commit — did you run 'git wotr fetch'?"
+
+
+def verify_text(report: Report, no_claims: str = NO_CLAIMS) -> str:
+    """The report for a person; ``no_claims``: what to say when the commit has no note."""
     result = report.result
     assert result is not None
     out = [_head(report)]
@@ -47,7 +51,7 @@ def verify_text(report: Report) -> str:
         out.append(f"  {c.signer} claimed {len(c.digests)} digests for {c.name}: counts for none")
     out.extend(_rejected(result))
     if not report.note_lines:
-        out.append("  no claims on this commit — did you run 'git wotr fetch'?")
+        out.append(f"  {no_claims}")
     out.append(
         "VERIFIED"
         if result.verified
@@ -110,10 +114,10 @@ def verify_json(report: Report) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False)
 
 
-def show_text(report: Report) -> str:
+def show_text(report: Report, no_claims: str = NO_CLAIMS) -> str:
     out = [_head(report)]
     if not report.lines:
-        out.append("  no claims on this commit — did you run 'git wotr fetch'?")
+        out.append(f"  {no_claims}")
         return "\n".join(out)
     counted = sum(1 for ln in report.lines if ln.counts)
     out.append(f"  {len(report.lines)} claim line(s), {counted} counting")

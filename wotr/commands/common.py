@@ -51,6 +51,18 @@ def report_error(exc: BaseException, debug: bool) -> int:
     return EXIT_ENVIRONMENT
 
 
+def check_rev(rev: str | None) -> None:
+    """Refuse an empty ``--rev`` (None: not given). It must never fall back to HEAD: a script
+    whose tag variable came out empty would verify HEAD without the tag check (DESIGN §6 rule 6)."""
+    from ..errors import BadInput
+
+    if rev is not None and not rev.strip():
+        raise BadInput(
+            f"--rev {rev!r} is empty",
+            "name a commit, tag or branch, or leave --rev out for HEAD",
+        )
+
+
 def open_repo() -> Any:
     """The repository around the working directory (exit 2 outside one)."""
     from .. import git
