@@ -309,21 +309,13 @@ def build(
     for line in build_mod.summary_text(built, comp):
         click.echo(line)
     if do_sign:
-        from . import sign as sign_mod
-
-        # The artifacts come from a clean checkout of the commit, not from the working tree.
-        signed = sign_mod.sign(
-            repo, [a.path for a in built.artifacts], rev=rev, role=role, key=key, allow_dirty=True
-        )
-        if {(s.name, s.sha256) for s in signed.artifacts} != {
-            (a.name, a.sha256) for a in built.artifacts
-        }:
-            from .errors import SignError
-
-            raise SignError(f"the kept artifacts in {built.out} changed while they were signed")
+        signed = build_mod.sign_built(repo, built, role=role, key=key)
         kind = " (a dissenting claim)" if comp.differs else ""
         verb = "signed" if signed.added else "already signed (identical claim present)"
-        click.echo(f"{verb}{kind}: as {signed.role} with key {signed.fingerprint}")
+        click.echo(
+            f"{verb}{kind}: as {signed.role} with key {signed.fingerprint} on commit "
+            f"{signed.commit}"
+        )
         if push_remote is not None:
             from . import sync
 

@@ -6,7 +6,7 @@ compare-and-swap of refs/notes/wotr, so a failed sign leaves the ref exactly as 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import claim as claim_mod
@@ -75,8 +75,17 @@ def sign(
     role: str | None = None,
     key: str | None = None,
     allow_dirty: bool = False,
+    revision: git.Revision | None = None,
+    digests: Sequence[str] | None = None,
+    before_append: Callable[[], None] | None = None,
 ) -> Signed:
-    revision = git.resolve(repo, rev)
+    """Sign ``artifacts`` at ``rev`` and append the claim to its note.
+
+    ``build --sign`` passes what it already resolved and reported: ``revision`` (used instead
+    of resolving ``rev`` again), ``digests`` (signed instead of hashing the files again) and
+    ``before_append`` (raises to keep the note as it was, e.g. when a kept file changed).
+    """
+    revision = revision or git.resolve(repo, rev)
     head = revision.commit if rev == "HEAD" else git.head_commit(repo)
     # The git processes sign needs run while the artifacts are hashed (they do not depend on
     # each other); errors still come out in the order of a plain run: dirty tree first.
@@ -85,7 +94,8 @@ def sign(
     tags = started(git.tags_at, repo, revision.commit) if revision.tag is None else None
     try:
         names = _names(artifacts) if artifacts else []
-        digests = hashing.sha256_files(artifacts)
+        if digests is None:
+            digests = hashing.sha256_files(artifacts)
     except BadInput:
         if dirty is not None:
             _refuse_dirty(dirty())
@@ -108,6 +118,8 @@ def sign(
     signature = gpg.sign(claim_mod.pae(payload), key)
     envelope = claim_mod.Envelope(payload=payload, sig=signature.sig, keyid=signature.fingerprint)
     line = envelope.line()
+    if before_append is not None:
+        before_append()
     added = notes.append(repo, revision.commit, line, config)
     hint = tuple(tags()) if tags is not None else ()
     return Signed(
