@@ -312,3 +312,14 @@ class ObjectReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def is_ancestor(repo: Repo, ancestor: str, descendant: str) -> bool:
+    """Is commit ``ancestor`` reachable from ``descendant``? (git uses its commit-graph and
+    generation numbers: milliseconds where libgit2's ``descendant_of`` walks the history.)"""
+    res = run(repo, "merge-base", "--is-ancestor", "--end-of-options", ancestor, descendant)
+    if res.returncode in (0, 1):
+        return res.returncode == 0
+    raise GitError(
+        f"cannot tell whether {ancestor[:12]} precedes {descendant[:12]}: {res.err_line}"
+    )
