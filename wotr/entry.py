@@ -72,7 +72,6 @@ def report_error(exc: BaseException, debug: bool) -> int:
 def repo_or_none() -> Any:
     """The repository around the working directory; None outside one (or without git at all)."""
     from . import _fs, git
-    from .errors import BadInput
 
     if _fs.which("git") is None:
         here = Path.cwd()
@@ -81,7 +80,7 @@ def repo_or_none() -> Any:
         return None
     try:
         return git.open_repo()
-    except BadInput:
+    except git.NotARepository:
         return None
 
 
@@ -92,7 +91,7 @@ def policy_for(explicit: str | None, repo: Any, threshold: int | None = None) ->
     # git config is the third place looked at: ask git only when the first two are empty.
     config_value = None
     if repo and not explicit and not os.environ.get("WOTR_POLICY"):
-        config_value = git.config_get(repo, "wotr.policy")
+        config_value = git.policy_setting(repo)
     found = policy.find(
         explicit,
         top=repo.top if repo else None,
@@ -158,6 +157,9 @@ def run_verify(
         strict=strict,
         hashed=hashed,
     )
+    from ._record import replace
+
+    report = replace(report, repository=str(repo.git_dir))  # say which one was used
     echo(render.verify_json(report) if as_json else render.verify_text(report))
     assert report.result is not None
     if not report.result.verified:

@@ -542,7 +542,9 @@ def _plan(r: Any, repo: Repo, base: Any, other: Any, message: str) -> Merged:
         sig = _signature(r, repo)
         new = r.create_commit(None, sig, sig, message, _apply(r, None, fresh), [other])
         return Merged(str(new), len(fresh), len(layouts) - len(fresh), True)
-    if base == other or r.descendant_of(base, other):
+    # Ancestry is asked of git, not libgit2: libgit2 follows info/grafts (a made-up parent list
+    # would skip their notes here), git is run without them (see git.py).
+    if base == other or git.is_ancestor(repo, str(other), str(base)):
         return Merged(str(base), 0, 0, False)
     ours, theirs = r[base].tree, r[other].tree
     changes: dict[str, Any] = {}
@@ -574,7 +576,7 @@ def _plan(r: Any, repo: Repo, base: Any, other: Any, message: str) -> Merged:
         for path, _ in mine[1:]:
             changes[path] = None  # one layout per note from now on
         changes[keep] = r.create_blob(union)
-    fast_forward = r.descendant_of(other, base)
+    fast_forward = git.is_ancestor(repo, str(base), str(other))
     if fast_forward and not lost:
         return Merged(str(other), gained, skipped, True)  # theirs already holds every line of ours
     # A commit even when nothing was gained: with theirs as a parent, the next push fast-forwards.
