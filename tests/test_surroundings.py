@@ -208,6 +208,24 @@ def test_build_checks_out_the_real_tree(world: sim.World) -> None:
     assert parsed.digests_by_name()["app.tar.gz"] == sha
 
 
+def test_export_carries_the_real_commit(world: sim.World) -> None:
+    """An offline bundle exported where a replace ref is present holds the honest commit
+    object: the honest claims verify offline, the replaced tree's do not."""
+    pol = world.policy(2)
+    honest, real_tree, evil_tree = replaced(world)
+    add_note(world.repo, honest, signed(world, honest, real_tree, APP, "alice", "bob"))
+    add_note(world.repo, honest, signed(world, honest, evil_tree, EVIL, "alice", "bob"))
+    bundle = world.root / "release.wotr"
+    res = world.run("export", "--rev", honest, "-o", bundle)
+    assert res.returncode == 0, res.stderr
+    away = world.root / "installer"
+    away.mkdir()
+    for data, expected in ((APP, 0), (EVIL, 1)):
+        art = world.artifact("app.tar.gz", data)
+        res = world.run("verify", "--policy", pol, "--bundle", bundle, art, cwd=away)
+        assert res.returncode == expected, res.stdout + res.stderr
+
+
 # --- §2 the repository and the policy the user means ----------------------------------------------
 
 
@@ -409,3 +427,29 @@ def test_init_writes_nothing_through_a_committed_link(world: sim.World) -> None:
     (world.repo / "keys").symlink_to(outside)
     world.run("init", party="alice")
     assert list(outside.iterdir()) == []
+    (world.repo / "keys").unlink()
+    (world.repo / "keys").mkdir()
+    (world.repo / "keys" / "me.asc").symlink_to(outside / "victim.asc")  # the skeleton's name
+    world.run("init", party="alice")
+    assert list(outside.iterdir()) == []
+
+
+def test_a_found_bare_repository_brings_no_pin_either(
+    world: sim.World, short_tmp: Path, keys: Any
+) -> None:
+    """With the user's safe.bareRepository = all, the planted repository may be used; its config
+    can give it a work tree (core.bare = false, core.worktree) and it can carry a pin of the
+    attacker's threshold.toml there. Neither chooses the policy."""
+    from wotr import policy as policy_mod
+
+    evil_dir, art = planted_bare_repo(world, keys)
+    sim.git(evil_dir, "config", "--unset", "wotr.policy")
+    sim.git(evil_dir, "config", "core.bare", "false")
+    sim.git(evil_dir, "config", "core.worktree", str(world.repo / "packaging"))
+    planted = world.repo / "packaging" / "threshold.toml"
+    planted.write_bytes((world.repo / "packaging" / "evil.toml").read_bytes())
+    policy_mod.write_pin(evil_dir, policy_mod.load(planted))
+    glob = short_tmp / "gitconfig"
+    glob.write_text("[safe]\n\tbareRepository = all\n")
+    res = world.run("verify", art, cwd=evil_dir, env={"GIT_CONFIG_GLOBAL": str(glob)})
+    assert res.returncode == 2, res.stdout + res.stderr

@@ -95,7 +95,7 @@ def policy_for(explicit: str | None, repo: Any, threshold: int | None = None) ->
     found = policy.find(
         explicit,
         top=repo.top if repo else None,
-        common_dir=repo.common_dir if repo else None,
+        common_dir=repo.common_dir if repo and repo.config_trusted else None,  # the pin's home
         config_value=config_value,
     )
     return found.with_threshold(threshold)

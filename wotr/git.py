@@ -63,6 +63,10 @@ def _env(
     }
     if not (args and args[0] in _NETWORK):
         env["GIT_ALLOW_PROTOCOL"] = NO_PROTOCOL
+    for name in ("GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY"):  # the user's, relative to their cwd
+        value = os.environ.get(name)
+        if value and not os.path.isabs(value):
+            env[name] = os.path.abspath(value)
     if isinstance(repo, Repo):
         # The repository found once, named to every later process: no second discovery.
         env["GIT_DIR"] = str(repo.git_dir)
@@ -162,7 +166,7 @@ def open_repo(where: Path | None = None) -> Repo:
         path = refused.group(1).decode("utf-8", "surrogateescape")
         if _dot_git(path):
             res = _discover(cwd, "all")  # the .git of a clone (wotr run from inside it)
-        elif _user_allows_bare(cwd):
+        elif _user_allows_bare():
             res, trusted = _discover(cwd, "all"), False
         else:
             raise BadInput(
@@ -217,9 +221,12 @@ def _user_values(repo: Repo | Path | None, key: str) -> list[tuple[str, str]]:
     return list(zip(items[0:-1:2], items[1::2], strict=False))
 
 
-def _user_allows_bare(cwd: Path) -> bool:
+def _user_allows_bare() -> bool:
     """Does the user's own config (not a repository's) set ``safe.bareRepository = all``?"""
-    values = [v for scope, v in _user_values(cwd, "safe.bareRepository") if scope in _USER_SCOPES]
+    # asked from "/", not from inside the repository in question (its config is not the user's)
+    values = [
+        v for scope, v in _user_values(Path("/"), "safe.bareRepository") if scope in _USER_SCOPES
+    ]
     return bool(values) and values[-1].strip().lower() == "all"
 
 
