@@ -30,6 +30,9 @@ TESTS = [
 ]
 
 
+SURROUNDINGS = ("tests/test_surroundings.py",)
+
+
 @dataclass(frozen=True)
 class Mutation:
     name: str
@@ -349,6 +352,157 @@ MUTATIONS = [
         "wotr/sign.py",
         (('        if head.lstrip()[:1] != b"{":', "        if True:"),),
         ("tests/test_cli.py::test_sign_never_signs_wotr_bundles",),
+    ),
+    # --- the repository's surroundings (issue 10 §1, §2; docs/threat-model.md) ---
+    Mutation(
+        "replace-refs-by-config",
+        "§1",
+        "wotr/git.py",
+        (
+            (
+                '_FORCED = ("core.useReplaceRefs=false", "core.fsmonitor=false")',
+                '_FORCED = ("core.fsmonitor=false",)',
+            ),
+        ),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "grafts",
+        "§1",
+        "wotr/git.py",
+        (('        "GIT_GRAFT_FILE": os.devnull,', ""),),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "libgit2-ancestry",
+        "§1",
+        "wotr/notes_merge.py",
+        (
+            (
+                "        return git.is_ancestor(repo, str(ancestor), str(descendant))",
+                "        return bool(repo and _pygit2().Repository(str(repo.git_dir))"
+                ".descendant_of(descendant, ancestor)) or str(ancestor) == str(descendant)",
+            ),
+        ),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "lazy-fetch",
+        "§1",
+        "wotr/git.py",
+        (('        env["GIT_ALLOW_PROTOCOL"] = NO_PROTOCOL', "        pass"),),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "repository-hooks",
+        "§1",
+        "wotr/git.py",
+        (('    f"core.hooksPath={os.devnull}",', ""),),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "fsmonitor",
+        "§1",
+        "wotr/git.py",
+        (
+            (
+                '_FORCED = ("core.useReplaceRefs=false", "core.fsmonitor=false")',
+                '_FORCED = ("core.useReplaceRefs=false",)',
+            ),
+        ),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "git-dir-dropped",
+        "§2",
+        "wotr/_proc.py",
+        (('        "GIT_DIR",\n', ""),),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "bare-discovery",
+        "§2",
+        "wotr/git.py",
+        (('    res = _discover(cwd, "explicit")', '    res = _discover(cwd, "all")'),),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "bare-config-trusted",
+        "§2",
+        "wotr/git.py",
+        (
+            (
+                'res, trusted = _discover(cwd, "all"), False',
+                'res, trusted = _discover(cwd, "all"), True',
+            ),
+            ("        trusted = False\n    return Repo(", "        pass\n    return Repo("),
+        ),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "policy-from-any-scope",
+        "§2",
+        "wotr/git.py",
+        (
+            (
+                'allowed = _USER_SCOPES | ({"local", "worktree"} if repo.config_trusted else frozenset())',
+                'allowed = _USER_SCOPES | {"local", "worktree"}',
+            ),
+        ),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "found-repository-pin",
+        "§2",
+        "wotr/commands/common.py",
+        (
+            (
+                "common_dir=repo.common_dir if repo and repo.config_trusted else None,",
+                "common_dir=repo.common_dir if repo else None,",
+            ),
+        ),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "pinned-file-follows-link",
+        "§2",
+        "wotr/policy.py",
+        (
+            (
+                "return load(candidate, pin=pin, follow_symlinks=False)",
+                "return load(candidate, pin=pin)",
+            ),
+        ),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "policy-file-read-whole",
+        "§2",
+        "wotr/policy.py",
+        (
+            (
+                "data = _fs.read_regular(file, MAX_POLICY_FILE, follow_symlinks=follow_symlinks)",
+                "data = file.read_bytes()",
+            ),
+        ),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "init-writes-through-link",
+        "§2",
+        "wotr/init.py",
+        (
+            ("    if os.path.lexists(path):", "    if path.exists():"),
+            ("os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW", "os.O_WRONLY | os.O_CREAT"),
+        ),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "init-keys-dir-link",
+        "§2",
+        "wotr/init.py",
+        (('        if (top / "keys").is_symlink():', "        if False:"),),
+        SURROUNDINGS,
     ),
 ]
 

@@ -19,6 +19,8 @@ def _head(report: Report) -> str:
         where += f" ({report.tag.removeprefix('refs/tags/')})"
     if report.policy is not None:
         where += f" · policy {report.policy.path} · threshold {report.policy.threshold}"
+    if report.repository is not None:
+        where += f" · repository {report.repository}"
     return where
 
 
@@ -83,6 +85,7 @@ def verify_json(report: Report) -> str:
         "tag": report.tag,
         "threshold": result.threshold,
         "policy": str(report.policy.path) if report.policy else None,
+        "repository": report.repository,
         "reason": result.reason,
         "artifacts": [
             {

@@ -41,6 +41,7 @@ class Report:
     result: Result | None
     lines: tuple[Line, ...] = field(default=())
     note_lines: int = 0
+    repository: str | None = None  # the git directory the claims were read from
 
 
 @record
