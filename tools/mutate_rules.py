@@ -27,6 +27,7 @@ TESTS = [
     "tests/test_claim.py",
     "tests/test_notes.py",
     "tests/test_bundle.py",
+    "tests/test_budgets.py",
 ]
 
 
@@ -219,7 +220,7 @@ MUTATIONS = [
         "wotr/verify.py",
         (
             (
-                "    if groups:\n        with gpg.Verifier(",
+                "    if jobs:\n        with gpg.Verifier(",
                 "    if True:\n        with gpg.Verifier(",
             ),
         ),
@@ -228,7 +229,10 @@ MUTATIONS = [
         "bundle-bytes-uncapped",
         "8",
         "wotr/offline.py",
-        (("        if read_bytes + size > MAX_BUNDLE_BYTES_PER_RUN:", "        if False:"),),
+        (
+            ("        fits = read_bytes + size <= MAX_BUNDLE_BYTES_PER_RUN", "        fits = True"),
+            ("        if read_bytes + len(data) > MAX_BUNDLE_BYTES_PER_RUN:", "        if False:"),
+        ),
     ),
     Mutation(
         "gate-in-note-order",
@@ -258,6 +262,64 @@ MUTATIONS = [
         "8",
         "wotr/verify.py",
         (("        if run is not None and run.left == 0:", "        if False:"),),
+    ),
+    Mutation(
+        "unchecked-lines-ignored",
+        "8",
+        "wotr/consensus.py",
+        (("    doubts = _doubts(counted, unchecked)", "    doubts = _doubts(counted, ())"),),
+    ),
+    Mutation(
+        "unchecked-conflict-ignored",
+        "8",
+        "wotr/consensus.py",
+        (("            excluded.add((d.signer, d.name))", "            pass"),),
+    ),
+    Mutation(
+        "unchecked-dissent-ignored",
+        "8",
+        "wotr/consensus.py",
+        (("    elif strict and harmful:", "    elif False:"),),
+    ),
+    Mutation(
+        "unchecked-name-passes",
+        "8",
+        "wotr/consensus.py",
+        (("    if targets is None and harmful:", "    if False:"),),
+    ),
+    Mutation(
+        "dedupe-by-signature-alone",
+        "8",
+        "wotr/verify.py",
+        (
+            ("            if (payload, env.sig) in seen:", "            if env.sig in seen:"),
+            ("            seen[(payload, env.sig)] = number", "            seen[env.sig] = number"),
+            (
+                "    seen: dict[tuple[bytes, bytes], int] = {}",
+                "    seen: dict[bytes, int] = {}",
+            ),
+            (
+                'drop(item, f"the same signature as line {seen[(payload, env.sig)]}")',
+                'drop(item, f"the same signature as line {seen[env.sig]}")',
+            ),
+        ),
+    ),
+    Mutation(
+        "unread-bundle-ignored",
+        "8",
+        "wotr/offline.py",
+        (("                capped.append((target, missed[0]))", "                pass"),),
+    ),
+    Mutation(
+        "bundle-groups-by-tag-label",
+        "7",
+        "wotr/offline.py",
+        (
+            (
+                "            parts = list(of_commit[key[0]].values())",
+                "            parts = [loaded[p] for p in keyed[key]]",
+            ),
+        ),
     ),
     Mutation(
         "huge-note-counts",
