@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from wotr import __version__
@@ -59,6 +59,11 @@ def table(rows: Sequence[Row], *, judged: bool = True) -> str:
     return "\n".join(lines)
 
 
+def all_cases() -> list[tuple[str, Callable[[Ctx], Row | list[Row]]]]:
+    """Every case ``bench/run`` knows, by number."""
+    return [*CASES, ("16", case_16)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench/run", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="tiny sizes, 1 repetition, no timing")
@@ -92,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     broken = False
     try:
-        for number, case in [*CASES, ("16", case_16)]:
+        for number, case in all_cases():
             if only and number not in only:
                 continue
             try:
