@@ -406,6 +406,116 @@ def remote_setup(remote: str | None) -> int:
     return run_remote_setup(remote=remote)
 
 
+# --- rebuilders at work (wotr/follow.py, wotr/status.py, wotr/site.py) --------------------------
+
+
+@cli.command(
+    context_settings={**_CONTEXT, "allow_interspersed_args": False},
+    short_help="Rebuild every new release of REMOTE: build, sign, push, wait, again.",
+)
+@click.argument("remote", required=False)
+@click.option("--tags", "pattern", default="v*", show_default=True, help="Release tag pattern.")
+@click.option("--once", is_flag=True, help="One round, then exit (for cron, timers and CI).")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=1),
+    default=300,
+    show_default=True,
+    help="Seconds between rounds.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=3600,
+    show_default=True,
+    help="Seconds one build may take; then it is killed and counts as failed.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Failed builds of one release before it is reported and left alone.",
+)
+@click.option("--no-push", is_flag=True, help="Sign, but do not push the claims.")
+@click.option("--role", help="Role of the claims [default: git config wotr.role, else author].")
+@click.option("--key", help="Signing key [default: git config user.signingkey, else gpg's].")
+@click.option("--policy", "policy_path", metavar="FILE", help="Policy to compare with.")
+@click.option(
+    "--build-root",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Parent of the fixed build path [default: /tmp/wotr-build].",
+)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def follow(
+    remote: str | None,
+    pattern: str,
+    once: bool,
+    interval: float,
+    timeout: float,
+    retries: int,
+    no_push: bool,
+    role: str | None,
+    key: str | None,
+    policy_path: str | None,
+    build_root: Path | None,
+    command: tuple[str, ...],
+) -> int:
+    """Follow REMOTE [default: origin]: fetch its tags and claims, rebuild each release (tag
+    matching --tags) this clone has not built yet with 'git wotr build --sign', push, wait.
+
+    A build command after '--' is passed to build (else wotr.toml's [build] in the commit).
+    Exit codes of --once: 0 every release reproduced (or nothing new), 1 one differs (dissent
+    signed), 2 a build failed, timed out, was given up or its tag moved, 3 environment.
+    See docs/rebuilders.md.
+    """
+    from .commands.follow import run_follow
+
+    return run_follow(
+        remote=remote,
+        pattern=pattern,
+        once=once,
+        interval=interval,
+        timeout=timeout,
+        retries=retries,
+        push=not no_push,
+        role=role,
+        key=key,
+        policy_path=policy_path,
+        build_root=build_root,
+        command=command,
+    )
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    metavar="DIR",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Directory to write the site into.",
+)
+@click.option("--tags", "pattern", default="*", show_default=True, help="Release tag pattern.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Newest releases checked and shown.",
+)
+@click.option("--policy", "policy_path", metavar="FILE", help="Policy file (threshold.toml).")
+def report(out: Path, pattern: str, limit: int, policy_path: str | None) -> int:
+    """Write a static status page: releases (newest first) x signers, and a page per release.
+
+    No server and no JavaScript; the directory can be copied anywhere. See docs/rebuilders.md.
+    """
+    from .commands.report import run_report
+
+    return run_report(out=out, pattern=pattern, limit=limit, policy_path=policy_path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
