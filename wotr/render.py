@@ -19,6 +19,8 @@ def _head(report: Report) -> str:
         where += f" ({report.tag.removeprefix('refs/tags/')})"
     if report.policy is not None:
         where += f" · policy {report.policy.path} · threshold {report.policy.threshold}"
+    if report.repository is not None:
+        where += f" · repository {report.repository}"
     return where
 
 
@@ -49,6 +51,12 @@ def verify_text(report: Report, no_claims: str = NO_CLAIMS) -> str:
         out.append(f"  dissent on {d.name}: {groups}")
     for c in result.conflicts:
         out.append(f"  {c.signer} claimed {len(c.digests)} digests for {c.name}: counts for none")
+    for u in result.doubts:
+        why = u.reason.removeprefix("not checked: ")
+        out.append(
+            f"  {u.signer}: {u.lines} claim(s) on {u.name} not checked ({why}): "
+            "taken at their worst"
+        )
     out.extend(_rejected(result))
     if not report.note_lines:
         out.append(f"  {no_claims}")
@@ -83,6 +91,7 @@ def verify_json(report: Report) -> str:
         "tag": report.tag,
         "threshold": result.threshold,
         "policy": str(report.policy.path) if report.policy else None,
+        "repository": report.repository,
         "reason": result.reason,
         "artifacts": [
             {
@@ -109,6 +118,16 @@ def verify_json(report: Report) -> str:
         "rejected": [
             {"line": r.line, "reason": r.reason, "signer": r.signer, "fingerprint": r.fingerprint}
             for r in result.rejected
+        ],
+        "unchecked": [
+            {
+                "signer": u.signer,
+                "name": u.name,
+                "sha256": list(u.digests),
+                "lines": u.lines,
+                "reason": u.reason,
+            }
+            for u in result.doubts
         ],
     }
     return json.dumps(doc, indent=2, ensure_ascii=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import claim as claim_mod
@@ -160,14 +160,22 @@ def sign(
     allow_dirty: bool = False,
     policy: Policy | None = None,
     skip_own: bool = False,
+    revision: git.Revision | None = None,
+    digests: Sequence[str] | None = None,
+    before_append: Callable[[], None] | None = None,
 ) -> Signed:
     """Sign one claim over ``artifacts`` at ``rev`` and add it to the note.
 
     With ``policy``, a claim that policy would not count (a key it does not list, a role the
     signer may not claim) is refused before the note is touched; None: not checked. wotr's own
     files (:func:`wotr_file`) are never signed: refused, or with ``skip_own`` left out (listed
-    in ``Signed.skipped``)."""
-    revision = git.resolve(repo, rev)
+    in ``Signed.skipped``).
+
+    ``build --sign`` passes what it already resolved and reported: ``revision`` (used instead
+    of resolving ``rev`` again), ``digests`` (signed instead of hashing the files again) and
+    ``before_append`` (raises to keep the note as it was, e.g. when a kept file changed).
+    """
+    revision = revision or git.resolve(repo, rev)
     head = revision.commit if rev == "HEAD" else git.head_commit(repo)
     # The git processes sign needs run while the artifacts are hashed (they do not depend on
     # each other); errors still come out in the order of a plain run: dirty tree first.
@@ -180,10 +188,13 @@ def sign(
             f"{own[0]} is a wotr bundle, not an artifact: it cannot be signed",
             "name only the files you built",
         )
+    if digests is not None:
+        digests = [d for p, d in zip(artifacts, digests, strict=True) if p not in own]
     artifacts = [p for p in artifacts if p not in own]
     try:
         names = _names(artifacts) if artifacts else []
-        digests = hashing.sha256_files(artifacts)
+        if digests is None:
+            digests = hashing.sha256_files(artifacts)
     except BadInput:
         if dirty is not None:
             _refuse_dirty(dirty())
@@ -213,6 +224,8 @@ def sign(
         problem = uncounted(policy, signature.fingerprint, chosen_role)
         if problem is not None:
             raise problem
+    if before_append is not None:
+        before_append()
     added = notes.append(repo, revision.commit, line, config)
     hint = tuple(tags()) if tags is not None else ()
     return Signed(

@@ -67,6 +67,9 @@ def run_verify(
         strict=strict,
         hashed=hashed,
     )
+    from .._record import replace
+
+    report = replace(report, repository=str(repo.git_dir))  # say which one was used
     if as_json:
         echo(render.verify_json(report))
     elif report.note_lines:
