@@ -73,8 +73,9 @@ def init(repo: git.Repo, *, threshold: int | None = None) -> Initialised:
     try:
         loaded = policy.load(path, follow_symlinks=False)  # as verify will read it
     except PolicyError as exc:
-        remotes = sync.setup_remotes(repo)
-        return Initialised(path, created, None, str(exc), None, remotes)
+        # Not pinned: the command fails (exit 2) and, like every failed command, leaves git's
+        # configuration as it was; the remotes are set up by the run that pins.
+        return Initialised(path, created, None, str(exc), None, ())
     pinned = policy.write_pin(repo.common_dir, loaded)
     remotes = sync.setup_remotes(repo)
     return Initialised(path, created, pinned, "", loaded, remotes)

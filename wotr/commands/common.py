@@ -11,7 +11,7 @@ from typing import Any
 from ..errors import EXIT_ENVIRONMENT, WotrError
 
 # click.echo strips these when the stream is not a terminal (click._compat._ansi_re).
-_ANSI = re.compile(r"\033\[[;?0-9]*[a-zA-Z]")
+_ANSI = r"\033\[[;?0-9]*[a-zA-Z]"
 
 
 def echo(message: str, *, err: bool = False) -> None:
@@ -24,8 +24,8 @@ def echo(message: str, *, err: bool = False) -> None:
     except Exception:  # click's isatty() treats any failure as "not a terminal"
         tty = False
     out = message + "\n"
-    if not tty:
-        out = _ANSI.sub("", out)
+    if not tty and "\033" in out:
+        out = re.sub(_ANSI, "", out)  # compiled only when there is an escape to strip
     stream.write(out)
     stream.flush()
 
