@@ -27,6 +27,7 @@ TESTS = [
     "tests/test_claim.py",
     "tests/test_notes.py",
     "tests/test_bundle.py",
+    "tests/test_budgets.py",
 ]
 
 
@@ -39,7 +40,7 @@ class Mutation:
     rule: str
     file: str
     edits: tuple[tuple[str, str], ...]
-    tests: tuple[str, ...] = ()  # the test files that must kill it (default: TESTS)
+    tests: tuple[str, ...] = ()  # the tests that must kill it [default: TESTS]
 
 
 MUTATIONS = [
@@ -219,7 +220,7 @@ MUTATIONS = [
         "wotr/verify.py",
         (
             (
-                "    if groups:\n        with gpg.Verifier(",
+                "    if jobs:\n        with gpg.Verifier(",
                 "    if True:\n        with gpg.Verifier(",
             ),
         ),
@@ -228,7 +229,10 @@ MUTATIONS = [
         "bundle-bytes-uncapped",
         "8",
         "wotr/offline.py",
-        (("        if read_bytes + size > MAX_BUNDLE_BYTES_PER_RUN:", "        if False:"),),
+        (
+            ("        fits = read_bytes + size <= MAX_BUNDLE_BYTES_PER_RUN", "        fits = True"),
+            ("        if read_bytes + len(data) > MAX_BUNDLE_BYTES_PER_RUN:", "        if False:"),
+        ),
     ),
     Mutation(
         "gate-in-note-order",
@@ -260,6 +264,64 @@ MUTATIONS = [
         (("        if run is not None and run.left == 0:", "        if False:"),),
     ),
     Mutation(
+        "unchecked-lines-ignored",
+        "8",
+        "wotr/consensus.py",
+        (("    doubts = _doubts(counted, unchecked)", "    doubts = _doubts(counted, ())"),),
+    ),
+    Mutation(
+        "unchecked-conflict-ignored",
+        "8",
+        "wotr/consensus.py",
+        (("            excluded.add((d.signer, d.name))", "            pass"),),
+    ),
+    Mutation(
+        "unchecked-dissent-ignored",
+        "8",
+        "wotr/consensus.py",
+        (("    elif strict and harmful:", "    elif False:"),),
+    ),
+    Mutation(
+        "unchecked-name-passes",
+        "8",
+        "wotr/consensus.py",
+        (("    if targets is None and harmful:", "    if False:"),),
+    ),
+    Mutation(
+        "dedupe-by-signature-alone",
+        "8",
+        "wotr/verify.py",
+        (
+            ("            if (payload, env.sig) in seen:", "            if env.sig in seen:"),
+            ("            seen[(payload, env.sig)] = number", "            seen[env.sig] = number"),
+            (
+                "    seen: dict[tuple[bytes, bytes], int] = {}",
+                "    seen: dict[bytes, int] = {}",
+            ),
+            (
+                'drop(item, f"the same signature as line {seen[(payload, env.sig)]}")',
+                'drop(item, f"the same signature as line {seen[env.sig]}")',
+            ),
+        ),
+    ),
+    Mutation(
+        "unread-bundle-ignored",
+        "8",
+        "wotr/offline.py",
+        (("                capped.append((target, missed[0]))", "                pass"),),
+    ),
+    Mutation(
+        "bundle-groups-by-tag-label",
+        "7",
+        "wotr/offline.py",
+        (
+            (
+                "            parts = list(of_commit[key[0]].values())",
+                "            parts = [loaded[p] for p in keyed[key]]",
+            ),
+        ),
+    ),
+    Mutation(
         "huge-note-counts",
         "8",
         "wotr/verify.py",
@@ -289,6 +351,70 @@ MUTATIONS = [
         "wotr/policy.py",
         (("        if pin is not None and pin.get(rel) != digest:", "        if False:"),),
     ),
+    Mutation(
+        "help-beside-arguments",
+        "args",
+        "wotr/cli.py",
+        (("    if asked and any(arg not in words for arg in args):", "    if False:"),),
+        ("tests/test_cli.py::test_help_exits_0_only_when_alone_for_every_command",),
+    ),
+    Mutation(
+        "empty-rev-is-head",
+        "6",
+        "wotr/commands/common.py",
+        (("    if rev is not None and not rev.strip():", "    if False:"),),
+        ("tests/test_cli.py::test_an_empty_rev_is_refused_by_every_command",),
+    ),
+    Mutation(
+        "offline-short-id-as-tag",
+        "6",
+        "wotr/offline.py",
+        (("    if _HEXISH.fullmatch(rev):  #", "    if False:  #"),),
+        ("tests/test_cli.py::test_an_abbreviated_commit_id_is_refused_offline",),
+    ),
+    Mutation(
+        "sign-uncounted-claim",
+        "5",
+        "wotr/sign.py",
+        (("        if problem is not None:\n            raise problem", "        pass"),),
+        (
+            "tests/test_cli.py::test_sign_refuses_a_key_or_role_the_policy_would_not_count",
+            "tests/test_cli.py::test_build_sign_refuses_a_claim_that_would_not_count",
+        ),
+    ),
+    Mutation(
+        "sign-any-role",
+        "5",
+        "wotr/sign.py",
+        (("    if not signer.may_claim(role):", "    if False:"),),
+        ("tests/test_cli.py::test_sign_refuses_a_key_or_role_the_policy_would_not_count",),
+    ),
+    Mutation(
+        "build-sign-unchecked",
+        "5",
+        "wotr/commands/build.py",
+        (("        checked = None if allow_uncounted else pol", "        checked = None"),),
+        ("tests/test_cli.py::test_build_sign_refuses_a_claim_that_would_not_count",),
+    ),
+    Mutation(
+        "sign-own-bundle",
+        "sign",
+        "wotr/sign.py",
+        (
+            (
+                "    own = tuple(p for p in artifacts if wotr_file(p))",
+                "    own: tuple[Path, ...] = ()",
+            ),
+        ),
+        ("tests/test_cli.py::test_sign_never_signs_wotr_bundles",),
+    ),
+    Mutation(
+        "bundle-by-suffix-only",
+        "sign",
+        "wotr/sign.py",
+        (('        if head.lstrip()[:1] != b"{":', "        if True:"),),
+        ("tests/test_cli.py::test_sign_never_signs_wotr_bundles",),
+    ),
     # --- the repository's surroundings (issue 10 §1, §2; docs/threat-model.md) ---
     Mutation(
         "replace-refs-by-config",
@@ -312,8 +438,14 @@ MUTATIONS = [
     Mutation(
         "libgit2-ancestry",
         "§1",
-        "wotr/notes.py",
-        (("git.is_ancestor(repo, str(other), str(base))", "r.descendant_of(base, other)"),),
+        "wotr/notes_merge.py",
+        (
+            (
+                "        return git.is_ancestor(repo, str(ancestor), str(descendant))",
+                "        return bool(repo and _pygit2().Repository(str(repo.git_dir))"
+                ".descendant_of(descendant, ancestor)) or str(ancestor) == str(descendant)",
+            ),
+        ),
         SURROUNDINGS,
     ),
     Mutation(
@@ -384,7 +516,7 @@ MUTATIONS = [
     Mutation(
         "found-repository-pin",
         "§2",
-        "wotr/entry.py",
+        "wotr/commands/common.py",
         (
             (
                 "common_dir=repo.common_dir if repo and repo.config_trusted else None,",

@@ -359,8 +359,27 @@ def is_dirty(repo: Repo) -> list[str]:
     """Tracked files with uncommitted changes (staged or not)."""
     if repo.top is None:
         return []
-    out = check(repo, "status", "--porcelain=v1", "-z", "--untracked-files=no")
-    return [entry[3:] for entry in out.split("\0") if len(entry) > 3]
+    res = run(repo, "status", "--porcelain=v1", "-z", "--untracked-files=no")
+    if res.returncode != 0:
+        raise GitError(f"git status failed: {res.err_line}")
+    return status_paths(res.stdout)
+
+
+def status_paths(out: bytes) -> list[str]:
+    """The paths of ``git status --porcelain=v1 -z``: records ``XY path``, and after a rename or
+    copy (X is R or C) one more field, the path it came from. Not stripped: X may be a space."""
+    fields = out.split(b"\0")
+    paths = []
+    i = 0
+    while i < len(fields):
+        entry = fields[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        paths.append(entry[3:].decode("utf-8", "surrogateescape"))
+        if entry[:1] in (b"R", b"C"):
+            i += 1  # the source of the rename or copy
+    return paths
 
 
 def config_get(repo: Repo | None, key: str) -> str | None:
@@ -400,15 +419,6 @@ def tags_at(repo: Repo, commit: str) -> list[str]:
         repo, "for-each-ref", "--points-at", commit, "--format=%(refname:strip=2)", "refs/tags/"
     )
     return [t for t in out.splitlines() if t]
-
-
-def is_ancestor(repo: Repo, ancestor: str, descendant: str) -> bool:
-    """Is commit ``ancestor`` reachable from ``descendant`` (or the same)? Asked of git, which
-    sees no grafts (libgit2 reads ``info/grafts``) and answers in milliseconds at any depth."""
-    res = run(repo, "merge-base", "--is-ancestor", ancestor, descendant)
-    if res.returncode not in (0, 1):
-        raise GitError(f"git merge-base failed: {res.err_line}")
-    return res.returncode == 0
 
 
 def identity(repo: Repo, config: Config | None = None) -> tuple[str, str]:
@@ -473,3 +483,15 @@ class ObjectReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def is_ancestor(repo: Repo, ancestor: str, descendant: str) -> bool:
+    """Is commit ``ancestor`` reachable from ``descendant`` (or the same)? Asked of git, which
+    sees no grafts (libgit2 reads ``info/grafts``) and uses its commit-graph and generation
+    numbers: milliseconds where libgit2's ``descendant_of`` walks the history."""
+    res = run(repo, "merge-base", "--is-ancestor", "--end-of-options", ancestor, descendant)
+    if res.returncode in (0, 1):
+        return res.returncode == 0
+    raise GitError(
+        f"cannot tell whether {ancestor[:12]} precedes {descendant[:12]}: {res.err_line}"
+    )
