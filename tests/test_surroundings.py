@@ -453,3 +453,20 @@ def test_a_found_bare_repository_brings_no_pin_either(
     glob.write_text("[safe]\n\tbareRepository = all\n")
     res = world.run("verify", art, cwd=evil_dir, env={"GIT_CONFIG_GLOBAL": str(glob)})
     assert res.returncode == 2, res.stdout + res.stderr
+
+
+def test_a_projects_own_gitconfig_names_no_policy(world: sim.World, keys: Any) -> None:
+    """Some projects ask contributors to `git config include.path ../.gitconfig`: that file is
+    the project's content, and a wotr.policy in it must not choose the keys."""
+    mallory = sim.Party("mallory", keys.get("mallory"))
+    pol = sim.write_policy(world.repo / "packaging", [mallory], 1, name="evil.toml")
+    (world.repo / ".gitconfig").write_text(f"[wotr]\n\tpolicy = {pol}\n")
+    sim.git(world.repo, "add", "-A")
+    sim.git(world.repo, "commit", "-q", "-m", "shared config")
+    sim.git(world.repo, "config", "include.path", "../.gitconfig")
+    assert sim.git(world.repo, "config", "wotr.policy") == str(pol)  # git reads it
+    head = world.head()
+    claim = world.claim({"app.tar.gz": EVIL})
+    sim.write_note(world.repo, head, sim.envelope_line(mallory.key, claim) + b"\n")
+    res = world.run("verify", world.artifact("app.tar.gz", EVIL))
+    assert res.returncode == 2 and "no policy" in res.stderr, res.stdout + res.stderr

@@ -526,6 +526,13 @@ MUTATIONS = [
         SURROUNDINGS,
     ),
     Mutation(
+        "policy-from-project-gitconfig",
+        "§2",
+        "wotr/git.py",
+        (("if scope in allowed and not _in_work_tree(repo, origin)", "if scope in allowed"),),
+        SURROUNDINGS,
+    ),
+    Mutation(
         "pinned-file-follows-link",
         "§2",
         "wotr/policy.py",

@@ -212,20 +212,25 @@ def _dot_git(path: str) -> bool:
 _USER_SCOPES = frozenset({"system", "global", "command"})
 
 
-def _user_values(repo: Repo | Path | None, key: str) -> list[tuple[str, str]]:
-    """(scope, value) of every setting of ``key``, in git's order (the last one wins)."""
-    res = run(repo, "config", "-z", "--show-scope", "--get-all", key)
+def _config_values(repo: Repo | Path | None, key: str) -> list[tuple[str, str, str]]:
+    """(scope, origin, value) of every setting of ``key``, in git's order (the last one wins).
+
+    The origin is as git names it: ``file:PATH`` (relative to the process's directory),
+    ``command line:``, …"""
+    res = run(repo, "config", "-z", "--show-scope", "--show-origin", "--get-all", key)
     if res.returncode != 0:
         return []
     items = res.stdout.decode("utf-8", "surrogateescape").split("\0")
-    return list(zip(items[0:-1:2], items[1::2], strict=False))
+    return list(zip(items[0:-1:3], items[1::3], items[2::3], strict=False))
 
 
 def _user_allows_bare() -> bool:
     """Does the user's own config (not a repository's) set ``safe.bareRepository = all``?"""
     # asked from "/", not from inside the repository in question (its config is not the user's)
     values = [
-        v for scope, v in _user_values(Path("/"), "safe.bareRepository") if scope in _USER_SCOPES
+        v
+        for scope, _, v in _config_values(Path("/"), "safe.bareRepository")
+        if scope in _USER_SCOPES
     ]
     return bool(values) and values[-1].strip().lower() == "all"
 
@@ -233,10 +238,34 @@ def _user_allows_bare() -> bool:
 def policy_setting(repo: Repo) -> str | None:
     """``wotr.policy`` from the config scopes that may choose the policy (DESIGN §5): the user's
     own (system, global, ``git -c``), and the repository's (local, worktree) only when
-    ``repo.config_trusted``. Nothing a project's files can contain is read."""
+    ``repo.config_trusted``; never a value from a file of the working tree (a config that
+    includes the project's own ``.gitconfig``). Nothing a project's files can contain is read."""
     allowed = _USER_SCOPES | ({"local", "worktree"} if repo.config_trusted else frozenset())
-    values = [v.strip() for scope, v in _user_values(repo, "wotr.policy") if scope in allowed]
+    values = [
+        v.strip()
+        for scope, origin, v in _config_values(repo, "wotr.policy")
+        if scope in allowed and not _in_work_tree(repo, origin)
+    ]
     return (values[-1] or None) if values else None
+
+
+def _in_work_tree(repo: Repo, origin: str) -> bool:
+    """Is this config origin a file the repository tracks (a project's own ``.gitconfig`` that
+    a config includes)? Its git directories and untracked files (the user's own
+    ``~/.gitconfig`` in a home-directory repository) are not."""
+    if repo.top is None or not origin.startswith("file:"):
+        return False
+    path = os.path.realpath(os.path.join(repo.cwd, origin[len("file:") :]))
+
+    def inside(directory: Path) -> bool:
+        real = os.path.realpath(directory)
+        return os.path.commonpath([path, real]) == real
+
+    if not inside(repo.top) or inside(repo.git_dir) or inside(repo.common_dir):
+        return False
+    rel = os.path.relpath(path, os.path.realpath(repo.top))
+    res = run(repo, "ls-files", "-z", "--", f":(literal){rel}")
+    return res.returncode != 0 or bool(res.stdout)  # unknown counts as the project's
 
 
 def _check_rev(rev: str) -> str:
