@@ -18,6 +18,7 @@ from pathlib import Path
 from wotr import __version__
 
 from . import fixtures as fx
+from . import scale_offline
 from .cases import CASES, Ctx, Row, Sizes
 from .cases_status import case_16
 from .timing import machine
@@ -61,7 +62,7 @@ def table(rows: Sequence[Row], *, judged: bool = True) -> str:
 
 def all_cases() -> list[tuple[str, Callable[[Ctx], Row | list[Row]]]]:
     """Every case ``bench/run`` knows, by number."""
-    return [*CASES, ("16", case_16)]
+    return [*CASES, ("16", case_16), *scale_offline.CASES]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

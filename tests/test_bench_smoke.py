@@ -24,5 +24,6 @@ def test_bench_quick_runs_every_case() -> None:
     from bench.main import all_cases
 
     numbers = {n for n, _ in all_cases()}
-    assert {r.rstrip("abcdefgh") for r in rows} == numbers, res.stdout
+    assert {r.rstrip("abcdefgh") for r in rows} >= numbers, res.stdout
+    assert rows >= {"20a", "20b", "21", "22", "23"}, res.stdout  # distribution scale, offline
     assert "ERROR" not in res.stdout
