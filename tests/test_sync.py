@@ -293,7 +293,7 @@ def test_push_gives_up_after_bounded_tries(
     sleeps: list[float] = []
     with pytest.raises(SyncError, match=r"rejected 3 times in \d+ s, others kept pushing first"):
         sync.push(git.open_repo(world.repo), "origin", attempts=3, sleep=sleeps.append)
-    assert len(sleeps) == 2 and 0 <= sleeps[0] <= 0.1 and 0 <= sleeps[1] <= 0.2
+    assert len(sleeps) == 2 and all(s >= 0 for s in sleeps)
     assert sim.notes_tip(world.repo) == before
     assert len(remote_lines(bare, sim.git(rival, "rev-parse", "HEAD"))) == 3
     # without a cap on tries: as many as fit in the time budget, pauses growing with jitter
@@ -591,8 +591,14 @@ def test_a_remote_tree_of_billions_of_paths_is_refused_quickly(
     tree = _bomb(bare, 20, b"x" * 300 + b"\n")
     _hostile_child(bare, f"echo {tree}")
     start = time.monotonic()
-    res = world.run(command)
-    assert time.monotonic() - start < 30  # unbounded before: killed after minutes
+    try:  # unbounded before (killed after minutes, memory growing): a time limit, not a hang
+        res = subprocess.run(
+            [sys.executable, "-m", "wotr", command],
+            cwd=world.repo, env=sim.base_env(), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{command} still ran after 120 s")
+    assert time.monotonic() - start < 60
     assert res.returncode == 2, res.stdout + res.stderr
     error = one_line_error(res)
     assert "the notes of origin hold one tree at two paths" in error
@@ -640,4 +646,34 @@ def test_a_few_copies_of_a_note_are_merged(shared: tuple[sim.World, Path]) -> No
     res = world.run("fetch")
     assert res.returncode == 0, res.stderr
     assert local_lines(world.repo, new) == local_lines(world.repo, world.head())
+    assert world.verify(art).returncode == 0
+
+
+def test_the_documented_squash_keeps_every_line_and_sticks(shared: tuple[sim.World, Path]) -> None:
+    """docs/performance.md: squash the remote's notes history as a new root holding the same
+    tree, then move a clone with an unpushed claim onto it; no line is lost, no old commit
+    comes back with the next push."""
+    world, bare = shared
+    art = _signed_and_pushed(world)
+    bob = clone(world, "bob")
+    assert world.run("fetch", cwd=bob).returncode == 0
+    world.sign("carol", art, cwd=bob)  # not pushed yet
+    squash = (
+        "set -e; git wotr fetch >/dev/null; old=$(git rev-parse refs/notes/remotes/origin/wotr); "
+        'new=$(git commit-tree -m squashed "$old^{tree}"); '
+        'git push -q --force-with-lease=refs/notes/wotr:$old origin "$new:refs/notes/wotr"'
+    )
+    move = (
+        "set -e; git wotr fetch >/dev/null; u=$(git rev-parse refs/notes/wotr); "
+        "s=$(git rev-parse refs/notes/remotes/origin/wotr); "
+        'git update-ref refs/notes/wotr "$(git commit-tree -p "$s" -m onto "$u^{tree}")" "$u"'
+    )
+    env = {**sim.base_env(), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    subprocess.run(["sh", "-c", squash], cwd=world.repo, env=env, check=True)
+    assert sim.git(bare, "rev-list", "--count", "refs/notes/wotr") == "1"
+    subprocess.run(["sh", "-c", move], cwd=bob, env=env, check=True)
+    assert world.run("push", cwd=bob).returncode == 0
+    assert sim.git(bare, "rev-list", "--count", "refs/notes/wotr") == "2"
+    assert len(remote_lines(bare, world.head())) == 3
+    assert world.run("fetch").returncode == 0
     assert world.verify(art).returncode == 0
