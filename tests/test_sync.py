@@ -677,3 +677,47 @@ def test_the_documented_squash_keeps_every_line_and_sticks(shared: tuple[sim.Wor
     assert len(remote_lines(bare, world.head())) == 3
     assert world.run("fetch").returncode == 0
     assert world.verify(art).returncode == 0
+
+
+@pytest.mark.parametrize("mislabelled", ["blob-as-tree", "tree-as-note"])
+def test_a_notes_tree_with_mislabelled_objects_is_not_adopted(
+    shared: tuple[sim.World, Path], in_process: None, mislabelled: str
+) -> None:
+    """Found attacking the merge: a tree entry whose mode says tree but names a blob (or says
+    note but names a tree) made the merge crash with a traceback. git will not serve such a
+    tree (its pack-objects dies: fetch exits 2), but objects can also come from a bundle or an
+    alternate, so the merge itself must take it: not adopted, local claims kept."""
+    world, _ = shared
+    art = _signed_and_pushed(world)
+    repo = world.repo
+    env = sim.base_env()
+
+    def git_out(*args: str, data: bytes | None = None) -> str:
+        res = subprocess.run(
+            ["git", *args], cwd=repo, env=env, input=data, capture_output=True, check=True
+        )
+        return res.stdout.decode().strip()
+
+    tip = git_out("rev-parse", "refs/notes/wotr")
+    ours = git_out("ls-tree", tip).split()[2]
+    junk = git_out("hash-object", "-w", "--stdin", data=b"x" * 300 + b"\n")
+    other = bytes.fromhex(world.head())[::-1].hex()  # another note-like name
+    if mislabelled == "blob-as-tree":
+        odd = b"40000 " + other[:2].encode() + b"\0" + bytes.fromhex(junk)
+    else:
+        tree = git_out("rev-parse", f"{tip}^{{tree}}")
+        odd = b"100644 " + other.encode() + b"\0" + bytes.fromhex(tree)
+    entries = sorted(
+        [odd, b"100644 " + world.head().encode() + b"\0" + bytes.fromhex(ours)],
+        key=lambda e: e.split(b"\0")[0].split(b" ")[1],
+    )
+    made = git_out(
+        "hash-object", "-w", "-t", "tree", "--literally", "--stdin", data=b"".join(entries)
+    )
+    theirs = git_out("commit-tree", "-p", tip, "-m", "odd", made)
+    merged = notes_merge.merge_union(git.open_repo(repo), theirs)
+    assert merged.tip != theirs  # not adopted as it is
+    assert world.verify(art).returncode == 0
+    assert local_lines(repo, world.head()) >= set(
+        remote_lines(world.root / "remote.git", world.head())
+    )

@@ -330,6 +330,18 @@ MUTATIONS = [
         (("            if self.repeated <= MAX_NOTE_BYTES:", "            if True:"),),
         ("tests/test_sync.py::test_a_remote_copying_one_huge_note_to_every_path_is_refused",),
     ),
+    Mutation(
+        "merge-trusts-entry-modes",
+        "§10.6",
+        "wotr/notes_merge.py",
+        (
+            (
+                "    return obj if obj is not None and obj.type_str == kind else None",
+                "    return obj",
+            ),
+        ),
+        ("tests/test_sync.py::test_a_notes_tree_with_mislabelled_objects_is_not_adopted",),
+    ),
 ]
 
 
