@@ -1,8 +1,8 @@
 """Distribution-scale sharing (issue 13 items 4 and 5): fetch into 30,000 notes, 50 pushers.
 
-- 8: ``git wotr fetch`` of one new note into 30,000 noted commits with 150,000 notes commits
+- 20: ``git wotr fetch`` of one new note into 30,000 noted commits with 150,000 notes commits
   of history, against the same into 1,000 notes (5,000 commits); target <= 2 x.
-- 9: 50 clones ``sign --push`` at once into one bare remote, and 20 into a remote holding
+- 21: 50 clones ``sign --push`` at once into one bare remote, and 20 into a remote holding
   30,000 notes: every one must succeed, every claim arrive exactly once.
 
 The notes history is written as a pack by hand (one commit object per notes commit, all over
@@ -125,9 +125,9 @@ def _fetch_scene(where: Path, notes: int, history: int) -> tuple[Path, str]:
     return clone, tip
 
 
-def case_8(ctx: Ctx) -> Row:
+def case_20(ctx: Ctx) -> Row:
     small, big = (30, 300) if _quick(ctx) else (1_000, 30_000)
-    scenes = {n: _fetch_scene(ctx.root / "c8" / str(n), n, 5 * n) for n in (small, big)}
+    scenes = {n: _fetch_scene(ctx.root / "c20" / str(n), n, 5 * n) for n in (small, big)}
     fetch = ["git", "wotr", "fetch", "origin"]
 
     def one(n: int) -> float:
@@ -152,7 +152,7 @@ def case_8(ctx: Ctx) -> Row:
         f.stat().st_size for f in (scenes[big][0] / ".git" / "objects").rglob("*") if f.is_file()
     )
     return Row(
-        "8",
+        "20",
         f"fetch 1 new note into {big} notes ({5 * big} notes commits)",
         f"{ratio:.2f} x {small} notes",
         "<= 2",
@@ -162,7 +162,7 @@ def case_8(ctx: Ctx) -> Row:
     )
 
 
-# --- 9: many rebuilders push at once ------------------------------------------------------------
+# --- 21: many rebuilders push at once ------------------------------------------------------------
 
 
 def _pushers(ctx: Ctx, where: Path, bare: Path, n: int, noted: str | None) -> tuple[str, bool]:
@@ -208,20 +208,20 @@ def _pushers(ctx: Ctx, where: Path, bare: Path, n: int, noted: str | None) -> tu
     )
 
 
-def case_9(ctx: Ctx) -> list[Row]:
+def case_21(ctx: Ctx) -> list[Row]:
     many, into_big, big = (3, 2, 300) if _quick(ctx) else (50, 20, 30_000)
-    where = ctx.root / "c9"
+    where = ctx.root / "c21"
     plain = where / "plain.git"
     src = sim.init_repo(where / "src")
     _git(where, "clone", "-q", "--bare", str(src), str(plain))
     text, ok = _pushers(ctx, where / "a", plain, many, None)
-    rows = [Row("9", f"{many} clones sign --push at once", text, "all ok, once each", ok, "")]
+    rows = [Row("21", f"{many} clones sign --push at once", text, "all ok, once each", ok, "")]
     bare = where / "big.git"
     tip = notes_remote(bare, big, 5 * big)
     text, ok = _pushers(ctx, where / "b", bare, into_big, tip)
     rows.append(
         Row(
-            "9b",
+            "21b",
             f"{into_big} clones sign --push at once into {big} notes",
             text,
             "all ok, once each",
@@ -232,4 +232,4 @@ def case_9(ctx: Ctx) -> list[Row]:
     return rows
 
 
-SYNC_CASES: list[tuple[str, Callable[[Ctx], Row | list[Row]]]] = [("8", case_8), ("9", case_9)]
+SYNC_CASES: list[tuple[str, Callable[[Ctx], Row | list[Row]]]] = [("20", case_20), ("21", case_21)]

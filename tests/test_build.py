@@ -246,7 +246,7 @@ def test_environment_is_normalised(world: sim.World) -> None:
     commit = sim.commit(world.repo, "x")
     res = build(
         world, "--artifact", "env.txt", "--", "sh", "-c", script,
-        party="alice", env={"SECRET_TOKEN": "x", "GIT_DIR": "/nowhere", "TZ": "EST"},
+        party="alice", env={"SECRET_TOKEN": "x", "GIT_DIR": f"{world.repo}/.git", "TZ": "EST"},
         umask=0o077,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr

@@ -381,11 +381,16 @@ def _still_as_built(repo: git.Repo, built: Built) -> None:
 
 
 def sign_built(
-    repo: git.Repo, built: Built, *, role: str | None = None, key: str | None = None
+    repo: git.Repo,
+    built: Built,
+    *,
+    role: str | None = None,
+    key: str | None = None,
+    policy: Policy | None = None,
 ) -> Signed:
     """Sign exactly what ``build`` reported: its commit (resolved once, never again), its
     tag (refused if the tag moved meanwhile) and its digests (refused, with the note as it
-    was, if a kept copy changed since)."""
+    was, if a kept copy changed since). ``policy``: refuse a claim it would not count."""
     from . import sign as sign_mod
 
     revision = git.Revision(commit=built.commit, tree=built.tree, tag=built.tag, spelled=built.rev)
@@ -399,6 +404,7 @@ def sign_built(
         revision=revision,
         digests=[a.sha256 for a in built.artifacts],
         before_append=lambda: _still_as_built(repo, built),
+        policy=policy,
     )
 
 
