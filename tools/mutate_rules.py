@@ -616,6 +616,10 @@ MUTATIONS = [
         "wotr/notes_merge.py",
         (
             (
+                '    if kind == "blob":\n        try:',
+                "    if False:\n        try:",
+            ),
+            (
                 "    return obj if obj is not None and obj.type_str == kind else None",
                 "    return obj",
             ),

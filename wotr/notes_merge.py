@@ -98,7 +98,14 @@ def _is_note(entry: Any) -> bool:
 
 def _real(r: Any, entry: Any, kind: str) -> Any:
     """The object ``entry`` names when it exists and really is a ``kind`` ("tree"/"blob"),
-    else None: a hostile tree may list a blob under a tree's mode, or the other way round."""
+    else None: a hostile tree may list a blob under a tree's mode, or the other way round.
+    For a blob only its header is read (a note may be 64 MiB); the entry stands in for it."""
+    if kind == "blob":
+        try:
+            found = r.odb.read_header(entry.id)[0]
+        except (KeyError, ValueError, _pygit2().GitError):
+            return None
+        return entry if int(found) == _pygit2().GIT_OBJECT_BLOB else None
     obj = r.get(entry.id)
     return obj if obj is not None and obj.type_str == kind else None
 
