@@ -21,6 +21,7 @@ from . import fixtures as fx
 from . import scale_offline
 from .cases import CASES, Ctx, Row, Sizes
 from .cases_status import case_16
+from .sync_cases import SYNC_CASES
 from .timing import machine
 
 
@@ -62,7 +63,7 @@ def table(rows: Sequence[Row], *, judged: bool = True) -> str:
 
 def all_cases() -> list[tuple[str, Callable[[Ctx], Row | list[Row]]]]:
     """Every case ``bench/run`` knows, by number."""
-    return [*CASES, ("16", case_16), *scale_offline.CASES]
+    return [*CASES, ("16", case_16), *scale_offline.CASES, *SYNC_CASES]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

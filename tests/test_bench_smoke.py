@@ -26,4 +26,5 @@ def test_bench_quick_runs_every_case() -> None:
     numbers = {n for n, _ in all_cases()}
     assert {r.rstrip("abcdefgh") for r in rows} >= numbers, res.stdout
     assert rows >= {"20a", "20b", "21", "22", "23"}, res.stdout  # distribution scale, offline
+    assert rows >= {"24", "25", "25b"}, res.stdout  # distribution scale, sync
     assert "ERROR" not in res.stdout

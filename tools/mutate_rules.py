@@ -573,6 +573,66 @@ MUTATIONS = [
         (('        if (top / "keys").is_symlink():', "        if False:"),),
         SURROUNDINGS,
     ),
+    Mutation(
+        "build-resolves-rev-twice",
+        "§10.6",
+        "wotr/build.py",
+        (
+            ("        rev=built.commit,", "        rev=built.rev,"),
+            ("        revision=revision,\n", ""),
+        ),
+        (
+            "tests/test_build.py::test_a_build_that_moves_head_or_its_branch_signs_the_commit_it_built",
+        ),
+    ),
+    Mutation(
+        "build-signs-after-tag-moved",
+        "§10.6",
+        "wotr/build.py",
+        (("        if now != built.commit:", "        if False:"),),
+        (
+            "tests/test_build.py::test_a_tag_moved_during_the_build_is_refused_and_nothing_is_signed",
+        ),
+    ),
+    Mutation(
+        "build-signs-changed-copy",
+        "§10.6",
+        "wotr/build.py",
+        (("        if digest != art.sha256:", "        if False:"),),
+        (
+            "tests/test_build.py::test_a_kept_artifact_changed_before_signing_leaves_the_notes_ref_as_it_was",
+        ),
+    ),
+    Mutation(
+        "merge-walks-reused-trees",
+        "§10.6",
+        "wotr/notes_merge.py",
+        (("            if len(self.r[entry.id]) == 0:", "            if True:"),),
+        ("tests/test_sync.py::test_a_remote_tree_of_billions_of_paths_is_refused_quickly",),
+    ),
+    Mutation(
+        "merge-reads-copies-unbounded",
+        "§10.6",
+        "wotr/notes_merge.py",
+        (("            if self.repeated <= MAX_NOTE_BYTES:", "            if True:"),),
+        ("tests/test_sync.py::test_a_remote_copying_one_huge_note_to_every_path_is_refused",),
+    ),
+    Mutation(
+        "merge-trusts-entry-modes",
+        "§10.6",
+        "wotr/notes_merge.py",
+        (
+            (
+                '    if kind == "blob":\n        try:',
+                "    if False:\n        try:",
+            ),
+            (
+                "    return obj if obj is not None and obj.type_str == kind else None",
+                "    return obj",
+            ),
+        ),
+        ("tests/test_sync.py::test_a_notes_tree_with_mislabelled_objects_is_not_adopted",),
+    ),
 ]
 
 

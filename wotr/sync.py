@@ -26,8 +26,11 @@ from .errors import SyncError
 
 DEFAULT_REMOTE = "origin"
 PUSH_BUDGET = 120.0  # seconds push keeps retrying (git config wotr.pushTimeout)
-_BACKOFF_BASE = 0.05  # seconds; after try n it sleeps uniform(0, min(cap, base * 2**n))
-_BACKOFF_CAP = 4.0
+# After rejected try n, push sleeps uniform(0, min(cap, max(base, t) * 2**n)) seconds, t being
+# how long that try took: with many pushers on a busy machine a try takes seconds, and pauses
+# shorter than a try only make the pushers collide again (each losing try costs everyone CPU).
+_BACKOFF_BASE = 0.05
+_BACKOFF_CAP = 30.0
 _RETRYABLE = (
     "fetch first",
     "non-fast-forward",
@@ -278,6 +281,7 @@ def push(
     attempt = 0
     while True:
         attempt += 1
+        tried = clock()
         remote_tip = _fetch_only(repo, remote)
         target = work
         if remote_tip is not None:
@@ -298,10 +302,12 @@ def push(
             return Pushed(remote, target, sent, rejections, gained)
         rejections += 1
         work = target
-        pause = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))  # noqa: S311
-        if (attempts is not None and attempt >= attempts) or clock() - start + pause > budget:
+        now = clock()
+        left = budget - (now - start)
+        if (attempts is not None and attempt >= attempts) or left <= 0:
             break
-        sleep(pause)
+        scale = max(_BACKOFF_BASE, now - tried) * 2**attempt
+        sleep(min(left, random.uniform(0, min(_BACKOFF_CAP, scale))))  # noqa: S311
     raise SyncError(
         f"could not push claims to {remote}: rejected {rejections} times in "
         f"{clock() - start:.0f} s, others kept pushing first",
