@@ -214,3 +214,23 @@ def test_a_file_named_like_the_help_option_is_no_yes(tmp_path: Path, verifier: V
             timeout=120,
         )
         assert proc.returncode != 0, (argv, output(proc))
+
+
+def test_relative_policy_is_resolved_against_the_callers_directory(
+    tmp_path: Path, verifier: Verifier
+) -> None:
+    # issue 10 section 7: a relative WOTR_POLICY named /threshold.toml (wotr runs from /)
+    f = tarball(tmp_path / "dl", "good")
+    verifier.approve(f)
+    rel = os.path.relpath(verifier.policy, tmp_path)
+    env = {**verifier.env(), "WOTR_POLICY": rel, "WOTR_BUNDLES": str(verifier.bundles)}
+    proc = subprocess.run(
+        [str(VERIFY_FILE), str(f)],
+        env={**os.environ, **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    argv = verifier.calls()[0]
+    assert argv[argv.index("--policy") + 1] == str(verifier.policy)
