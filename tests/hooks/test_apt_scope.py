@@ -340,3 +340,21 @@ def test_local_file_no_archive_lists_is_inside_an_archive_scope(
     env = {**verifier.env(), **hooks_toml(tmp_path, '[scope.apt]\norigins = ["Vendor"]\n')}
     proc = sb.install([local], env=env)
     assert proc.returncode == 100, output(proc)
+
+
+def test_two_hundred_packages_one_line_per_culprit(tmp_path: Path, verifier: Verifier) -> None:
+    """Issue 13 item 6: 200 packages in one apt-get run, 150 approved, 50 not: ONE verifier run
+    (no re-run per package), one REFUSED line naming each of the 50, none of the others."""
+    good = [deb(tmp_path, f"ok-{i:03d}") for i in range(150)]
+    bad = [deb(tmp_path, f"bad-{i:03d}") for i in range(50)]
+    verifier.approve(*good)
+    sb = sandbox(tmp_path, verifier)
+    proc = sb.install([*good, *bad], env=verifier.env(), timeout=900)
+    assert proc.returncode == 100, output(proc)[-2000:]
+    assert sb.status() == {}
+    lines = refused(proc)
+    assert len(lines) == 50, lines[:5]
+    for i, line in enumerate(sorted(lines)):
+        assert line.startswith(f"wotr-apt-hook: REFUSED: bad-{i:03d} 1.0 (all): not verified: ")
+        assert len(line) < 200
+    assert len(verifier.calls()) == 1 and len(verifier.files()[0]) == 200
