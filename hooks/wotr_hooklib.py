@@ -78,8 +78,14 @@ class NotStarted(Exception):
     """The verifier could not be started at all (missing, not executable): nothing was read."""
 
 
+def clean(text: str) -> str:
+    """`text` with every unprintable character (terminal escapes from a hostile bundle or file
+    name, newlines) shown as '?': one message is one line, and only text reaches the terminal."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
 def say(prog: str, msg: str) -> None:
-    print(f"{prog}: {msg}", file=sys.stderr, flush=True)
+    print(f"{prog}: {clean(msg)}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- environment

@@ -42,7 +42,8 @@ except Exception as exc:  # refuse every transaction instead of failing to load 
 
 
 def _error(lines: list[str]) -> Any:
-    return dnf.exceptions.Error("\n".join(f"wotr: {line}" for line in lines))
+    clean = lib.clean if lib is not None else (lambda t: t.encode("ascii", "replace").decode())
+    return dnf.exceptions.Error("\n".join(f"wotr: {clean(line)}" for line in lines))
 
 
 def check(
@@ -78,7 +79,7 @@ def check(
     if not verdict.ok:
         raise _error(verdict.lines)
     for line in verdict.lines:
-        print(f"wotr: {line}", file=sys.stderr, flush=True)
+        lib.say("wotr", line)
 
 
 class Wotr(dnf.Plugin):  # type: ignore[misc]

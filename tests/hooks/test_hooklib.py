@@ -120,3 +120,10 @@ def test_one_run_names_each_failing_file(tmp_path: Path, verifier: Verifier) -> 
     assert [ln.split(":")[1].strip() for ln in refused] == [f"file-{i:03d}" for i in range(20)]
     assert all("not verified: no bundle names this digest" in ln for ln in refused)
     assert len(verifier.calls()) == 1
+
+
+def test_messages_are_one_printable_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # a hostile file name or bundle text must not reach the terminal as escapes or extra lines
+    lib.say("hook", "REFUSED: evil\x1b[2J\nwotr-apt-hook: verified 1 package file(s)")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x1b" not in err
