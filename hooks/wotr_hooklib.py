@@ -63,9 +63,9 @@ MAX_STDERR_SHOWN = 64 << 10
 # Exit codes of `wotr verify` (DESIGN.md section 2).
 V_OK, V_UNVERIFIED, V_BAD_INPUT, V_ENVIRONMENT = 0, 1, 2, 3
 #: Package managers that have source selectors in [scope], and the selectors each takes.
-#: (pacman has none yet: which repository an archive came from is not known for certain.)
 SELECTORS = {
     "apt": ("origins", "labels", "sites"),
+    "pacman": ("repositories",),
     "dnf": ("repos",),
 }
 
@@ -169,7 +169,8 @@ class Scope:
         """Whether a package must verify.
 
         `name` is the package name (None: unknown); `sources` are what the package manager's
-        selectors match (apt: "origins:X", "labels:X", "sites:HOST"; dnf: "repos:ID"),
+        selectors match (apt: "origins:X", "labels:X", "sites:HOST"; pacman:
+        "repositories:NAME"; dnf: "repos:ID"),
         None when they cannot be known for certain.  Anything unknown is inside.
         A package is inside when its name matches a pattern OR one of its sources matches a
         selector; with no pattern and no selector for `manager`, every package is inside."""

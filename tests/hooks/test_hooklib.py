@@ -46,7 +46,7 @@ def test_scope_rules() -> None:
     [
         ("timeout = inf\n", "positive number"),
         ("[scope]\npackages = ['']\n", "non-empty string"),
-        ("[scope.pacman]\nrepositories = ['core']\n", "unknown key 'pacman'"),
+        ("[scope.pacman]\nrepos = ['core']\n", "unknown key 'repos'"),
         ("[scope.dnf]\n", "must be a table naming repos"),
         ("bundles = 'x'\n", "absolute path"),
     ],

@@ -459,3 +459,49 @@ def test_scope_by_package_name(pm: PacmanEnv, tmp_path: Path) -> None:
     proc = pm.sb.pacman(["-U", str(pm.sb.cachedir / other.name)], env=pm.env())
     assert proc.returncode != 0, output(proc)  # a -U file: inside the scope, unsigned
     assert not pm.sb.installed("other-tool")
+
+
+def sync_repo(top: Path, name: str, pkgs: list[Path]) -> Path:
+    """A pacman sync repository `name` at `top` (NAME.db, gzip, as repo-add writes it)."""
+    import hashlib
+    import io
+    import tarfile
+
+    top.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(top / f"{name}.db", "w:gz") as tf:
+        for p in pkgs:
+            shutil.copy(p, top / p.name)
+            pkgname, ver, rel, arch = p.name.removesuffix(".pkg.tar").rsplit("-", 3)
+            data = p.read_bytes()
+            desc = (
+                f"%FILENAME%\n{p.name}\n\n%NAME%\n{pkgname}\n\n%VERSION%\n{ver}-{rel}\n\n"
+                f"%CSIZE%\n{len(data)}\n\n%ISIZE%\n{len(data)}\n\n"
+                f"%SHA256SUM%\n{hashlib.sha256(data).hexdigest()}\n\n%ARCH%\n{arch}\n\n"
+            ).encode()
+            info = tarfile.TarInfo(f"{pkgname}-{ver}-{rel}/desc")
+            info.size = len(desc)
+            tf.addfile(info, io.BytesIO(desc))
+    return top
+
+
+def test_scope_by_repository(pm: PacmanEnv, tmp_path: Path) -> None:
+    # issue 12: [scope.pacman] repositories: the sync databases that list the archive's sha256
+    other = pm.pkg("other-tool")
+    unsigned = pm.pkg("vendor-tool")
+    signed = pm.good("vendor-ok")
+    core = sync_repo(tmp_path / "repos/core", "core", [other])
+    vendor = sync_repo(tmp_path / "repos/vendor", "vendor", [unsigned, signed])
+    with pm.sb.config_path.open("a") as fh:
+        fh.write(f"[core]\nServer = file://{core}\n[vendor]\nServer = file://{vendor}\n")
+    pm.sb.inside("/etc/wotr").mkdir(parents=True, exist_ok=True)
+    pm.sb.inside("/etc/wotr/hooks.toml").write_text('[scope.pacman]\nrepositories = ["vendor"]\n')
+    proc = pm.sb.pacman(["-Sy", "other-tool"], env=pm.env())
+    assert proc.returncode == 0, output(proc)
+    assert pm.sb.installed("other-tool") and pm.verifier.calls() == []
+    proc = pm.sb.pacman(["-S", "vendor-tool"], env=pm.env())
+    assert proc.returncode != 0, output(proc)
+    assert not pm.sb.installed("vendor-tool")
+    assert any("vendor-tool 1.0-1" in line for line in refused(proc)), output(proc)
+    proc = pm.sb.pacman(["-S", "vendor-ok"], env=pm.env())
+    assert proc.returncode == 0, output(proc)
+    assert pm.sb.installed("vendor-ok")
