@@ -533,3 +533,19 @@ def test_paths_with_spaces(tmp_path: Path, verifier: Verifier) -> None:
     assert "REFUSED: evil 1 (all): not verified: no bundle names this digest" in proc.stderr
     assert "REFUSED: good" not in proc.stderr
     assert verifier.files()[0] == [str(evil), str(good)]
+
+
+def test_two_spellings_of_one_key_with_two_values_refuse(
+    tmp_path: Path, verifier: Verifier
+) -> None:
+    # apt merges keys that differ only in case; two values for one Wotr key cannot come from it
+    good = tmp_path / "good.deb"
+    good.write_bytes(b"fine")
+    text = (
+        f"VERSION 3\nWotr::Policy={verifier.policy}\nwotr::policy=/tmp/other.toml\n"
+        f"Wotr::Bundles={verifier.bundles}\n\ngood - - none < 1 all none {good}\n"
+    )
+    proc = run_hook(text, verifier.env())
+    assert proc.returncode == 1, proc.stderr
+    assert "twice with two values" in proc.stderr
+    assert verifier.calls() == []
