@@ -43,6 +43,88 @@ class Mutation:
     tests: tuple[str, ...] = ()  # the tests that must kill it [default: TESTS]
 
 
+APT_SCOPE = "tests/hooks/test_apt_scope.py"
+PACMAN_ARGS = "tests/hooks/test_pacman_args.py"
+HOOK_MUTATIONS = [
+    # issue 10 section 4: apt's configuration keys are case-insensitive
+    Mutation(
+        "hook-apt-key-case",
+        "hooks",
+        "hooks/apt/wotr-apt-hook",
+        (
+            (
+                "folded = urllib.parse.unquote(key).casefold()",
+                "folded = urllib.parse.unquote(key)",
+            ),
+            (
+                "return self.config.get(key.casefold()) or None",
+                "return self.config.get(key) or None",
+            ),
+        ),
+        (f"{APT_SCOPE}::test_apt_keys_are_case_insensitive",),
+    ),
+    # issue 10 section 4: pacman's getopt_long: attached values, abbreviations
+    Mutation(
+        "hook-pacman-attached-value",
+        "hooks",
+        "hooks/pacman/wotr-pacman-hook",
+        (('if SHORT_OPTS[k + 1 : k + 2] == ":":', "if False:"),),
+        (PACMAN_ARGS,),
+    ),
+    Mutation(
+        "hook-pacman-abbreviation",
+        "hooks",
+        "hooks/pacman/wotr-pacman-hook",
+        (
+            (
+                "matches = [n for n in LONG_OPTS if n.startswith(text)] if text else []",
+                "matches = []",
+            ),
+        ),
+        (PACMAN_ARGS,),
+    ),
+    # issue 12: what the hook cannot place is inside the scope; a bad hooks.toml refuses
+    Mutation(
+        "hook-scope-unknown-inside",
+        "hooks",
+        "hooks/wotr_hooklib.py",
+        (
+            (
+                "        if sources is None:\n            return True",
+                "        if sources is None:\n            return False",
+            ),
+        ),
+        (f"{APT_SCOPE}::test_local_file_no_archive_lists_is_inside_an_archive_scope",),
+    ),
+    Mutation(
+        "hook-config-unknown-key",
+        "hooks",
+        "hooks/wotr_hooklib.py",
+        (('_unknown(table, ("packages", *SELECTORS), f"{path}: [scope]")', "pass"),),
+        (f"{APT_SCOPE}::test_invalid_configuration_refuses_every_package",),
+    ),
+    Mutation(
+        "hook-env-other-case",
+        "hooks",
+        "hooks/wotr_hooklib.py",
+        (("if other != name and other.upper() == name:", "if False:"),),
+        (f"{APT_SCOPE}::test_environment_variable_in_other_case_refuses",),
+    ),
+    # only exit 0 WITH a report saying verified installs
+    Mutation(
+        "hook-exit0-needs-report",
+        "hooks",
+        "hooks/wotr_hooklib.py",
+        (
+            (
+                'if o.rc == V_OK and o.report is not None and o.report["verified"] is True:',
+                "if o.rc == V_OK:",
+            ),
+        ),
+        ("tests/hooks/test_apt_hook.py::test_fail_closed",),
+    ),
+]
+
 MUTATIONS = [
     Mutation(
         "user-gnupghome",
@@ -634,6 +716,7 @@ MUTATIONS = [
         ("tests/test_sync.py::test_a_notes_tree_with_mislabelled_objects_is_not_adopted",),
     ),
 ]
+MUTATIONS += HOOK_MUTATIONS
 
 
 def run(mutation: Mutation, scratch: Path) -> bool:
