@@ -120,6 +120,13 @@ def sign(
     metavar="DIR",
     help="Find bundles by digest in DIR [default: $WOTR_BUNDLES, else /var/lib/wotr/bundles].",
 )
+@click.option(
+    "--oci",
+    "oci_ref",
+    metavar="REF",
+    help="Verify an image in a registry (REGISTRY/REPO:TAG or @sha256:…) by its attached claims.",
+)
+@click.option("--plain-http", is_flag=True, help="With --oci: allow plain HTTP off loopback.")
 @click.argument("artifacts", nargs=-1, type=click.Path(path_type=Path, dir_okay=True))
 def verify(
     rev: str | None,
@@ -130,6 +137,8 @@ def verify(
     digests: tuple[str, ...],
     bundle_files: tuple[Path, ...],
     bundle_dir: Path | None,
+    oci_ref: str | None,
+    plain_http: bool,
     artifacts: tuple[Path, ...],
 ) -> int:
     """Exit 0 only if M distinct trusted signers agree on each ARTIFACT at REV.
@@ -141,6 +150,28 @@ def verify(
     """
     # The body is shared with the click-free fast path, which parses these same options itself
     # (wotr/entry.py: parse_verify); a new option here must be added there, or it goes to click.
+    # --oci is not there: it always comes here (wotr/oci/check.py).
+    if oci_ref is not None or plain_http:
+        from .errors import BadInput
+
+        if oci_ref is None or artifacts or digests or bundle_dir:
+            raise BadInput(
+                "--oci REF verifies one image: it takes no ARTIFACT, --digest or --bundles"
+                if oci_ref is not None
+                else "--plain-http is for --oci REF",
+            )
+        from .oci import check
+
+        return check.run(
+            reference=oci_ref,
+            policy_path=policy_path,
+            threshold=threshold,
+            rev=rev,
+            strict=strict,
+            as_json=as_json,
+            plain_http=plain_http,
+            bundle_files=bundle_files,
+        )
     from .entry import run_verify
 
     return run_verify(
@@ -429,6 +460,137 @@ def remote_setup(remote: str | None) -> int:
         click.echo(
             f"remote {name}: 'git fetch' now also fetches claims into {sync.tracking_ref(name)}"
         )
+    return EXIT_OK
+
+
+# --- OCI registries (issue 15, wotr/oci/) -----------------------------------------------------
+
+
+@cli.group(context_settings=_CONTEXT)
+def oci() -> None:
+    """Claims for container images and Helm charts in OCI registries (docs/helm-oci.md)."""
+
+
+_PLAIN_HTTP = click.option(
+    "--plain-http", is_flag=True, help="Allow plain HTTP to a registry off loopback."
+)
+
+
+@oci.command("sign", context_settings=_CONTEXT)
+@click.option("--rev", default="HEAD", show_default=True, help="Commit or tag that was built.")
+@click.option("--role", help="Role of this claim [default: git config wotr.role, else author].")
+@click.option("--key", help="gpg key [default: git config user.signingkey, else gpg's default].")
+@click.option(
+    "--layout",
+    "layouts",
+    multiple=True,
+    metavar="DIR[:TAG]",
+    help="An OCI image layout directory (index.json) holding the image (repeatable).",
+)
+@click.option(
+    "--digest",
+    "digests",
+    multiple=True,
+    nargs=2,
+    metavar="sha256:HEX NAME",
+    help="A manifest digest and the name to claim it under (repeatable).",
+)
+@click.option("--name", help="Name of the image in the claim [default: REPO's last part:TAG].")
+@click.option(
+    "--push",
+    "push_remote",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[REMOTE]",
+    help="Share the claim right away (default remote: origin).",
+)
+@_PLAIN_HTTP
+@click.argument("refs", nargs=-1)
+def oci_sign(
+    rev: str,
+    role: str | None,
+    key: str | None,
+    layouts: tuple[str, ...],
+    digests: tuple[tuple[str, str], ...],
+    name: str | None,
+    push_remote: str | None,
+    plain_http: bool,
+    refs: tuple[str, ...],
+) -> int:
+    """Sign a claim that REV built the image REF... (its manifest digest), as 'sign' does files.
+
+    REF is REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:HEX; the digest is that of the manifest
+    (or index) the registry serves, hashed here. A Helm chart needs no image claim: sign the
+    .tgz with 'git wotr sign'; its digest is the chart layer's in the registry.
+    """
+    from .errors import BadInput
+    from .oci import sign as oci_sign_mod
+
+    if name and len(refs) + len(layouts) != 1:
+        raise BadInput("--name names one image: give exactly one REF or --layout")
+    images = [oci_sign_mod.from_registry(r, plain_http=plain_http, name=name) for r in refs]
+    images += [oci_sign_mod.from_layout(d, name=name) for d in layouts]
+    images += [oci_sign_mod.from_digest(d, n) for d, n in digests]
+    signed = oci_sign_mod.sign(_repo(), images, rev=rev, role=role, key=key)
+    where = signed.tag.removeprefix("refs/tags/") if signed.tag else signed.commit[:12]
+    verb = "signed" if signed.added else "already signed (identical claim present)"
+    click.echo(f"{verb}: {where} as {signed.role} with key {signed.fingerprint}")
+    for image in images:
+        click.echo(f"  {image.name}  {image.digest}  ({image.source})")
+    if push_remote is not None:
+        from . import sync
+
+        remote = push_remote or "origin"
+        sync.push(_repo(), remote)
+        click.echo(f"pushed claims to {remote}")
+    return EXIT_OK
+
+
+@oci.command("attach", context_settings=_CONTEXT)
+@click.option("--rev", default="HEAD", show_default=True, help="Commit or tag whose claims go.")
+@_PLAIN_HTTP
+@click.argument("reference", metavar="REF")
+def oci_attach(rev: str, plain_http: bool, reference: str) -> int:
+    """Push the claims on REV (its bundle) to the registry, attached to the image REF.
+
+    The bundle becomes an OCI artifact (application/vnd.wotr.bundle.v1+json) whose subject is
+    REF's manifest: listed by the referrers API, or under the tag sha256-<hex> where the
+    registry has no such API. Run it again after more parties signed.
+    """
+    from .oci import attach as attach_mod
+
+    done = attach_mod.attach(_repo(), rev, reference, plain_http=plain_http)
+    how = "referrers API" if done.via_api else "referrers tag schema"
+    click.echo(f"attached {done.claims} claim(s) to {done.reference} as {done.attachment} ({how})")
+    if not done.names_image:
+        click.echo(
+            f"note: no claim on {rev} names {done.subject}; 'wotr verify --oci' needs one "
+            "(sign it with 'git wotr oci sign')",
+            err=True,
+        )
+    return EXIT_OK
+
+
+@oci.command("copy", context_settings=_CONTEXT)
+@_PLAIN_HTTP
+@click.argument("source", metavar="SRC")
+@click.argument("target", metavar="DST")
+def oci_copy(plain_http: bool, source: str, target: str) -> int:
+    """Copy the image SRC (manifest or index, blobs) and its wotr attachments to DST.
+
+    DST is REGISTRY/REPO[:TAG] (the tag defaults to SRC's). Every manifest and blob is
+    digest-checked; the copy has the same digest, so claims verify against it.
+    """
+    from .oci import copy as copy_mod
+
+    done = copy_mod.copy(source, target, plain_http=plain_http)
+    click.echo(
+        f"copied {done.source} to {done.target}: {done.manifests} manifest(s), "
+        f"{done.blobs} blob(s) uploaded, {done.attachments} wotr attachment(s)"
+    )
+    if not done.attachments:
+        click.echo(f"note: {done.source} has no wotr attachments to copy", err=True)
     return EXIT_OK
 
 
