@@ -292,7 +292,7 @@ class FakeRegistry:
         h.send_header("Content-Type", OCI_MANIFEST)
         h.end_headers()  # no length: read until the connection closes
         try:
-            for _ in range(100000 if not slow else 60):
+            for _ in range(128 if not slow else 60):  # 8 MiB: over any cap, then the end
                 h.wfile.write(b"x" if slow else b"x" * 65536)
                 h.wfile.flush()
                 if slow:

@@ -405,3 +405,46 @@ def test_bad_references_are_bad_input(world: sim.World, away: Path) -> None:
     # nothing listens there: exit 3, one line
     res = verify_oci(world, "127.0.0.1:1/a:1", cwd=away)
     assert res.returncode == 3 and "failed" in one_error(res)
+
+
+def test_a_chart_with_anything_beside_the_chart_is_verified_as_an_image(
+    world: sim.World, fake: oci.FakeRegistry, away: Path
+) -> None:
+    tgz = world.artifact("mychart-1.2.0.tgz", b"\x1f\x8b signed chart")
+    for name in ("alice", "bob"):
+        world.sign(name, tgz)
+    world.policy(2)
+    chart = oci.make_chart(tgz.read_bytes())
+    smuggled = oci.make_image("payload")
+    doc = json.loads(chart.manifest)
+    doc["layers"].append(json.loads(smuggled.manifest)["layers"][0])
+    manifest = oci.canonical(doc)
+    client = registry.Client(fake.address)
+    for d, data in {**chart.blobs(), **smuggled.blobs()}.items():
+        client.put_blob("charts/evil", d, len(data), data)
+    client.put_manifest("charts/evil", "1.2.0", manifest, oci.OCI_MANIFEST)
+    run_ok(world, "oci", "attach", f"{fake.address}/charts/evil:1.2.0")
+    res = verify_oci(world, f"{fake.address}/charts/evil:1.2.0", cwd=away)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "Helm chart" not in res.stderr
+    # the honest chart in the same registry verifies
+    oci.push(client, "charts/good", "1.2.0", chart)
+    run_ok(world, "oci", "attach", f"{fake.address}/charts/good:1.2.0")
+    assert verify_oci(world, f"{fake.address}/charts/good:1.2.0", cwd=away).returncode == 0
+
+
+def test_oversized_attachments_stop_at_the_byte_budget(
+    world: sim.World, fake: oci.FakeRegistry, attached: tuple[str, oci.Image], away: Path
+) -> None:
+    ref, image = attached
+    # an attachment that claims a bundle of 300 MiB: never downloaded
+    entry = fake.referrers[image.digest][0]
+    doc = json.loads(fake.manifests[entry["digest"]][0])
+    doc["layers"][0]["size"] = 300 * 1024 * 1024
+    doc["layers"][0]["digest"] = oci.digest(b"huge")
+    huge = oci.canonical(doc)
+    fake.manifests[oci.digest(huge)] = (huge, oci.OCI_MANIFEST)
+    fake.referrers[image.digest].insert(0, {**entry, "digest": oci.digest(huge), "size": len(huge)})
+    res = verify_oci(world, ref, cwd=away)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "over 83886080" in res.stdout  # the one bundle's own limit

@@ -29,6 +29,8 @@ TESTS = [
     "tests/test_bundle.py",
 ]
 
+OCI_TESTS = ("tests/test_oci.py",)
+
 
 @dataclass(frozen=True)
 class Mutation:
@@ -36,6 +38,7 @@ class Mutation:
     rule: str
     file: str
     edits: tuple[tuple[str, str], ...]
+    tests: tuple[str, ...] = ()  # the tests that must kill it [default: TESTS]
 
 
 MUTATIONS = [
@@ -285,6 +288,97 @@ MUTATIONS = [
         "wotr/policy.py",
         (("        if pin is not None and pin.get(rel) != digest:", "        if False:"),),
     ),
+    # --- OCI registries (§11, wotr/oci/): a hostile registry can only make verification fail
+    Mutation(
+        "oci-manifest-digest",
+        "§11",
+        "wotr/oci/registry.py",
+        (
+            (
+                "        if _DIGEST.fullmatch(reference) and digest != reference:",
+                "        if False:",
+            ),
+        ),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-blob-digest",
+        "§11",
+        "wotr/oci/registry.py",
+        (('        if got != size or "sha256:" + h.hexdigest() != digest:', "        if False:"),),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-byte-cap",
+        "§11",
+        "wotr/oci/registry.py",
+        (("                if total > limit:", "                if False:"),),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-redirect-off-registry",
+        "§11",
+        "wotr/oci/registry.py",
+        (("                if not anywhere:", "                if False:"),),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-credentials-follow-redirect",
+        "§11",
+        "wotr/oci/registry.py",
+        (('                headers.pop("Authorization", None)', "                pass"),),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-token-realm-anywhere",
+        "§11",
+        "wotr/oci/registry.py",
+        (
+            (
+                "        if creds is not None and auth.may_send(self.host, parts.netloc):",
+                "        if creds is not None:",
+            ),
+        ),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-plain-http-anywhere",
+        "§11",
+        "wotr/oci/registry.py",
+        (
+            (
+                'self.scheme = "http" if plain_http or is_loopback(host) else "https"',
+                'self.scheme = "http"',
+            ),
+        ),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-deadline-watchdog",
+        "§11",
+        "wotr/oci/registry.py",
+        (("            watchdog.start()", "            pass"),),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-unbounded-attachments",
+        "§11",
+        "wotr/oci/referrers.py",
+        (("tuple(wotr[:MAX_ATTACHMENTS])", "tuple(wotr)"),),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-helm-chart-with-extras",
+        "§11",
+        "wotr/oci/check.py",
+        (
+            (
+                "        if len(charts) == 1 and not others and len(found) <= 2:",
+                "        if len(charts) == 1:",
+            ),
+        ),
+        OCI_TESTS,
+    ),
 ]
 
 
@@ -311,7 +405,7 @@ def run(mutation: Mutation, scratch: Path) -> bool:
                 "2",
                 "-p",
                 "no:cacheprovider",
-                *TESTS,
+                *(mutation.tests or TESTS),
             ],
             cwd=scratch,
             env=env,

@@ -27,6 +27,7 @@ from .registry import Client, Manifest, RegistryError
 
 HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
 HELM_CHART = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+HELM_PROV = "application/vnd.cncf.helm.chart.provenance.v1.prov"
 
 
 @record
@@ -36,17 +37,21 @@ class Subject:
 
 
 def subject_of(manifest: Manifest) -> Subject:
-    """The digest to verify for ``manifest``: its own, or its chart layer's for a Helm chart."""
+    """The digest to verify for ``manifest``: its own, or its chart layer's for a Helm chart.
+
+    A Helm chart is a manifest with Helm's config type whose layers are exactly one chart
+    (and at most a provenance file): then the chart layer is all a user of it gets, and its
+    digest is the ``.tgz``'s. Anything else in it (say an image layer smuggled beside a signed
+    chart) and the manifest's own digest must reach the quorum.
+    """
     doc = manifest.doc()
     config = referrers.descriptor(doc.get("config"))
-    if config is not None and config.media_type == HELM_CONFIG:
-        layers = doc.get("layers")
-        charts = [
-            d
-            for d in map(referrers.descriptor, layers if isinstance(layers, list) else [])
-            if d is not None and d.media_type == HELM_CHART
-        ]
-        if len(charts) == 1:
+    layers = doc.get("layers")
+    found = [referrers.descriptor(x) for x in (layers if isinstance(layers, list) else [])]
+    if config is not None and config.media_type == HELM_CONFIG and None not in found:
+        charts = [d for d in found if d is not None and d.media_type == HELM_CHART]
+        others = [d for d in found if d is not None and d.media_type not in (HELM_CHART, HELM_PROV)]
+        if len(charts) == 1 and not others and len(found) <= 2:
             return Subject(charts[0].digest, "Helm chart (the .tgz)")
     return Subject(manifest.digest, "manifest")
 
@@ -92,10 +97,15 @@ def run(
         )
     with tempfile.TemporaryDirectory(prefix="wotr-oci-") as tmp:
         labels: dict[str, str] = {}
+        budget = offline.MAX_BUNDLE_BYTES_PER_RUN  # what the offline verify would read at most
         for i, listed in enumerate(listing.attachments):
             label = f"{where.host}/{where.repo}@{listed.digest}"
             try:
                 att = referrers.read_attachment(client, where.repo, listed, manifest.digest)
+                if att.bundle.size > budget:
+                    skipped.append((label, "not read: the bundles before it used the byte budget"))
+                    continue
+                budget -= att.bundle.size
                 path = Path(tmp) / f"{i}.wotr"
                 with open(path, "wb") as f:
                     client.get_blob(

@@ -35,6 +35,7 @@ from typing import IO, Any
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 from .._record import record
+from ..bundle import shown
 from ..errors import EXIT_BAD_INPUT, EnvironmentProblem
 from . import auth
 from .ref import is_loopback
@@ -210,6 +211,7 @@ class Client:
             conn.close()
             self._left()  # the deadline passed: say so
             why = "timed out" if isinstance(exc, socket.timeout) else f"{type(exc).__name__}: {exc}"
+            why = shown(why[:200])  # may quote what the server sent
             raise RegistryError(
                 f"registry {parts.netloc}: {method} {parts.path} failed ({why})",
                 "check that the registry is up and the reference is right",
@@ -286,7 +288,8 @@ class Client:
         except (OSError, http.client.HTTPException) as exc:
             if not isinstance(exc, socket.timeout):
                 self._left()  # cut by the watchdog: the deadline passed
-                raise RegistryError(f"registry {self.host}: reading {what} failed ({exc})") from exc
+                why = shown(str(exc)[:200])  # may quote what the server sent
+                raise RegistryError(f"registry {self.host}: reading {what} failed ({why})") from exc
             raise RegistryError(
                 f"registry {self.host}: reading {what} did not finish in time",
                 "check the network, or raise $WOTR_OCI_TIMEOUT (seconds)",
@@ -306,8 +309,6 @@ class Client:
             detail = str(errors[0].get("message", ""))[:200]
         except (ValueError, AttributeError, IndexError, TypeError, RecursionError):
             pass
-        from ..bundle import shown
-
         msg = f"registry {self.host}: {what}: HTTP {resp.status}"
         if detail:
             msg += f" ({shown(detail)})"
