@@ -126,6 +126,10 @@ def test_copy_carries_the_claims_and_a_bare_copy_fails(
     assert res.returncode == 1
     assert f"NOT VERIFIED: no claims attached to {real}/bare/app@{image.digest}" in res.stdout
     assert "wotr oci copy" in res.stderr
+    res = verify_oci(world, f"{real}/bare/app:2.0", "--json", cwd=away)
+    doc = json.loads(res.stdout)
+    assert res.returncode == 1 and doc["verified"] is False and doc["threshold"] == 2
+    assert "no claims attached" in doc["reason"] and doc["artifacts"] == []
 
 
 def test_a_device_with_a_mirror_uses_the_mirror_alone(
@@ -397,6 +401,9 @@ def test_where_credentials_may_go() -> None:
 
 
 def test_bad_references_are_bad_input(world: sim.World, away: Path) -> None:
+    from wotr import entry
+
+    assert entry.parse_verify(["--oci", "127.0.0.1:1/a:1"]) is None  # to click, not the fast path
     world.policy(1)
     res = verify_oci(world, "app:latest", cwd=away)
     assert res.returncode == 2 and "does not start with a registry host" in one_error(res)
@@ -448,3 +455,34 @@ def test_oversized_attachments_stop_at_the_byte_budget(
     res = verify_oci(world, ref, cwd=away)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "over 83886080" in res.stdout  # the one bundle's own limit
+
+
+def test_copy_an_index_with_its_children(
+    world: sim.World, fake: oci.FakeRegistry, real: str, away: Path
+) -> None:
+    client = registry.Client(fake.address)
+    children = [oci.make_image("amd64"), oci.make_image("arm64")]
+    for child in children:
+        oci.push(client, "multi/app", child.digest, child)
+    index = oci.canonical(
+        {
+            "schemaVersion": 2,
+            "mediaType": oci.OCI_INDEX,
+            "manifests": [
+                {"mediaType": oci.OCI_MANIFEST, "digest": c.digest, "size": len(c.manifest)}
+                for c in children
+            ],
+        }
+    )
+    client.put_manifest("multi/app", "5.0", index, oci.OCI_INDEX)
+    ref = f"{fake.address}/multi/app:5.0"
+    signed_and_attached(world, ref, "alice", "bob")
+    world.policy(2)
+    # across registries: from the fake (referrers API) to the real one (tag schema)
+    out = run_ok(world, "oci", "copy", ref, f"{real}/multi/app")
+    assert "3 manifest(s), 6 blob(s) uploaded, 1 wotr attachment(s)" in out  # + bundle, config
+    target = registry.Client(real)
+    assert target.get_manifest("multi/app", "5.0").digest == oci.digest(index)
+    for child in children:
+        assert target.get_manifest("multi/app", child.digest).data == child.manifest
+    assert verify_oci(world, f"{real}/multi/app:5.0", cwd=away).returncode == 0

@@ -174,10 +174,16 @@ def _none_attached(
             json.dumps(
                 {
                     "verified": False,
+                    "commit": None,
+                    "tag": None,
+                    "threshold": getattr(pol, "threshold", None),
                     "reason": reason,
                     "hint": hint,
                     "policy": str(getattr(pol, "path", "")),
                     "artifacts": [],
+                    "dissent": [],
+                    "conflicts": [],
+                    "rejected": [],
                     "skipped_bundles": [{"path": shown(p), "reason": shown(w)} for p, w in skipped],
                     "oci": {"reference": str(named), "manifest": digest},
                 },
