@@ -409,9 +409,15 @@ def test_bad_references_are_bad_input(world: sim.World, away: Path) -> None:
     assert res.returncode == 2 and "does not start with a registry host" in one_error(res)
     res = world.run("verify", "--oci", "127.0.0.1:1/a:1", "dist/x", cwd=away)
     assert res.returncode == 2
-    # nothing listens there: exit 3, one line
+    # nothing listens there: exit 3, one line; a failed sign leaves the notes as they were
     res = verify_oci(world, "127.0.0.1:1/a:1", cwd=away)
     assert res.returncode == 3 and "failed" in one_error(res)
+    tip = sim.notes_tip(world.repo)
+    res = world.run("oci", "sign", "127.0.0.1:1/a:1", party="alice")
+    assert res.returncode == 3 and "failed" in one_error(res)
+    res = world.run("oci", "sign", "--digest", "sha256:12", "x:1", party="alice")
+    assert res.returncode == 2 and "is not sha256" in one_error(res)
+    assert sim.notes_tip(world.repo) == tip
 
 
 def test_a_chart_with_anything_beside_the_chart_is_verified_as_an_image(

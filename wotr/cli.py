@@ -529,10 +529,11 @@ def oci_sign(
 
     if name and len(refs) + len(layouts) != 1:
         raise BadInput("--name names one image: give exactly one REF or --layout")
+    repo = _repo()  # outside a repository: fail before any request
     images = [oci_sign_mod.from_registry(r, plain_http=plain_http, name=name) for r in refs]
     images += [oci_sign_mod.from_layout(d, name=name) for d in layouts]
     images += [oci_sign_mod.from_digest(d, n) for d, n in digests]
-    signed = oci_sign_mod.sign(_repo(), images, rev=rev, role=role, key=key)
+    signed = oci_sign_mod.sign(repo, images, rev=rev, role=role, key=key)
     where = signed.tag.removeprefix("refs/tags/") if signed.tag else signed.commit[:12]
     verb = "signed" if signed.added else "already signed (identical claim present)"
     click.echo(f"{verb}: {where} as {signed.role} with key {signed.fingerprint}")
@@ -542,7 +543,7 @@ def oci_sign(
         from . import sync
 
         remote = push_remote or "origin"
-        sync.push(_repo(), remote)
+        sync.push(repo, remote)
         click.echo(f"pushed claims to {remote}")
     return EXIT_OK
 
