@@ -187,6 +187,14 @@ def test_sign_from_a_layout_or_a_digest(world: sim.World, real: str, away: Path)
     run_ok(world, "oci", "attach", f"{real}/acme/layout:4.0")
     world.policy(2)
     assert verify_oci(world, f"{real}/acme/layout:4.0", cwd=away).returncode == 0
+    # a claim the policy would not count is refused, as sign refuses it (nothing written)
+    only_bob = world.policy(1, ["bob"], name="bob-only.toml")
+    tip = sim.notes_tip(world.repo)
+    res = world.run(
+        "oci", "sign", "--policy", only_bob, "--digest", image.digest, "x:1", party="alice"
+    )
+    assert res.returncode == 2 and "is not listed in the policy" in one_error(res)
+    assert sim.notes_tip(world.repo) == tip
     # a damaged layout is refused
     blob = layout / "blobs" / "sha256" / image.digest.removeprefix("sha256:")
     blob.write_bytes(blob.read_bytes() + b" ")

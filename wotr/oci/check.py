@@ -19,7 +19,7 @@ from pathlib import Path
 from .. import offline
 from .._record import record
 from ..bundle import MAX_BUNDLE_BYTES, shown
-from ..entry import echo, policy_for
+from ..commands.common import echo, policy_for
 from ..errors import EXIT_NOT_VERIFIED, EXIT_OK
 from . import ref as ref_mod
 from . import referrers

@@ -20,7 +20,8 @@ from .. import git, gpg, notes
 from .._record import record
 from ..bundle import MAX_COMMIT_OBJECT_BYTES, read_regular, shown
 from ..errors import BadInput
-from ..sign import Signed, resolve_role
+from ..policy import Policy
+from ..sign import Signed, resolve_role, uncounted
 from . import ref as ref_mod
 from .registry import Client
 
@@ -97,8 +98,12 @@ def sign(
     rev: str = "HEAD",
     role: str | None = None,
     key: str | None = None,
+    policy: Policy | None = None,
 ) -> Signed:
-    """One claim naming every image of ``images``, signed and appended to the commit's note."""
+    """One claim naming every image of ``images``, signed and appended to the commit's note.
+
+    With ``policy``, a claim it would not count is refused before the note is touched, as
+    :func:`wotr.sign.sign` does."""
     if not images:
         raise BadInput("no image to sign", "name REF, --layout DIR or --digest sha256:HEX NAME")
     artifacts: dict[str, str] = {}
@@ -125,6 +130,10 @@ def sign(
     line = claim_mod.Envelope(
         payload=payload, sig=signature.sig, keyid=signature.fingerprint
     ).line()
+    if policy is not None:
+        problem = uncounted(policy, signature.fingerprint, chosen)
+        if problem is not None:
+            raise problem
     added = notes.append(repo, revision.commit, line, config)
     return Signed(
         revision.commit, revision.tag, chosen, signature.fingerprint, claim.subjects, line, added
