@@ -510,6 +510,8 @@ def test_an_empty_rev_is_refused_by_every_command(world: sim.World) -> None:
             extra = [art] if path in (["sign"], ["verify"]) else []
             if path == ["verify"]:
                 extra = ["--policy", pol, *extra]
+            if path[:1] == ["oci"]:
+                extra = ["127.0.0.1:1/app:1"]  # REF (nothing listens: --rev fails first)
             res = _wotr(world.repo, *path, *spelling, *extra)
             assert res.returncode == 2, (path, res.stdout, res.stderr)
             assert "is empty" in one_line_error(res), path

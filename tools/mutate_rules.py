@@ -32,6 +32,7 @@ TESTS = [
 
 
 SURROUNDINGS = ("tests/test_surroundings.py",)
+OCI_TESTS = ("tests/test_oci.py",)
 
 
 @dataclass(frozen=True)
@@ -714,6 +715,97 @@ MUTATIONS = [
             ),
         ),
         ("tests/test_sync.py::test_a_notes_tree_with_mislabelled_objects_is_not_adopted",),
+    ),
+    # --- OCI registries (§11, wotr/oci/): a hostile registry can only make verification fail
+    Mutation(
+        "oci-manifest-digest",
+        "§11",
+        "wotr/oci/registry.py",
+        (
+            (
+                "        if _DIGEST.fullmatch(reference) and digest != reference:",
+                "        if False:",
+            ),
+        ),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-blob-digest",
+        "§11",
+        "wotr/oci/registry.py",
+        (('        if got != size or "sha256:" + h.hexdigest() != digest:', "        if False:"),),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-byte-cap",
+        "§11",
+        "wotr/oci/registry.py",
+        (("                if total > limit:", "                if False:"),),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-redirect-off-registry",
+        "§11",
+        "wotr/oci/registry.py",
+        (("                if not anywhere:", "                if False:"),),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-credentials-follow-redirect",
+        "§11",
+        "wotr/oci/registry.py",
+        (('                headers.pop("Authorization", None)', "                pass"),),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-token-realm-anywhere",
+        "§11",
+        "wotr/oci/registry.py",
+        (
+            (
+                "        if creds is not None and auth.may_send(self.host, parts.netloc):",
+                "        if creds is not None:",
+            ),
+        ),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-plain-http-anywhere",
+        "§11",
+        "wotr/oci/registry.py",
+        (
+            (
+                'self.scheme = "http" if plain_http or is_loopback(host) else "https"',
+                'self.scheme = "http"',
+            ),
+        ),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-deadline-watchdog",
+        "§11",
+        "wotr/oci/registry.py",
+        (("            watchdog.start()", "            pass"),),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-unbounded-attachments",
+        "§11",
+        "wotr/oci/referrers.py",
+        (("tuple(wotr[:MAX_ATTACHMENTS])", "tuple(wotr)"),),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-helm-chart-with-extras",
+        "§11",
+        "wotr/oci/check.py",
+        (
+            (
+                "        if len(charts) == 1 and not others and len(found) <= 2:",
+                "        if len(charts) == 1:",
+            ),
+        ),
+        OCI_TESTS,
     ),
 ]
 MUTATIONS += HOOK_MUTATIONS

@@ -194,6 +194,13 @@ def sign(
     metavar="DIR",
     help="Find bundles by digest in DIR [default: $WOTR_BUNDLES, else /var/lib/wotr/bundles].",
 )
+@click.option(
+    "--oci",
+    "oci_ref",
+    metavar="REF",
+    help="Verify an image in a registry (REGISTRY/REPO:TAG or @sha256:…) by its attached claims.",
+)
+@click.option("--plain-http", is_flag=True, help="With --oci: allow plain HTTP off loopback.")
 @click.argument("artifacts", nargs=-1, type=click.Path(path_type=Path, dir_okay=True))
 def verify(
     rev: str | None,
@@ -204,6 +211,8 @@ def verify(
     digests: tuple[str, ...],
     bundle_files: tuple[Path, ...],
     bundle_dir: Path | None,
+    oci_ref: str | None,
+    plain_http: bool,
     artifacts: tuple[Path, ...],
 ) -> int:
     """Exit 0 only if M distinct trusted signers agree on each ARTIFACT at REV.
@@ -212,9 +221,35 @@ def verify(
     repository, they come from bundles: --bundle FILE, ARTIFACT.wotr next to each file, and the
     bundles directory searched by digest; the surrounding repository is then not consulted
     (policy: --policy, $WOTR_POLICY, else /etc/wotr/policy.toml). See docs/bundles.md.
+
+    With --oci REF the claims are the bundles attached to the image in its registry (or the
+    mirror configured for it), and REF's manifest digest is what must reach the quorum
+    (a Helm chart's: its chart layer, the .tgz). See docs/helm-oci.md.
     """
     # The body is shared with the click-free fast path, which parses these same options itself
     # (wotr/entry.py: parse_verify); a new option here must be added there, or it goes to click.
+    # --oci is not there: it always comes here (wotr/oci/check.py).
+    if oci_ref is not None or plain_http:
+        from .errors import BadInput
+
+        if oci_ref is None or artifacts or digests or bundle_dir:
+            raise BadInput(
+                "--oci REF verifies one image: it takes no ARTIFACT, --digest or --bundles"
+                if oci_ref is not None
+                else "--plain-http is for --oci REF",
+            )
+        from .oci import check
+
+        return check.run(
+            reference=oci_ref,
+            policy_path=policy_path,
+            threshold=threshold,
+            rev=rev,
+            strict=strict,
+            as_json=as_json,
+            plain_http=plain_http,
+            bundle_files=bundle_files,
+        )
     from .commands.verify import run_verify
 
     return run_verify(
@@ -514,6 +549,121 @@ def report(out: Path, pattern: str, limit: int, policy_path: str | None) -> int:
     from .commands.report import run_report
 
     return run_report(out=out, pattern=pattern, limit=limit, policy_path=policy_path)
+
+
+# --- OCI registries (issue 15, wotr/oci/) -----------------------------------------------------
+
+
+@cli.group(context_settings=_CONTEXT)
+def oci() -> None:
+    """Claims for container images and Helm charts in OCI registries (docs/helm-oci.md)."""
+
+
+_PLAIN_HTTP = click.option(
+    "--plain-http", is_flag=True, help="Allow plain HTTP to a registry off loopback."
+)
+
+
+@oci.command("sign", context_settings=_CONTEXT)
+@click.option("--rev", default="HEAD", show_default=True, help="Commit or tag that was built.")
+@click.option("--role", help="Role of this claim [default: git config wotr.role, else author].")
+@click.option("--key", help="gpg key [default: git config user.signingkey, else gpg's default].")
+@click.option(
+    "--layout",
+    "layouts",
+    multiple=True,
+    metavar="DIR[:TAG]",
+    help="An OCI image layout directory (index.json) holding the image (repeatable).",
+)
+@click.option(
+    "--digest",
+    "digests",
+    multiple=True,
+    nargs=2,
+    metavar="sha256:HEX NAME",
+    help="A manifest digest and the name to claim it under (repeatable).",
+)
+@click.option("--name", help="Name of the image in the claim [default: REPO's last part:TAG].")
+@click.option(
+    "--push",
+    "push_remote",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[REMOTE]",
+    help="Share the claim right away (default remote: origin).",
+)
+@click.option("--policy", "policy_path", metavar="FILE", help="Check the claim against FILE.")
+@click.option(
+    "--allow-uncounted", is_flag=True, help="Sign even if the policy would not count the claim."
+)
+@_PLAIN_HTTP
+@click.argument("refs", nargs=-1)
+def oci_sign(
+    rev: str,
+    role: str | None,
+    key: str | None,
+    layouts: tuple[str, ...],
+    digests: tuple[tuple[str, str], ...],
+    name: str | None,
+    push_remote: str | None,
+    policy_path: str | None,
+    allow_uncounted: bool,
+    plain_http: bool,
+    refs: tuple[str, ...],
+) -> int:
+    """Sign a claim that REV built the image REF... (its manifest digest), as 'sign' does files.
+
+    REF is REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:HEX; the digest is that of the manifest
+    (or index) the registry serves, hashed here. A Helm chart needs no image claim: sign the
+    .tgz with 'git wotr sign'; its digest is the chart layer's in the registry.
+    """
+    from .commands.oci import run_oci_sign
+
+    return run_oci_sign(
+        rev=rev,
+        role=role,
+        key=key,
+        refs=refs,
+        layouts=layouts,
+        digests=digests,
+        name=name,
+        push_remote=push_remote,
+        plain_http=plain_http,
+        policy_path=policy_path,
+        allow_uncounted=allow_uncounted,
+    )
+
+
+@oci.command("attach", context_settings=_CONTEXT)
+@click.option("--rev", default="HEAD", show_default=True, help="Commit or tag whose claims go.")
+@_PLAIN_HTTP
+@click.argument("reference", metavar="REF")
+def oci_attach(rev: str, plain_http: bool, reference: str) -> int:
+    """Push the claims on REV (its bundle) to the registry, attached to the image REF.
+
+    The bundle becomes an OCI artifact (application/vnd.wotr.bundle.v1+json) whose subject is
+    REF's manifest: listed by the referrers API, or under the tag sha256-<hex> where the
+    registry has no such API. Run it again after more parties signed.
+    """
+    from .commands.oci import run_oci_attach
+
+    return run_oci_attach(rev=rev, reference=reference, plain_http=plain_http)
+
+
+@oci.command("copy", context_settings=_CONTEXT)
+@_PLAIN_HTTP
+@click.argument("source", metavar="SRC")
+@click.argument("target", metavar="DST")
+def oci_copy(plain_http: bool, source: str, target: str) -> int:
+    """Copy the image SRC (manifest or index, blobs) and its wotr attachments to DST.
+
+    DST is REGISTRY/REPO[:TAG] (the tag defaults to SRC's). Every manifest and blob is
+    digest-checked; the copy has the same digest, so claims verify against it.
+    """
+    from .commands.oci import run_oci_copy
+
+    return run_oci_copy(source=source, target=target, plain_http=plain_http)
 
 
 def main(argv: list[str] | None = None) -> int:
