@@ -432,6 +432,81 @@ def remote_setup(remote: str | None) -> int:
     return EXIT_OK
 
 
+# --- policy chain, withdrawals, audit (issue 11; bodies in policycmd/withdraw/audit) ----------
+
+
+@cli.group(context_settings=_CONTEXT)
+def policy() -> None:
+    """Change the policy by a quorum of its own signers (a chain of serials; docs/policy.md)."""
+
+
+@policy.command("propose", context_settings=_CONTEXT)
+@click.option("--key", help="gpg key [default: git config user.signingkey, else gpg's default].")
+def policy_propose(key: str | None) -> int:
+    """Sign the edited threshold.toml (serial N+1) as a proposal in refs/wotr/policy."""
+    from . import policycmd
+
+    done = policycmd.propose(_repo(), key=key)
+    click.echo(policycmd.signed_text(done, "proposed"))
+    return EXIT_OK
+
+
+@policy.command("sign", context_settings=_CONTEXT)
+@click.option("--key", help="gpg key [default: git config user.signingkey, else gpg's default].")
+@click.option("--digest", help="Which proposal, when there are several (a prefix).")
+def policy_sign(key: str | None, digest: str | None) -> int:
+    """Add your signature to the pending proposal for the next serial."""
+    from . import policycmd
+
+    done = policycmd.sign(_repo(), key=key, digest=digest)
+    click.echo(policycmd.signed_text(done, "signed"))
+    return EXIT_OK
+
+
+@policy.command("show", context_settings=_CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def policy_show(as_json: bool) -> int:
+    """The chain: each serial, who signed it, which one is in effect, what is pending."""
+    import json
+
+    from . import policycmd
+
+    doc = policycmd.show(_repo())
+    click.echo(json.dumps(doc, indent=2) if as_json else policycmd.show_text(doc))
+    return EXIT_OK
+
+
+@policy.command("pin", context_settings=_CONTEXT)
+@click.option(
+    "--policy", "policy_path", required=True, metavar="FILE", help="e.g. /etc/wotr/policy.toml"
+)
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Pin state [default: $WOTR_POLICY_STATE, else /var/lib/wotr/policy].",
+)
+def policy_pin(policy_path: str, state: Path | None) -> int:
+    """Pin an installer's policy (no repository needed); verify then follows the chain."""
+    from . import policycmd
+
+    where = policycmd.pin_installer(Path(policy_path), state or policycmd.installer_state())
+    click.echo(f"pinned {policy_path} in {where}")
+    return EXIT_OK
+
+
+@policy.command("export", context_settings=_CONTEXT)
+@click.option(
+    "-o", "--output", required=True, metavar="FILE", help="e.g. bundles/project.wotr-policy"
+)
+def policy_export(output: str) -> int:
+    """Write the policy chain to a file that offline verify reads beside the bundles."""
+    from . import policycmd
+
+    Path(output).write_bytes(policycmd.export_chain(_repo()))
+    click.echo(f"wrote the policy chain to {output}")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args

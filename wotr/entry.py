@@ -93,6 +93,8 @@ def policy_for(explicit: str | None, repo: Any, threshold: int | None = None) ->
     config_value = None
     if repo and not explicit and not os.environ.get("WOTR_POLICY"):
         config_value = git.config_get(repo, "wotr.policy")
+    if repo and not explicit and not os.environ.get("WOTR_POLICY") and not config_value:
+        _follow_chain(repo)
     found = policy.find(
         explicit,
         top=repo.top if repo else None,
@@ -100,6 +102,37 @@ def policy_for(explicit: str | None, repo: Any, threshold: int | None = None) ->
         config_value=config_value,
     )
     return found.with_threshold(threshold)
+
+
+def _follow_chain(repo: Any) -> None:
+    """Move the pin along refs/wotr/policy when there is one (DESIGN §7; wotr/policycmd.py).
+    A repository without a policy chain pays one stat, and imports nothing."""
+    common = repo.common_dir
+    if not (common / "refs/wotr/policy").exists():
+        try:
+            if b" refs/wotr/policy\n" not in (common / "packed-refs").read_bytes():
+                return
+        except OSError:
+            return
+    from . import policycmd
+
+    policycmd.refresh(repo)
+
+
+def _installer_chain(pol: Any, named_dir: str | Path | None, threshold: int | None) -> Any:
+    """An installer that pinned its policy ('wotr policy pin') follows the policy chain files
+    (*.wotr-policy) in the bundles directory. Without a pin: one stat, nothing imported."""
+    state = Path(os.environ.get("WOTR_POLICY_STATE") or "/var/lib/wotr/policy")
+    if not (state / "policy.pin").exists():
+        return pol
+    from . import bundle, policycmd
+
+    directory = Path(named_dir) if named_dir else bundle.DEFAULT_DIR
+    try:
+        found = sorted(directory.glob("*" + policycmd.CHAIN_SUFFIX))[:64]
+    except OSError:
+        found = []
+    return policycmd.installer_policy(pol, found, state).with_threshold(threshold)
 
 
 def run_verify(
@@ -132,6 +165,7 @@ def run_verify(
 
         pol = policy_for(policy_path, None, threshold)
         named_dir = bundle_dir or os.environ.get("WOTR_BUNDLES") or None
+        pol = _installer_chain(pol, named_dir, threshold)
         sources = offline.Sources(
             bundles=tuple(bundle_files),
             directory=Path(named_dir) if named_dir else bundle_mod.DEFAULT_DIR,

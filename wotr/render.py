@@ -19,7 +19,17 @@ def _head(report: Report) -> str:
         where += f" ({report.tag.removeprefix('refs/tags/')})"
     if report.policy is not None:
         where += f" · policy {report.policy.path} · threshold {report.policy.threshold}"
+        if report.policy.serial > 1:  # the policy chain (DESIGN §7) moved: say which serial
+            serial, digest = policy_id(report.policy)
+            where += f" · serial {serial} ({_short(digest)})"
     return where
+
+
+def policy_id(policy: Any) -> tuple[int, str]:
+    """The serial and digest of the policy used (DESIGN §7), for the report and --json."""
+    from .chain import policy_digest
+
+    return policy.serial, policy_digest(policy)
 
 
 def verify_text(report: Report) -> str:
@@ -79,6 +89,8 @@ def verify_json(report: Report) -> str:
         "tag": report.tag,
         "threshold": result.threshold,
         "policy": str(report.policy.path) if report.policy else None,
+        "policy_serial": policy_id(report.policy)[0] if report.policy else None,
+        "policy_digest": policy_id(report.policy)[1] if report.policy else None,
         "reason": result.reason,
         "artifacts": [
             {

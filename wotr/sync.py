@@ -157,6 +157,13 @@ def _unreachable(remote: str, res: _proc.Result, action: str) -> SyncError:
     )
 
 
+def _policy_chain(repo: git.Repo, remote: str, *, push: bool) -> None:
+    """The policy chain (refs/wotr/policy) travels with the claims: see wotr/chainstore.py."""
+    from . import chainstore
+
+    (chainstore.push if push else chainstore.fetch)(repo, remote)
+
+
 # --- fetch ---------------------------------------------------------------------------------------
 
 
@@ -184,6 +191,7 @@ def fetch(repo: git.Repo, remote: str = DEFAULT_REMOTE) -> Fetched:
     _check_remote(repo, remote)
     _preflight(repo)
     remote_tip = _fetch_only(repo, remote)
+    _policy_chain(repo, remote, push=False)
     if remote_tip is None:
         return Fetched(remote, None, notes.Merged(notes.tip(repo), 0, 0, False))
     try:
@@ -249,6 +257,8 @@ def push(
     rejections = 0
     for attempt in range(attempts):
         remote_tip = _fetch_only(repo, remote)
+        if attempt == 0:
+            _policy_chain(repo, remote, push=True)
         message = f"wotr: union with {remote}"
         if remote_tip is None:
             base = target = notes.tip(repo)
