@@ -507,6 +507,33 @@ def policy_export(output: str) -> int:
     return EXIT_OK
 
 
+@cli.command(context_settings=_CONTEXT)
+@click.option("--rev", default="HEAD", show_default=True, help="Commit or tag the claims are on.")
+@click.option("--all", "everything", is_flag=True, help="Withdraw all your claims on REV.")
+@click.option("--digest", "digests", multiple=True, metavar="sha256:HEX", help="Repeatable.")
+@click.option("--key", help="gpg key [default: git config user.signingkey, else gpg's default].")
+@click.argument("artifacts", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
+def withdraw(
+    rev: str,
+    everything: bool,
+    digests: tuple[str, ...],
+    key: str | None,
+    artifacts: tuple[Path, ...],
+) -> int:
+    """Withdraw your own claims on REV for ARTIFACT... (or --all). Final; see docs/policy.md."""
+    from . import withdrawcmd
+
+    done = withdrawcmd.withdraw(
+        _repo(), rev=rev, everything=everything, artifacts=artifacts, digests=digests, key=key
+    )
+    what = "all claims" if done.withdrawal.all else f"{len(done.withdrawal.subjects)} digest(s)"
+    verb = "withdrew" if done.added else "already withdrawn (identical withdrawal present)"
+    click.echo(f"{verb} {what} on {done.commit[:12]} with key {done.fingerprint}")
+    for name, digest in done.withdrawal.subjects:
+        click.echo(f"  {name}  sha256:{digest}")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args

@@ -119,6 +119,9 @@ def verify_json(report: Report) -> str:
             for r in result.rejected
         ],
     }
+    withdrawn = [r for r in result.rejected if r.reason.startswith(("withdrawn", "in part:"))]
+    if withdrawn:  # DESIGN §8; absent when nothing was withdrawn
+        doc["withdrawn"] = [{"line": r.line, "signer": r.signer} for r in withdrawn]
     return json.dumps(doc, indent=2, ensure_ascii=False)
 
 
@@ -140,7 +143,8 @@ def show_text(report: Report) -> str:
                 if ln.keyid
                 else "unknown"
             )
-            head = f"  line {ln.line}: REJECTED {who}: {ln.reason}"
+            label = "WITHDRAWAL" if ln.reason.startswith("withdrawal") else "REJECTED"
+            head = f"  line {ln.line}: {label} {who}: {ln.reason}"
         out.append(head)
         if ln.claim is not None:
             ref = f" for {ln.claim.ref}" if ln.claim.ref else ""

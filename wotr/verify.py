@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import _openpgp, consensus, git, gpg, hashing, notes
+from . import _openpgp, consensus, git, gpg, hashing, notes, withdraw
 from . import claim as claim_mod
 from ._record import field, record
 from ._threads import started
@@ -54,7 +54,7 @@ class Context:
 # few per signer; a note with more is hostile, and each bad signature can cost a gpg process.
 MAX_CHECKED_SIGNATURES = 1024
 
-_Item = tuple[int, claim_mod.Envelope, claim_mod.Claim]
+_Item = tuple[int, claim_mod.Envelope, "claim_mod.Claim | withdraw.Withdrawal"]
 
 # Offline, one verify may check many commits (bundles are attacker data: a directory can hold
 # bundles of any number of made-up commits naming the artifact's digest). All of them together
@@ -84,13 +84,17 @@ class _Sink:
     overflow: int = 0
 
     def drop(
-        self, number: int, why: str, keyid: str = "", parsed: claim_mod.Claim | None = None
+        self,
+        number: int,
+        why: str,
+        keyid: str = "",
+        parsed: claim_mod.Claim | withdraw.Withdrawal | None = None,
     ) -> None:
         if len(self.rejected) >= MAX_LISTED_REJECTIONS:
             self.overflow += 1
             return
         self.rejected.append(Rejection(number, why))
-        self.shown[number] = Line(number, keyid, parsed, reason=why)
+        self.shown[number] = Line(number, keyid, _claim(parsed), reason=why)
 
 
 def _gate(
@@ -171,17 +175,17 @@ def check_note(
     for number in split.short:
         sink.drop(number, "not a valid wotr claim: too short to be an envelope")
     sink.overflow += split.short_count - len(split.short)
-    groups: dict[bytes, list[tuple[int, claim_mod.Envelope, claim_mod.Claim]]] = defaultdict(list)
+    groups: dict[bytes, list[_Item]] = defaultdict(list)
     # Lines that share one payload (every honest claim of a build, or hostile copies) parse
     # it once: parsing is a pure function of the bytes.
-    payloads: dict[bytes, claim_mod.Claim | claim_mod.ClaimError] = {}
+    payloads: dict[bytes, claim_mod.Claim | withdraw.Withdrawal | claim_mod.ClaimError] = {}
     for number, raw in split.candidates:
         try:
             env = claim_mod.parse_line(raw)
             known = payloads.get(env.payload)
             if known is None:
                 try:
-                    known = claim_mod.parse_payload(env.payload)
+                    known = withdraw.parse_any(env.payload)  # a claim, or a withdrawal (§8)
                 except claim_mod.ClaimError as exc:
                     known = exc
                 payloads[env.payload] = known
@@ -208,11 +212,14 @@ def check_note(
         for items in groups.values():
             for number, env, parsed in items:
                 shown[number] = Line(
-                    number, env.keyid, parsed, reason="signature not checked: no policy"
+                    number, env.keyid, _claim(parsed), reason="signature not checked: no policy"
                 )
         return [], _listed(sink), [shown[k] for k in sorted(shown)], split.count
 
+    offered = groups
     groups = _gate(policy, groups, sink, run)
+    unchecked = withdraw.left_out(policy, offered, groups)
+    withdrawals: list[withdraw.CheckedWithdrawal] = []
     # No signature left for gpg: no isolated home either (setting one up can cost a gpg
     # process, and offline a flood of bundles would pay it once per made-up commit).
     if groups:
@@ -221,27 +228,49 @@ def check_note(
                 results = verifier.check(claim_mod.pae(payload), [env.sig for _, env, _ in items])
                 for (number, env, parsed), res in zip(items, results, strict=True):
                     if res.ok and res.fingerprint:
-                        checked.append(Checked(number, res.fingerprint, parsed))
+                        if isinstance(parsed, withdraw.Withdrawal):
+                            wd = withdraw.CheckedWithdrawal(number, res.fingerprint, parsed)
+                            withdrawals.append(wd)
+                        else:
+                            checked.append(Checked(number, res.fingerprint, parsed))
                         continue
                     signer = policy.signer_for(res.fingerprint) if res.fingerprint else None
                     name = signer.name if signer else None
                     rejected.append(Rejection(number, res.reason, name, res.fingerprint))
                     shown[number] = Line(
-                        number, env.keyid, parsed, name, res.fingerprint, reason=res.reason
+                        number, env.keyid, _claim(parsed), name, res.fingerprint, reason=res.reason
                     )
 
     counted, refused = consensus.admit(
         policy, checked, commit=ctx.commit, tree=ctx.tree, tag=ctx.tag
     )
     rejected.extend(refused)
-    for c in counted:
-        shown[c.line] = Line(c.line, c.fingerprint, c.claim, c.signer, c.fingerprint, True)
+    if withdrawals or unchecked:  # DESIGN §8: each signer's own withdrawals cancel its claims
+        applied = withdraw.apply(
+            policy, counted, withdrawals, unchecked, commit=ctx.commit, tree=ctx.tree
+        )
+        counted = list(applied.counted)
+        rejected.extend(applied.rejected)
+        by_fpr = {w.line: w.fingerprint for w in withdrawals}
+        for number, text in applied.lines:
+            fpr = by_fpr.get(number)
+            shown[number] = Line(number, fpr or "", None, None, fpr, reason=text)
+        for r in applied.rejected:
+            if r.line not in shown:
+                item = next(ch for ch in checked if ch.line == r.line)
+                shown[r.line] = Line(
+                    r.line, item.fingerprint, item.claim, r.signer, r.fingerprint, reason=r.reason
+                )
     for r in refused:
         item = next(ch for ch in checked if ch.line == r.line)
         shown[r.line] = Line(
             r.line, item.fingerprint, item.claim, r.signer, r.fingerprint, reason=r.reason
         )
     return counted, _listed(sink), [shown[k] for k in sorted(shown)], split.count
+
+
+def _claim(parsed: claim_mod.Claim | withdraw.Withdrawal | None) -> claim_mod.Claim | None:
+    return parsed if isinstance(parsed, claim_mod.Claim) else None
 
 
 def _listed(sink: _Sink) -> list[Rejection]:
