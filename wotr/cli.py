@@ -534,6 +534,26 @@ def withdraw(
     return EXIT_OK
 
 
+@cli.command(context_settings=_CONTEXT)
+@click.option("--signer", help="Signer name in the policy.")
+@click.option("--key", metavar="FPR", help="A primary fingerprint listed in the policy.")
+@click.option("--policy", "policy_path", metavar="FILE", help="Policy file (threshold.toml).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def audit(signer: str | None, key: str | None, policy_path: str | None, as_json: bool) -> int:
+    """Every noted commit and tag where a signer's claims count, and whether each still
+    verifies without them. Exit 1 when some release verifies only with them."""
+    from . import audit as audit_mod
+    from .errors import BadInput
+
+    if (signer is None) == (key is None):
+        raise BadInput("give exactly one of --signer NAME or --key FPR")
+    repo = _repo()
+    done = audit_mod.audit(repo, _policy(policy_path, repo), signer=signer, key=key)
+    click.echo(audit_mod.to_json(done) if as_json else audit_mod.text(done))
+    risky = any(e.verified and not e.verified_without for e in done.entries)
+    return EXIT_NOT_VERIFIED if risky else EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
