@@ -49,3 +49,17 @@ def test_audit_ignores_forged_and_copied_lines(world: sim.World) -> None:
     doc = json.loads(res.stdout)
     assert len(doc["releases"]) == 1
     assert doc["checked_commits"] == 1
+
+
+def test_base64_needles_find_every_alignment() -> None:
+    import base64
+    import os
+
+    from wotr.audit import b64_needles
+
+    needle = b"0123456789abcdef0123456789abcdef01234567"
+    for pre in range(0, 7):
+        for post in range(0, 4):
+            data = os.urandom(pre) + needle + os.urandom(post)
+            enc = base64.b64encode(data)
+            assert any(n in enc for n in b64_needles(needle)), (pre, post)

@@ -10,10 +10,10 @@ for it); only those go to gpg, on every core, each note bounded as in ``verify``
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from . import _openpgp, consensus, git, notes, verify, withdraw
+from . import _fs, _openpgp, _proc, consensus, git, notes, verify, withdraw
 from . import claim as claim_mod
 from ._record import record
 from .errors import BadInput
@@ -82,10 +82,65 @@ def _tags(repo: git.Repo) -> dict[str, list[str]]:
     return by
 
 
+def _stream(repo: git.Repo, blobs: Sequence[str]) -> Iterator[bytes | None]:
+    """Each blob's bytes in order (None: missing, not a blob or over the note limit), from one
+    ``git cat-file --batch`` reading the ids from a file: no round trip per note, and memory
+    bounded by one note."""
+    import subprocess
+
+    with _fs.anonymous_file() as ids:
+        ids.write(b"".join(b.encode("ascii") + b"\n" for b in blobs))
+        ids.seek(0)
+        proc = subprocess.Popen(
+            ["git", "cat-file", "--batch"],
+            cwd=repo.cwd,
+            stdin=ids,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=_proc.clean_env(),
+            bufsize=1 << 20,
+        )
+    stdout = proc.stdout
+    assert stdout is not None
+    try:
+        for _ in blobs:
+            header = stdout.readline().split()
+            if len(header) != 3 or not header[2].isdigit():
+                yield None
+                continue
+            size = int(header[2]) + 1  # and the newline after the object
+            if size > notes.MAX_NOTE_BYTES or header[1] != b"blob":
+                while size > 0:  # discarded in bounded pieces
+                    piece = stdout.read(min(size, 1 << 20))
+                    if not piece:
+                        break
+                    size -= len(piece)
+                yield None
+                continue
+            yield stdout.read(size)[:-1]
+    finally:
+        stdout.close()
+        proc.kill()
+        proc.wait()
+
+
+def b64_needles(needle: bytes) -> tuple[bytes, ...]:
+    """Byte strings of which one occurs in base64(x) whenever ``needle`` occurs in x: the
+    encoding of ``needle`` at each of the three alignments, without the characters that
+    depend on the bytes around it."""
+    import base64
+
+    out = []
+    for k in range(3):
+        enc = base64.b64encode(b"\0" * k + needle)
+        out.append(enc[-(-8 * k // 6) : (k + len(needle)) * 8 // 6])
+    return tuple(out)
+
+
 def _mentions(note: bytes, commit: str, ids: frozenset[str]) -> bool:
     """Could a line of ``note`` be a counting claim of the signer on ``commit``? (no gpg)"""
-    if notes.too_large(note):
-        return False
+    if notes.too_large(note) or not any(n in note for n in b64_needles(commit.encode())):
+        return False  # no payload in the note names this commit (rule 4): nothing can count
     needle = commit.encode()
     for _, raw in notes.split(note).candidates:
         try:
@@ -110,17 +165,18 @@ def audit(
     fprs = tuple(sorted(next(s for s in policy.signers if s.name == name).fingerprints))
     noted = _noted(repo)
     tags = _tags(repo)
+    found: list[tuple[str, bytes]] = []  # commit, note
+    for (_, commit), data in zip(noted, _stream(repo, [b for b, _ in noted]), strict=True):
+        if data is not None and _mentions(data, commit, ids):
+            found.append((commit, data))
     todo: list[tuple[str, str, bytes]] = []  # commit, tree, note
     with git.ObjectReader(repo) as reader:
-        for blob, commit in noted:
-            got = reader.get(blob)
-            if got is None or got[1] != "blob" or not _mentions(got[2], commit, ids):
-                continue
-            obj = reader.get(commit)
+        for commit, data in found:
+            obj = reader.get(commit, 4 * 1024 * 1024)
             if obj is None or obj[1] != "commit" or not obj[2].startswith(b"tree "):
                 continue
             tree = obj[2][5 : obj[2].index(b"\n")].decode("ascii")
-            todo.append((commit, tree, got[2]))
+            todo.append((commit, tree, data))
 
     def one(item: tuple[str, str, bytes]) -> list[Entry]:
         commit, tree, note = item
