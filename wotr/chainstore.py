@@ -35,6 +35,7 @@ MAX_SIGNATURE_BYTES = 4 * 1024 * 1024
 MAX_SIGNATURE_LINES = 512  # per proposal
 MAX_CHECKED_PER_STEP = 256  # signatures sent to gpg for one serial, over all its proposals
 MAX_STEPS = 10_000
+MAX_STORE_BYTES = 64 * 1024 * 1024  # everything the ref holds
 _SERIAL = re.compile(r"[1-9][0-9]{0,9}")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
@@ -134,6 +135,10 @@ def read(repo: git.Repo, ref: str = REF) -> Store:
             fields[2].decode("ascii"),
             int(fields[3]),
         )
+    total = sum(size for files in groups.values() for _, size in files.values())
+    if total > MAX_STORE_BYTES:
+        problems.append(f"{ref} holds over {MAX_STORE_BYTES} bytes; not followed (flooded?)")
+        return Store((), tuple(problems), False)
     if len(groups) > MAX_PROPOSALS:
         problems.append(f"{ref} holds over {MAX_PROPOSALS} proposals; not followed (flooded?)")
         return Store((), tuple(problems), False)
@@ -181,10 +186,8 @@ def write(repo: git.Repo, store: Store, old: str | None, parents: Sequence[str],
 
     r = pygit2.Repository(str(repo.git_dir))
     nested: dict[str, Any] = {}
-    loaded = load_all(store)
     for p in store.proposals:
-        pol = loaded.get(p.digest)
-        serial = str(pol.serial) if isinstance(pol, policy_mod.Policy) else "1"
+        serial = str(serial_of(p) or 0)
         node = nested.setdefault(serial, {}).setdefault(p.digest, {})
         files: dict[str, Any] = node.setdefault("files", {})
         for name, data in p.files:
@@ -254,16 +257,6 @@ def load(p: Proposal) -> policy_mod.Policy:
     return loaded
 
 
-def load_all(store: Store) -> dict[str, policy_mod.Policy | PolicyError]:
-    out: dict[str, policy_mod.Policy | PolicyError] = {}
-    for p in store.proposals:
-        try:
-            out[p.digest] = load(p)
-        except PolicyError as exc:
-            out[p.digest] = exc
-    return out
-
-
 # --- following the chain -----------------------------------------------------------------------
 
 
@@ -287,7 +280,7 @@ class Followed:
 
 
 def votes(
-    current: policy_mod.Policy, p: Proposal, budget: list[int]
+    current: policy_mod.Policy, p: Proposal, budget: list[int], expected: bytes
 ) -> tuple[list[chain.Vote], bool]:
     """Signature lines of ``p`` judged by gpg against ``current``'s keys only (§6 rules 1-3).
 
@@ -304,6 +297,9 @@ def votes(
             ids = _openpgp.issuers(env.sig)
         except (claim_mod.ClaimError, _openpgp.PacketError) as exc:
             out.append(chain.Vote(number, b"", None, f"not a valid envelope: {exc}"))
+            continue
+        if env.payload != expected:  # never a vote for this step: no gpg work for it
+            out.append(chain.Vote(number, env.payload, None, "signs another statement"))
             continue
         if not ids & current.issuer_ids:
             out.append(chain.Vote(number, env.payload, None, "signed by a key not in the policy"))
@@ -329,31 +325,45 @@ def votes(
     return out, complete
 
 
+def serial_of(p: Proposal) -> int | None:
+    """The serial a proposal's TOML states (absent: 1), without loading its keys; None when the
+    TOML cannot be read (the proposal then never is a step)."""
+    import tomllib
+
+    toml = dict(p.files).get(chain.POLICY_NAME, b"")
+    try:
+        serial = tomllib.loads(toml.decode("utf-8")).get("serial", 1)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    return serial if isinstance(serial, int) and not isinstance(serial, bool) else None
+
+
 def follow(start: policy_mod.Policy, store: Store) -> Followed:
-    """The newest policy reachable from ``start`` by valid steps (DESIGN §7)."""
-    loaded = load_all(store)
+    """The newest policy reachable from ``start`` by valid steps (DESIGN §7). Only proposals for
+    the next serial are loaded and sent to gpg, and only their lines over the exact statement."""
     problems = list(store.problems)
-    for digest, got in loaded.items():
-        if isinstance(got, PolicyError):
-            problems.append(f"proposal {digest[:16]}: {got}")
-    by_digest = {p.digest: p for p in store.proposals}
+    serials = {p.digest: serial_of(p) for p in store.proposals}
     current, digest = start, chain.policy_digest(start)
     links: list[Link] = []
     pending: list[Link] = []
     for _ in range(MAX_STEPS):
         want = current.serial + 1
-        cands = [
-            (by_digest[d], pol)
-            for d, pol in loaded.items()
-            if isinstance(pol, policy_mod.Policy) and pol.serial == want
-        ]
+        cands: list[tuple[Proposal, policy_mod.Policy]] = []
+        for p in store.proposals:
+            if serials[p.digest] != want:
+                continue
+            try:
+                cands.append((p, load(p)))
+            except PolicyError as exc:
+                problems.append(f"proposal {p.digest[:16]}: {exc}")
         if not cands:
             break
         budget = [MAX_CHECKED_PER_STEP]
         steps: list[tuple[chain.Step, policy_mod.Policy, Proposal]] = []
         complete = store.complete
         for p, pol in cands:
-            vs, done = votes(current, p, budget)
+            expected = chain.statement(chain.chain_digests(pol), want, digest)
+            vs, done = votes(current, p, budget, expected)
             complete = complete and done
             steps.append((chain.judge(current, pol, vs), pol, p))
         nxt = chain.successor([s for s, _, _ in steps], complete=complete)
@@ -365,14 +375,10 @@ def follow(start: policy_mod.Policy, store: Store) -> Followed:
         current, digest = taken[1], nxt.digest
     # Proposals for a serial that was passed, that are not the step taken: never a step now.
     on_path = {ln.step.digest for ln in links}
-    for d, other in loaded.items():
-        if (
-            isinstance(other, policy_mod.Policy)
-            and d not in on_path
-            and start.serial < other.serial <= current.serial
-        ):
+    for d, serial in serials.items():
+        if d not in on_path and serial is not None and start.serial < serial <= current.serial:
             problems.append(
-                f"proposal {d[:16]} has serial {other.serial}, not above the policy in effect "
+                f"proposal {d[:16]} has serial {serial}, not above the policy in effect "
                 f"(serial {current.serial}): ignored (replayed or superseded)"
             )
     return Followed(current, digest, tuple(links), tuple(pending), tuple(problems))

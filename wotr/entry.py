@@ -116,7 +116,7 @@ def _follow_chain(repo: Any) -> None:
             return
     from . import policycmd
 
-    policycmd.refresh(repo)
+    policycmd.refresh(repo, force=False)
 
 
 def _installer_chain(pol: Any, named_dir: str | Path | None, threshold: int | None) -> Any:

@@ -85,18 +85,41 @@ def keep_copy(repo: git.Repo, pol: policy_mod.Policy) -> None:
             (target / rel).write_bytes(data)
 
 
-def refresh(repo: git.Repo) -> chainstore.Followed | None:
+def _seen(repo: git.Repo, tip: str | None) -> str:
+    """What a follow depends on: the chain's tip and the pin as it stands."""
+    import hashlib
+
+    try:
+        pin = (state_dir(repo) / "policy.pin").read_bytes()
+    except OSError:
+        pin = b""
+    return f"{tip} {hashlib.sha256(pin).hexdigest()}\n"
+
+
+def refresh(repo: git.Repo, *, force: bool = True) -> chainstore.Followed | None:
     """Follow refs/wotr/policy from the pin; move the pin forward when a step is valid.
 
-    None when the repository has no policy chain. Forks and floods raise (fail closed)."""
+    None when the repository has no policy chain, or (``force=False``, verify's case) when
+    neither the chain nor the pin changed since the last follow that succeeded. Forks and
+    floods raise every time (fail closed): only a success is remembered."""
     if not chainstore.present(repo.common_dir):
         return None
+    tip = chainstore.tip(repo)
+    seen = state_dir(repo) / "policy-chain.seen"
+    if not force:
+        try:
+            if seen.read_text("ascii") == _seen(repo, tip):
+                return None
+        except (OSError, UnicodeDecodeError):
+            pass
     start = pinned(repo)
     followed = chainstore.follow(start, chainstore.read(repo))
     if followed.links:
         chainstore.write_pin(
             state_dir(repo), followed, followed.links[-1].proposal, _history(repo, followed)
         )
+    seen.parent.mkdir(parents=True, exist_ok=True)
+    seen.write_text(_seen(repo, tip), "ascii")
     return followed
 
 
