@@ -19,6 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = [
+    "tests/test_chain.py",
+    "tests/test_withdraw.py",
     "tests/test_attacks.py",
     "tests/test_consensus.py",
     "tests/test_policy.py",
@@ -36,6 +38,8 @@ class Mutation:
     rule: str
     file: str
     edits: tuple[tuple[str, str], ...]
+    # the same rule enforced in a second place (defence in depth): (file, edits) removed too
+    also: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
 
 MUTATIONS = [
@@ -285,11 +289,120 @@ MUTATIONS = [
         "wotr/policy.py",
         (("        if pin is not None and pin.get(rel) != digest:", "        if False:"),),
     ),
+    # --- the policy chain (DESIGN §7) and withdrawals (§8), issue 11 ---
+    Mutation(
+        "chain-update-threshold",
+        "§7",
+        "wotr/chain.py",
+        (("    ok = len(counted) >= needed", "    ok = len(counted) >= 1"),),
+    ),
+    Mutation(
+        "chain-update-signers",
+        "§7",
+        "wotr/chain.py",
+        (("        elif signer.name not in voters:", "        elif False:"),),
+    ),
+    Mutation(
+        "chain-self-authorizing",
+        "§7",
+        "wotr/chain.py",
+        (
+            (
+                "    voters = set(current.update_signers)",
+                "    voters = set(candidate.update_signers)",
+            ),
+            (
+                "        signer = current.signer_for(vote.fingerprint)",
+                "        signer = candidate.signer_for(vote.fingerprint)",
+            ),
+        ),
+    ),
+    Mutation(
+        "chain-statement-binding",
+        "§7",
+        "wotr/chain.py",
+        (("        if vote.payload != expected:", "        if False:"),),
+        (("wotr/chainstore.py", (("        if env.payload != expected:", "        if False:"),)),),
+    ),
+    Mutation(
+        "chain-fork",
+        "§7",
+        "wotr/chain.py",
+        (("    if len(valid) > 1:", "    if False:"),),
+    ),
+    Mutation(
+        "chain-flood-unchecked",
+        "§7",
+        "wotr/chain.py",
+        (("    if not complete:", "    if False:"),),
+    ),
+    Mutation(
+        "withdraw-ignored",
+        "§8",
+        "wotr/verify.py",
+        (("    if withdrawals or unchecked:", "    if False:"),),
+    ),
+    Mutation(
+        "withdraw-by-anyone",
+        "§8",
+        "wotr/withdraw.py",
+        (
+            (
+                "        line = everything.get(c.signer)",
+                "        line = next(iter(everything.values()), None)",
+            ),
+        ),
+    ),
+    Mutation(
+        "withdraw-copied",
+        "§8",
+        "wotr/withdraw.py",
+        (("        if w.commit != commit or w.tree != tree:", "        if False:"),),
+        (
+            (
+                "wotr/verify.py",
+                (
+                    (
+                        "        if parsed.commit != ctx.commit or parsed.tree != ctx.tree:",
+                        "        if isinstance(parsed, claim_mod.Claim) and (\n"
+                        "            parsed.commit != ctx.commit or parsed.tree != ctx.tree\n"
+                        "        ):",
+                    ),
+                ),
+            ),
+        ),
+    ),
+    Mutation(
+        "withdraw-unchecked-worst-case",
+        "§8",
+        "wotr/verify.py",
+        (
+            (
+                "    unchecked = withdraw.left_out(policy, offered, groups)",
+                "    unchecked: list[tuple[int, frozenset[str]]] = []",
+            ),
+        ),
+    ),
 ]
 
 
 def run(mutation: Mutation, scratch: Path) -> bool:
     """True when the mutation is killed (some test fails)."""
+    for file, edits in mutation.also:
+        text = (ROOT / file).read_text()
+        for old, new in edits:
+            if old not in text:
+                raise SystemExit(f"{mutation.name}: pattern not found in {file}: {old!r}")
+            text = text.replace(old, new)
+        (scratch / file).write_text(text)
+    try:
+        return _run_one(mutation, scratch)
+    finally:
+        for file, _ in mutation.also:
+            (scratch / file).write_text((ROOT / file).read_text())
+
+
+def _run_one(mutation: Mutation, scratch: Path) -> bool:
     target = scratch / mutation.file
     original = (ROOT / mutation.file).read_text()
     text = original
@@ -329,6 +442,9 @@ def missing_patterns(mutations: list[Mutation]) -> list[str]:
     for m in mutations:
         text = (ROOT / m.file).read_text()
         out += [f"{m.name}: {old!r} not in {m.file}" for old, _ in m.edits if old not in text]
+        for file, edits in m.also:
+            extra = (ROOT / file).read_text()
+            out += [f"{m.name}: {old!r} not in {file}" for old, _ in edits if old not in extra]
     return out
 
 
