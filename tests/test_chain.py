@@ -330,3 +330,49 @@ def test_policy_digest_golden_vector() -> None:
         b'[{"digest":{"sha256":"' + b"b" * 64 + b'"},"name":"keys/alice.asc"},'
         b'{"digest":{"sha256":"' + b"a" * 64 + b'"},"name":"threshold.toml"}]}'
     )
+
+
+def test_proposal_cannot_make_wotr_read_local_files(project: sim.World) -> None:
+    """keys = ["/dev/zero"] (or any path outside the proposal) is refused before reading."""
+    w = project
+    d1 = _digest1(w)
+    p = _forge_step(w, ["alice", "bob"], 2, 2, d1, ["alice", "bob"])
+    files = dict(p.files)
+    files["threshold.toml"] = files["threshold.toml"].replace(
+        b'"keys/alice.asc"', b'"' + str(w.root).encode() + b'"'
+    )
+    _add(w, chainstore.proposal(files, p.lines))
+    shown = json.loads(w.run("policy", "show", "--json").stdout)
+    assert shown["in_effect"]["serial"] == 1
+    assert any("which it does not carry" in x for x in shown["problems"]), shown["problems"]
+
+
+def test_hostile_tree_entries_are_skipped(project: sim.World) -> None:
+    """Paths outside the layout, a symbolic link, a wrong digest name: skipped and reported."""
+    w = project
+    blob = sim.git(w.repo, "hash-object", "-w", "--stdin", input=b"x")
+    d = "ab" * 32
+    tree = sim.git(
+        w.repo,
+        "mktree",
+        input=f"100644 blob {blob}\tjunk\n".encode(),
+    )
+    inner = sim.git(
+        w.repo,
+        "mktree",
+        input=(f"120000 blob {blob}\tsignatures\n").encode(),
+    )
+    mid = sim.git(w.repo, "mktree", input=f"040000 tree {inner}\t{d}\n".encode())
+    top = sim.git(
+        w.repo,
+        "mktree",
+        input=f"040000 tree {mid}\t2\n100644 blob {blob}\tREADME\n".encode(),
+    )
+    del tree
+    commit = sim.git(w.repo, "commit-tree", top, "-m", "hostile")
+    sim.git(w.repo, "update-ref", "refs/wotr/policy", commit)
+    res = w.run("policy", "show", "--json")
+    assert res.returncode == 0, res.stderr
+    shown = json.loads(res.stdout)
+    assert shown["in_effect"]["serial"] == 1
+    assert any("not part of a proposal" in x for x in shown["problems"])

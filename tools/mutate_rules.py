@@ -337,6 +337,12 @@ MUTATIONS = [
         (("    if not complete:", "    if False:"),),
     ),
     Mutation(
+        "chain-proposal-reads-local-files",
+        "§7",
+        "wotr/chainstore.py",
+        (("    _own_keys_only(p)\n", ""),),
+    ),
+    Mutation(
         "withdraw-ignored",
         "§8",
         "wotr/verify.py",

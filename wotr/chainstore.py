@@ -244,10 +244,17 @@ def materialize(p: Proposal, directory: Path) -> Path:
 
 
 def load(p: Proposal) -> policy_mod.Policy:
-    """The proposal as a checked Policy (files in a private temporary directory)."""
+    """The proposal as a checked Policy (files in a private temporary directory).
+
+    A proposal is attacker data: every key file its TOML names must be one of its own files
+    (a plain relative name), checked before anything is read, so that a proposal can never
+    make wotr read a file of this machine (``keys = ["/dev/zero"]``)."""
+    _own_keys_only(p)
     tmp = _fs.private_dir("wotr-policy-")
     try:
         loaded = policy_mod.load(materialize(p, tmp))
+    except OSError as exc:
+        raise PolicyError(f"proposal {p.digest[:16]} cannot be laid out: {exc}") from exc
     finally:
         _fs.remove_tree(tmp)
     if chain.chain_digests(loaded) != p.digests():
@@ -255,6 +262,24 @@ def load(p: Proposal) -> policy_mod.Policy:
             f"proposal {p.digest[:16]} carries files its policy does not name", "remove them"
         )
     return loaded
+
+
+def _own_keys_only(p: Proposal) -> None:
+    import tomllib
+
+    names = dict(p.files)
+    try:
+        doc = tomllib.loads(names[chain.POLICY_NAME].decode("utf-8"))
+    except (KeyError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise PolicyError(f"proposal {p.digest[:16]}: no readable {chain.POLICY_NAME}") from exc
+    signers = doc.get("signers")
+    for entry in signers if isinstance(signers, list) else []:
+        keys = entry.get("keys") if isinstance(entry, dict) else None
+        for key in keys if isinstance(keys, list) else []:
+            if not isinstance(key, str) or key not in names or key == chain.POLICY_NAME:
+                raise PolicyError(
+                    f"proposal {p.digest[:16]} names key file {key!r}, which it does not carry"
+                )
 
 
 # --- following the chain -----------------------------------------------------------------------

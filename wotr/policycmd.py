@@ -317,7 +317,17 @@ def installer_policy(
         )
     else:
         start = policy_mod.load(given.path, pin=doc.get("files") or {})
-    stores = [read_chain_file(f) for f in chain_files]
+    stores: list[chainstore.Store] = []
+    total = 0
+    for f in chain_files:
+        try:
+            total += f.stat().st_size
+        except OSError:
+            continue
+        if total > MAX_CHAIN_FILE_BYTES * 4:  # rule 8: bounded memory; an unread file = refuse
+            stores.append(chainstore.Store((), (f"{f}: not read (too many bytes)",), False))
+            break
+        stores.append(read_chain_file(f))
     if not stores:
         return start
     followed = chainstore.follow(start, chainstore.union(*stores))
