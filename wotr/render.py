@@ -22,6 +22,8 @@ def _head(report: Report) -> str:
         if report.policy.serial > 1:  # the policy chain (DESIGN §7) moved: say which serial
             serial, digest = policy_id(report.policy)
             where += f" · serial {serial} ({_short(digest)})"
+    if report.repository is not None:
+        where += f" · repository {report.repository}"
     return where
 
 
@@ -32,7 +34,11 @@ def policy_id(policy: Any) -> tuple[int, str]:
     return policy.serial, policy_digest(policy)
 
 
-def verify_text(report: Report) -> str:
+NO_CLAIMS = "no claims on this commit — did you run 'git wotr fetch'?"
+
+
+def verify_text(report: Report, no_claims: str = NO_CLAIMS) -> str:
+    """The report for a person; ``no_claims``: what to say when the commit has no note."""
     result = report.result
     assert result is not None
     out = [_head(report)]
@@ -55,9 +61,15 @@ def verify_text(report: Report) -> str:
         out.append(f"  dissent on {d.name}: {groups}")
     for c in result.conflicts:
         out.append(f"  {c.signer} claimed {len(c.digests)} digests for {c.name}: counts for none")
+    for u in result.doubts:
+        why = u.reason.removeprefix("not checked: ")
+        out.append(
+            f"  {u.signer}: {u.lines} claim(s) on {u.name} not checked ({why}): "
+            "taken at their worst"
+        )
     out.extend(_rejected(result))
     if not report.note_lines:
-        out.append("  no claims on this commit — did you run 'git wotr fetch'?")
+        out.append(f"  {no_claims}")
     out.append(
         "VERIFIED"
         if result.verified
@@ -91,6 +103,7 @@ def verify_json(report: Report) -> str:
         "policy": str(report.policy.path) if report.policy else None,
         "policy_serial": policy_id(report.policy)[0] if report.policy else None,
         "policy_digest": policy_id(report.policy)[1] if report.policy else None,
+        "repository": report.repository,
         "reason": result.reason,
         "artifacts": [
             {
@@ -118,6 +131,16 @@ def verify_json(report: Report) -> str:
             {"line": r.line, "reason": r.reason, "signer": r.signer, "fingerprint": r.fingerprint}
             for r in result.rejected
         ],
+        "unchecked": [
+            {
+                "signer": u.signer,
+                "name": u.name,
+                "sha256": list(u.digests),
+                "lines": u.lines,
+                "reason": u.reason,
+            }
+            for u in result.doubts
+        ],
     }
     withdrawn = [r for r in result.rejected if r.reason.startswith(("withdrawn", "in part:"))]
     if withdrawn:  # DESIGN §8; absent when nothing was withdrawn
@@ -125,10 +148,10 @@ def verify_json(report: Report) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False)
 
 
-def show_text(report: Report) -> str:
+def show_text(report: Report, no_claims: str = NO_CLAIMS) -> str:
     out = [_head(report)]
     if not report.lines:
-        out.append("  no claims on this commit — did you run 'git wotr fetch'?")
+        out.append(f"  {no_claims}")
         return "\n".join(out)
     counted = sum(1 for ln in report.lines if ln.counts)
     out.append(f"  {len(report.lines)} claim line(s), {counted} counting")

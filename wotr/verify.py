@@ -41,6 +41,7 @@ class Report:
     result: Result | None
     lines: tuple[Line, ...] = field(default=())
     note_lines: int = 0
+    repository: str | None = None  # the git directory the claims were read from
 
 
 @record
@@ -97,20 +98,51 @@ class _Sink:
         self.shown[number] = Line(number, keyid, _claim(parsed), reason=why)
 
 
+def _issuer_signers(policy: Policy) -> dict[str, tuple[str, ...]]:
+    """Issuer hint (16-hex key id or 40-hex fingerprint of a policy key or subkey) -> the
+    names of the signers owning such a key (several only if key ids collide)."""
+    cached = _ISSUERS.get(id(policy))
+    if cached is not None and cached[0] is policy:
+        return cached[1]
+    out: dict[str, set[str]] = defaultdict(set)
+    try:
+        keys = _openpgp.public_keys(policy.keyring)
+    except _openpgp.PacketError:
+        keys = []
+    for key in keys:
+        signer = policy.signer_for(key.fingerprint)
+        if signer is None:
+            continue
+        for fpr in (key.fingerprint, *key.subkeys):
+            out[fpr].add(signer.name)
+            out[fpr[-16:]].add(signer.name)
+    found = {k: tuple(sorted(v)) for k, v in out.items()}
+    _ISSUERS.clear()  # one policy per run; never grows
+    _ISSUERS[id(policy)] = (policy, found)
+    return found
+
+
+_ISSUERS: dict[int, tuple[Policy, dict[str, tuple[str, ...]]]] = {}
+
+
 def _gate(
     policy: Policy, groups: dict[bytes, list[_Item]], sink: _Sink, run: Budget | None = None
-) -> dict[bytes, list[_Item]]:
+) -> tuple[dict[bytes, list[_Item]], list[consensus.Unchecked]]:
     """What may reach gpg (DESIGN §6 rule 8): signatures whose issuer hint names a policy key
-    or subkey, each signature once, at most MAX_CHECKED_SIGNATURES in all. Dropping here can
-    only make a line not count; it never makes one count."""
+    or subkey, each (payload, signature) once, at most MAX_CHECKED_SIGNATURES in all.
+
+    Lines dropped for not being by a policy key can never count. Lines by a policy key that a
+    budget keeps from gpg are returned as :class:`consensus.Unchecked`: they may be valid, and
+    are counted at their worst (a limit turns a yes into a no, never a no into a yes)."""
 
     def drop(item: _Item, why: str) -> None:
         number, env, parsed = item
         sink.drop(number, why, env.keyid, parsed)
 
+    owners = _issuer_signers(policy)
     # First what may reach gpg at all, in note order, by issuer key...
     queues: dict[str, list[tuple[bytes, _Item]]] = {}
-    seen: dict[bytes, int] = {}
+    seen: dict[tuple[bytes, bytes], int] = {}
     for payload, items in groups.items():
         for item in items:
             number, env, _ = item
@@ -125,10 +157,13 @@ def _gate(
                 named = ", ".join(sorted(ids, key=len, reverse=True)[:1]) or "no issuer"
                 drop(item, f"signed by key {named}, which is not in the policy")
                 continue
-            if env.sig in seen:
-                drop(item, f"the same signature as line {seen[env.sig]}")
+            # The same signature over the same payload says the same (a re-encoded line).
+            # Over another payload it is checked too: skipping it could hide a real line
+            # behind a forged copy of its signature.
+            if (payload, env.sig) in seen:
+                drop(item, f"the same signature as line {seen[(payload, env.sig)]}")
                 continue
-            seen[env.sig] = number
+            seen[(payload, env.sig)] = number
             queues.setdefault(min(ours), []).append((payload, item))
     # ...then taken one per issuer key in turn: a flood of signatures naming one key (forged
     # copies of a signer's claim need no private key) uses up that key's turns, not the
@@ -136,17 +171,27 @@ def _gate(
     rounds = max(map(len, queues.values()), default=0)
     order = [q[i] for i in range(rounds) for q in queues.values() if i < len(q)]
     kept: dict[bytes, list[_Item]] = {}
+    unchecked: list[consensus.Unchecked] = []
+
+    def skip(item: _Item, why: str) -> None:
+        drop(item, why)
+        number, env, parsed = item
+        ids = _openpgp.issuers(env.sig) & policy.issuer_ids
+        who = tuple(sorted({name for i in ids for name in owners.get(i, ())}))
+        if isinstance(parsed, claim_mod.Claim):  # withdrawals: see withdraw.left_out
+            unchecked.append(consensus.Unchecked(number, who, parsed, why))
+
     budget = MAX_CHECKED_SIGNATURES
     for payload, item in order:
         if run is not None and run.left == 0:
-            drop(
+            skip(
                 item,
                 "not checked: this verify already sent its limit of signatures by "
                 "policy keys to gpg, for other commits (flooded bundles?)",
             )
             continue
         if budget == 0:
-            drop(
+            skip(
                 item,
                 f"not checked: more than {MAX_CHECKED_SIGNATURES} signatures by "
                 "policy keys on this commit (a flooded note?)",
@@ -156,21 +201,31 @@ def _gate(
         if run is not None:
             run.left -= 1
         kept.setdefault(payload, []).append(item)
-    return kept
+    return kept, unchecked
 
 
-def check_note(
-    policy: Policy | None, note: bytes, ctx: Context, run: Budget | None = None
-) -> tuple[list[consensus.Counted], list[Rejection], list[Line], int]:
-    """Parse and signature-check every line of a note; rules 1-7 applied, nothing counted yet.
+@record(frozen=False)
+class _Prepared:
+    """A note parsed and gated, its signatures not yet checked (see :func:`check_many`)."""
 
-    Returns what counts, what does not (and why), every line for ``show``, and the number of
-    non-blank lines in the note.
-    """
+    ctx: Context
+    sink: _Sink
+    count: int
+    groups: dict[bytes, list[_Item]]  # payload -> lines whose signatures go to gpg
+    unchecked: list[consensus.Unchecked]
+    too_large: bool = False
+    # withdrawal lines (number, issuer ids) naming a policy key that a limit kept from gpg:
+    # each taken at its worst (DESIGN §8, wotr/withdraw.py)
+    withdrawals_left_out: list[tuple[int, frozenset[str]]] = field(default_factory=list)
+
+
+def _prepare(policy: Policy | None, note: bytes, ctx: Context, run: Budget | None) -> _Prepared:
+    """Parse every line, drop what cannot count (rules 4 and 8) and gate what may reach gpg."""
+    sink = _Sink()
     if notes.too_large(note):
         why = f"note is over the {notes.MAX_NOTE_BYTES}-byte limit; nothing in it counts"
-        return [], [Rejection(0, why)], [], 1
-    sink = _Sink()
+        sink.rejected.append(Rejection(0, why))
+        return _Prepared(ctx, sink, 1, {}, [], too_large=True)
     split = notes.split(note)
     for number in split.short:
         sink.drop(number, "not a valid wotr claim: too short to be an envelope")
@@ -205,68 +260,119 @@ def check_note(
             sink.drop(number, why, env.keyid, parsed)
             continue
         groups[env.payload].append((number, env, parsed))
-
-    rejected, shown = sink.rejected, sink.shown
-    checked: list[Checked] = []
     if policy is None:
         for items in groups.values():
             for number, env, parsed in items:
-                shown[number] = Line(
+                sink.shown[number] = Line(
                     number, env.keyid, _claim(parsed), reason="signature not checked: no policy"
                 )
-        return [], _listed(sink), [shown[k] for k in sorted(shown)], split.count
+        return _Prepared(ctx, sink, split.count, {}, [])
+    kept, unchecked = _gate(policy, groups, sink, run)
+    left_out = withdraw.left_out(policy, groups, kept)
+    return _Prepared(ctx, sink, split.count, kept, unchecked, withdrawals_left_out=left_out)
 
-    offered = groups
-    groups = _gate(policy, groups, sink, run)
-    unchecked = withdraw.left_out(policy, offered, groups)
+
+def _finish(
+    policy: Policy, prep: _Prepared, results: dict[bytes, list[gpg.SigCheck]]
+) -> CheckedNote:
+    """Admit what gpg found good (rules 2-6); keep the unchecked lines that could count."""
+    ctx, sink = prep.ctx, prep.sink
+    rejected, shown = sink.rejected, sink.shown
+    checked: dict[int, Checked] = {}
     withdrawals: list[withdraw.CheckedWithdrawal] = []
-    # No signature left for gpg: no isolated home either (setting one up can cost a gpg
-    # process, and offline a flood of bundles would pay it once per made-up commit).
-    if groups:
-        with gpg.Verifier(policy.keyring, merge_copies=policy.keyring_has_copies) as verifier:
-            for payload, items in groups.items():
-                results = verifier.check(claim_mod.pae(payload), [env.sig for _, env, _ in items])
-                for (number, env, parsed), res in zip(items, results, strict=True):
-                    if res.ok and res.fingerprint:
-                        if isinstance(parsed, withdraw.Withdrawal):
-                            wd = withdraw.CheckedWithdrawal(number, res.fingerprint, parsed)
-                            withdrawals.append(wd)
-                        else:
-                            checked.append(Checked(number, res.fingerprint, parsed))
-                        continue
-                    signer = policy.signer_for(res.fingerprint) if res.fingerprint else None
-                    name = signer.name if signer else None
-                    rejected.append(Rejection(number, res.reason, name, res.fingerprint))
-                    shown[number] = Line(
-                        number, env.keyid, _claim(parsed), name, res.fingerprint, reason=res.reason
-                    )
-
+    for payload, items in prep.groups.items():
+        for (number, env, parsed), res in zip(items, results[payload], strict=True):
+            if res.ok and res.fingerprint:
+                if isinstance(parsed, withdraw.Withdrawal):
+                    withdrawals.append(withdraw.CheckedWithdrawal(number, res.fingerprint, parsed))
+                else:
+                    checked[number] = Checked(number, res.fingerprint, parsed)
+                continue
+            signer = policy.signer_for(res.fingerprint) if res.fingerprint else None
+            name = signer.name if signer else None
+            rejected.append(Rejection(number, res.reason, name, res.fingerprint))
+            shown[number] = Line(
+                number, env.keyid, _claim(parsed), name, res.fingerprint, reason=res.reason
+            )
     counted, refused = consensus.admit(
-        policy, checked, commit=ctx.commit, tree=ctx.tree, tag=ctx.tag
+        policy, checked.values(), commit=ctx.commit, tree=ctx.tree, tag=ctx.tag
     )
     rejected.extend(refused)
-    if withdrawals or unchecked:  # DESIGN §8: each signer's own withdrawals cancel its claims
+    left_out = prep.withdrawals_left_out
+    if withdrawals or left_out:  # DESIGN §8: each signer's own withdrawals cancel its claims
         applied = withdraw.apply(
-            policy, counted, withdrawals, unchecked, commit=ctx.commit, tree=ctx.tree
+            policy, counted, withdrawals, left_out, commit=ctx.commit, tree=ctx.tree
         )
         counted = list(applied.counted)
+        refused = [*refused, *applied.rejected]
         rejected.extend(applied.rejected)
-        by_fpr = {w.line: w.fingerprint for w in withdrawals}
+        by_line = {w.line: w.fingerprint for w in withdrawals}
         for number, text in applied.lines:
-            fpr = by_fpr.get(number)
+            fpr = by_line.get(number)
             shown[number] = Line(number, fpr or "", None, None, fpr, reason=text)
-        for r in applied.rejected:
-            if r.line not in shown:
-                item = next(ch for ch in checked if ch.line == r.line)
-                shown[r.line] = Line(
-                    r.line, item.fingerprint, item.claim, r.signer, r.fingerprint, reason=r.reason
-                )
+    for c in counted:
+        shown[c.line] = Line(c.line, c.fingerprint, c.claim, c.signer, c.fingerprint, True)
     for r in refused:
-        item = next(ch for ch in checked if ch.line == r.line)
+        item = checked.get(r.line)
+        if item is None:
+            continue
         shown[r.line] = Line(
             r.line, item.fingerprint, item.claim, r.signer, r.fingerprint, reason=r.reason
         )
-    return counted, _listed(sink), [shown[k] for k in sorted(shown)], split.count
+    unchecked = consensus.admit_unchecked(
+        policy, prep.unchecked, commit=ctx.commit, tree=ctx.tree, tag=ctx.tag
+    )
+    return CheckedNote(
+        ctx,
+        tuple(counted),
+        tuple(_listed(sink)),
+        tuple(shown[k] for k in sorted(shown)),
+        prep.count,
+        tuple(unchecked),
+    )
+
+
+def check_many(
+    policy: Policy, items: Sequence[tuple[bytes, Context]], run: Budget | None = None
+) -> list[CheckedNote]:
+    """:func:`check` of several notes (offline: one per commit), with one isolated gpg home
+    and as few gpg processes as the signatures need (DESIGN §6 rules 1 and 8)."""
+    preps = [_prepare(policy, note, ctx, run) for note, ctx in items]
+    jobs: list[tuple[bytes, list[bytes]]] = []
+    for prep in preps:
+        for payload, its in prep.groups.items():
+            jobs.append((claim_mod.pae(payload), [env.sig for _, env, _ in its]))
+    found: list[list[gpg.SigCheck]] = []
+    # No signature left for gpg: no isolated home either (setting one up can cost a gpg
+    # process, and offline a flood of bundles would pay it once per made-up commit).
+    if jobs:
+        with gpg.Verifier(policy.keyring, merge_copies=policy.keyring_has_copies) as verifier:
+            found = verifier.check_many(jobs)
+    out: list[CheckedNote] = []
+    at = 0
+    for prep in preps:
+        results: dict[bytes, list[gpg.SigCheck]] = {}
+        for payload in prep.groups:
+            results[payload] = found[at]
+            at += 1
+        out.append(_finish(policy, prep, results))
+    return out
+
+
+def check_note(
+    policy: Policy | None, note: bytes, ctx: Context, run: Budget | None = None
+) -> tuple[list[consensus.Counted], list[Rejection], list[Line], int]:
+    """Parse and signature-check every line of a note; rules 1-7 applied, nothing counted yet.
+
+    Returns what counts, what does not (and why), every line for ``show``, and the number of
+    non-blank lines in the note.
+    """
+    if policy is None:
+        prep = _prepare(None, note, ctx, run)
+        sink = prep.sink
+        return [], _listed(sink), [sink.shown[k] for k in sorted(sink.shown)], prep.count
+    done = check_many(policy, [(note, ctx)], run)[0]
+    return list(done.counted), list(done.rejected), list(done.lines), done.note_lines
 
 
 def _claim(parsed: claim_mod.Claim | withdraw.Withdrawal | None) -> claim_mod.Claim | None:
@@ -312,9 +418,7 @@ def targets_for(
 def evaluate(
     policy: Policy, note: bytes, ctx: Context, targets: list[Target] | None, *, strict: bool
 ) -> Report:
-    counted, rejected, lines, count = check_note(policy, note, ctx)
-    result = consensus.decide(policy, counted, rejected, targets, strict=strict)
-    return Report(ctx.commit, ctx.tag, policy, result, tuple(lines), count)
+    return decide(policy, check(policy, note, ctx), targets, strict=strict)
 
 
 @record
@@ -326,14 +430,14 @@ class CheckedNote:
     rejected: tuple[Rejection, ...]
     lines: tuple[Line, ...]
     note_lines: int
+    unchecked: tuple[consensus.Unchecked, ...] = ()  # admissible lines a limit kept from gpg
 
 
 def check(policy: Policy, note: bytes, ctx: Context, run: Budget | None = None) -> CheckedNote:
     """The gpg half of :func:`evaluate`, for a caller that asks several questions of one note.
 
     ``run``: a signature budget shared with the other notes checked by one verify."""
-    counted, rejected, lines, count = check_note(policy, note, ctx, run)
-    return CheckedNote(ctx, tuple(counted), tuple(rejected), tuple(lines), count)
+    return check_many(policy, [(note, ctx)], run)[0]
 
 
 def decide(
@@ -343,7 +447,14 @@ def decide(
 
     Asking about several target sets costs one gpg pass, not one per set.
     """
-    result = consensus.decide(policy, checked.counted, checked.rejected, targets, strict=strict)
+    result = consensus.decide(
+        policy,
+        checked.counted,
+        checked.rejected,
+        targets,
+        strict=strict,
+        unchecked=checked.unchecked,
+    )
     ctx = checked.ctx
     return Report(ctx.commit, ctx.tag, policy, result, checked.lines, checked.note_lines)
 
@@ -384,6 +495,7 @@ def show_repo(repo: git.Repo, rev: str, policy: Policy | None) -> Report:
     revision = git.resolve(repo, rev)
     note = notes.read(repo, revision.commit)
     ctx = Context(revision.commit, revision.tree, revision.tag)
-    counted, rejected, lines, count = check_note(policy, note, ctx)
-    result = consensus.decide(policy, counted, rejected, None) if policy is not None else None
-    return Report(revision.commit, revision.tag, policy, result, tuple(lines), count)
+    if policy is not None:
+        return decide(policy, check(policy, note, ctx), None, strict=False)
+    _, _, lines, count = check_note(policy, note, ctx)
+    return Report(revision.commit, revision.tag, policy, None, tuple(lines), count)

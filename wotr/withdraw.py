@@ -220,12 +220,12 @@ def left_out(
     kept: dict[bytes, list[tuple[int, Any, Any]]],
 ) -> list[tuple[int, frozenset[str]]]:
     """Withdrawal lines naming a policy key that the gate did not send to gpg (a bound ran out):
-    (line, issuer ids). A repeat of a signature that is checked is not left out."""
-    sent = {env.sig for items in kept.values() for _, env, _ in items}
+    (line, issuer ids). A repeat of a (payload, signature) that is checked is not left out."""
+    sent = {(payload, env.sig) for payload, items in kept.items() for _, env, _ in items}
     out: list[tuple[int, frozenset[str]]] = []
-    for items in offered.values():
+    for payload, items in offered.items():
         for number, env, parsed in items:
-            if not isinstance(parsed, Withdrawal) or env.sig in sent:
+            if not isinstance(parsed, Withdrawal) or (payload, env.sig) in sent:
                 continue
             try:
                 _openpgp.check_single_signature(env.sig)
