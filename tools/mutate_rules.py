@@ -42,6 +42,8 @@ class Mutation:
     file: str
     edits: tuple[tuple[str, str], ...]
     tests: tuple[str, ...] = ()  # the tests that must kill it [default: TESTS]
+    # the same rule enforced in a second place (defence in depth): (file, edits) removed too
+    also: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
 
 APT_SCOPE = "tests/hooks/test_apt_scope.py"
@@ -125,6 +127,8 @@ HOOK_MUTATIONS = [
         ("tests/hooks/test_apt_hook.py::test_fail_closed",),
     ),
 ]
+CHAIN = ("tests/test_chain.py",)  # issue 11: the policy chain
+WITHDRAW = ("tests/test_withdraw.py",)  # issue 11: withdrawn claims
 
 MUTATIONS = [
     Mutation(
@@ -807,12 +811,140 @@ MUTATIONS = [
         ),
         OCI_TESTS,
     ),
+    # --- the policy chain (DESIGN §7) and withdrawals (§8), issue 11 ---
+    Mutation(
+        "chain-update-threshold",
+        "§7",
+        "wotr/chain.py",
+        (("    ok = len(counted) >= needed", "    ok = len(counted) >= 1"),),
+        CHAIN,
+    ),
+    Mutation(
+        "chain-update-signers",
+        "§7",
+        "wotr/chain.py",
+        (("        elif signer.name not in voters:", "        elif False:"),),
+        CHAIN,
+    ),
+    Mutation(
+        "chain-self-authorizing",
+        "§7",
+        "wotr/chain.py",
+        (
+            (
+                "    voters = set(current.update_signers)",
+                "    voters = set(candidate.update_signers)",
+            ),
+            (
+                "        signer = current.signer_for(vote.fingerprint)",
+                "        signer = candidate.signer_for(vote.fingerprint)",
+            ),
+        ),
+        CHAIN,
+    ),
+    Mutation(
+        "chain-statement-binding",
+        "§7",
+        "wotr/chain.py",
+        (("        if vote.payload != expected:", "        if False:"),),
+        CHAIN,
+        also=(
+            ("wotr/chainstore.py", (("        if env.payload != expected:", "        if False:"),)),
+        ),
+    ),
+    Mutation(
+        "chain-fork",
+        "§7",
+        "wotr/chain.py",
+        (("    if len(valid) > 1:", "    if False:"),),
+        CHAIN,
+    ),
+    Mutation(
+        "chain-flood-unchecked",
+        "§7",
+        "wotr/chain.py",
+        (("    if not complete:", "    if False:"),),
+        CHAIN,
+    ),
+    Mutation(
+        "chain-proposal-reads-local-files",
+        "§7",
+        "wotr/chainstore.py",
+        (("    _own_keys_only(p)\n", ""),),
+        CHAIN,
+    ),
+    Mutation(
+        "withdraw-ignored",
+        "§8",
+        "wotr/verify.py",
+        (("    if withdrawals or left_out:", "    if False:"),),
+        WITHDRAW,
+    ),
+    Mutation(
+        "withdraw-by-anyone",
+        "§8",
+        "wotr/withdraw.py",
+        (
+            (
+                "        line = everything.get(c.signer)",
+                "        line = next(iter(everything.values()), None)",
+            ),
+        ),
+        WITHDRAW,
+    ),
+    Mutation(
+        "withdraw-copied",
+        "§8",
+        "wotr/withdraw.py",
+        (("        if w.commit != commit or w.tree != tree:", "        if False:"),),
+        WITHDRAW,
+        also=(
+            (
+                "wotr/verify.py",
+                (
+                    (
+                        "        if parsed.commit != ctx.commit or parsed.tree != ctx.tree:",
+                        "        if isinstance(parsed, claim_mod.Claim) and (\n"
+                        "            parsed.commit != ctx.commit or parsed.tree != ctx.tree\n"
+                        "        ):",
+                    ),
+                ),
+            ),
+        ),
+    ),
+    Mutation(
+        "withdraw-unchecked-worst-case",
+        "§8",
+        "wotr/verify.py",
+        (
+            (
+                "    left_out = withdraw.left_out(policy, groups, kept)",
+                "    left_out: list[tuple[int, frozenset[str]]] = []",
+            ),
+        ),
+        WITHDRAW,
+    ),
 ]
 MUTATIONS += HOOK_MUTATIONS
 
 
 def run(mutation: Mutation, scratch: Path) -> bool:
     """True when the mutation is killed (some test fails)."""
+    for file, edits in mutation.also:
+        text = (ROOT / file).read_text()
+        for old, new in edits:
+            if old not in text:
+                raise SystemExit(f"{mutation.name}: pattern not found in {file}: {old!r}")
+            text = text.replace(old, new)
+        (scratch / file).write_text(text)
+    try:
+        return _run_one(mutation, scratch)
+    finally:
+        for file, _ in mutation.also:
+            (scratch / file).write_text((ROOT / file).read_text())
+
+
+def _run_one(mutation: Mutation, scratch: Path) -> bool:
     target = scratch / mutation.file
     original = (ROOT / mutation.file).read_text()
     text = original
@@ -852,6 +984,9 @@ def missing_patterns(mutations: list[Mutation]) -> list[str]:
     for m in mutations:
         text = (ROOT / m.file).read_text()
         out += [f"{m.name}: {old!r} not in {m.file}" for old, _ in m.edits if old not in text]
+        for file, edits in m.also:
+            extra = (ROOT / file).read_text()
+            out += [f"{m.name}: {old!r} not in {file}" for old, _ in edits if old not in extra]
     return out
 
 

@@ -666,6 +666,128 @@ def oci_copy(plain_http: bool, source: str, target: str) -> int:
     return run_oci_copy(source=source, target=target, plain_http=plain_http)
 
 
+# --- policy chain, withdrawals, audit (issue 11; bodies in policycmd/withdraw/audit) ----------
+
+
+@cli.group(context_settings=_CONTEXT)
+def policy() -> None:
+    """Change the policy by a quorum of its own signers (a chain of serials; docs/policy.md)."""
+
+
+@policy.command("propose", context_settings=_CONTEXT)
+@click.option("--key", help="gpg key [default: git config user.signingkey, else gpg's default].")
+def policy_propose(key: str | None) -> int:
+    """Sign the edited threshold.toml (serial N+1) as a proposal in refs/wotr/policy."""
+    from . import policycmd
+
+    done = policycmd.propose(_repo(), key=key)
+    click.echo(policycmd.signed_text(done, "proposed"))
+    return EXIT_OK
+
+
+@policy.command("sign", context_settings=_CONTEXT)
+@click.option("--key", help="gpg key [default: git config user.signingkey, else gpg's default].")
+@click.option("--digest", help="Which proposal, when there are several (a prefix).")
+def policy_sign(key: str | None, digest: str | None) -> int:
+    """Add your signature to the pending proposal for the next serial."""
+    from . import policycmd
+
+    done = policycmd.sign(_repo(), key=key, digest=digest)
+    click.echo(policycmd.signed_text(done, "signed"))
+    return EXIT_OK
+
+
+@policy.command("show", context_settings=_CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def policy_show(as_json: bool) -> int:
+    """The chain: each serial, who signed it, which one is in effect, what is pending."""
+    import json
+
+    from . import policycmd
+
+    doc = policycmd.show(_repo())
+    click.echo(json.dumps(doc, indent=2) if as_json else policycmd.show_text(doc))
+    return EXIT_OK
+
+
+@policy.command("pin", context_settings=_CONTEXT)
+@click.option(
+    "--policy", "policy_path", required=True, metavar="FILE", help="e.g. /etc/wotr/policy.toml"
+)
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Pin state [default: $WOTR_POLICY_STATE, else /var/lib/wotr/policy].",
+)
+def policy_pin(policy_path: str, state: Path | None) -> int:
+    """Pin an installer's policy (no repository needed); verify then follows the chain."""
+    from . import policycmd
+
+    where = policycmd.pin_installer(Path(policy_path), state or policycmd.installer_state())
+    click.echo(f"pinned {policy_path} in {where}")
+    return EXIT_OK
+
+
+@policy.command("export", context_settings=_CONTEXT)
+@click.option(
+    "-o", "--output", required=True, metavar="FILE", help="e.g. bundles/project.wotr-policy"
+)
+def policy_export(output: str) -> int:
+    """Write the policy chain to a file that offline verify reads beside the bundles."""
+    from . import policycmd
+
+    Path(output).write_bytes(policycmd.export_chain(_repo()))
+    click.echo(f"wrote the policy chain to {output}")
+    return EXIT_OK
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.option("--rev", default="HEAD", show_default=True, help="Commit or tag the claims are on.")
+@click.option("--all", "everything", is_flag=True, help="Withdraw all your claims on REV.")
+@click.option("--digest", "digests", multiple=True, metavar="sha256:HEX", help="Repeatable.")
+@click.option("--key", help="gpg key [default: git config user.signingkey, else gpg's default].")
+@click.argument("artifacts", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
+def withdraw(
+    rev: str,
+    everything: bool,
+    digests: tuple[str, ...],
+    key: str | None,
+    artifacts: tuple[Path, ...],
+) -> int:
+    """Withdraw your own claims on REV for ARTIFACT... (or --all). Final; see docs/policy.md."""
+    from . import withdrawcmd
+
+    done = withdrawcmd.withdraw(
+        _repo(), rev=rev, everything=everything, artifacts=artifacts, digests=digests, key=key
+    )
+    what = "all claims" if done.withdrawal.all else f"{len(done.withdrawal.subjects)} digest(s)"
+    verb = "withdrew" if done.added else "already withdrawn (identical withdrawal present)"
+    click.echo(f"{verb} {what} on {done.commit[:12]} with key {done.fingerprint}")
+    for name, digest in done.withdrawal.subjects:
+        click.echo(f"  {name}  sha256:{digest}")
+    return EXIT_OK
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.option("--signer", help="Signer name in the policy.")
+@click.option("--key", metavar="FPR", help="A primary fingerprint listed in the policy.")
+@click.option("--policy", "policy_path", metavar="FILE", help="Policy file (threshold.toml).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def audit(signer: str | None, key: str | None, policy_path: str | None, as_json: bool) -> int:
+    """Every noted commit and tag where a signer's claims count, and whether each still
+    verifies without them. Exit 1 when some release verifies only with them."""
+    from . import audit as audit_mod
+    from .errors import BadInput
+
+    if (signer is None) == (key is None):
+        raise BadInput("give exactly one of --signer NAME or --key FPR")
+    repo = _repo()
+    done = audit_mod.audit(repo, _policy(policy_path, repo), signer=signer, key=key)
+    click.echo(audit_mod.to_json(done) if as_json else audit_mod.text(done))
+    risky = any(e.verified and not e.verified_without for e in done.entries)
+    return EXIT_NOT_VERIFIED if risky else EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args

@@ -76,6 +76,25 @@ def init(repo: git.Repo, *, threshold: int | None = None) -> Initialised:
         # Not pinned: the command fails (exit 2) and, like every failed command, leaves git's
         # configuration as it was; the remotes are set up by the run that pins.
         return Initialised(path, created, None, str(exc), None, ())
-    pinned = policy.write_pin(repo.common_dir, loaded)
+    pinned = _pin_forward(repo, loaded)
     remotes = sync.setup_remotes(repo)
     return Initialised(path, created, pinned, "", loaded, remotes)
+
+
+def _pin_forward(repo: git.Repo, loaded: policy.Policy) -> Path:
+    """Pin ``loaded`` unless the pin already moved along the policy chain past its serial (the
+    pin only moves forward, DESIGN §7); then follow the chain from the pin."""
+    from . import policycmd
+
+    chained = policy.chain_pinned(repo.common_dir)
+    ahead = None
+    if chained is not None:
+        try:
+            ahead = policy.load(chained, pin=policy.read_pin(repo.common_dir))
+        except PolicyError:
+            ahead = None
+    if ahead is None or ahead.serial < loaded.serial:
+        policy.write_pin(repo.common_dir, loaded)
+        policycmd.keep_copy(repo, loaded)
+    policycmd.refresh(repo)
+    return repo.common_dir / "wotr" / "policy.pin"

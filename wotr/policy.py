@@ -23,7 +23,9 @@ from .errors import PolicyError
 _FPR = re.compile(r"[0-9A-F]{40}")
 _SHORT_ID = re.compile(r"(0x)?([0-9A-Fa-f]{8}|[0-9A-Fa-f]{16})")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
-_TOP_FIELDS = {"version", "threshold", "signers", "require"}
+_TOP_FIELDS = {"version", "serial", "threshold", "signers", "require", "update"}
+_UPDATE_FIELDS = {"threshold", "signers"}
+MAX_SERIAL = 2**31 - 1
 _SIGNER_FIELDS = {"name", "roles", "keys", "fingerprints"}
 
 
@@ -52,6 +54,10 @@ class Policy:
     # signatures naming no such issuer are refused before any gpg call (DESIGN §6 rule 8).
     issuer_ids: frozenset[str] = frozenset()
     digests: tuple[tuple[str, str], ...] = ()  # (file, sha256) of the policy and key files read
+    # The policy chain (DESIGN §7): this policy's place in it, and who may sign the next one.
+    serial: int = 1
+    update_threshold: int = 1
+    update_signers: tuple[str, ...] = ()
 
     def signer_for(self, fingerprint: str) -> Signer | None:
         for signer in self.signers:
@@ -232,6 +238,7 @@ def load(
             )
         require.append((role, count))
 
+    serial, update_threshold, update_signers = _chain_fields(doc, signers, threshold, where)
     return Policy(
         path=path,
         threshold=threshold,
@@ -241,7 +248,39 @@ def load(
         keyring_has_copies=copies,
         issuer_ids=frozenset(issuer_ids),
         digests=tuple(sorted(digests.items())),
+        serial=serial,
+        update_threshold=update_threshold,
+        update_signers=update_signers,
     )
+
+
+def _chain_fields(
+    doc: dict[str, Any], signers: list[Signer], threshold: int, where: str
+) -> tuple[int, int, tuple[str, ...]]:
+    """``serial`` (absent = 1) and the ``[update]`` table (DESIGN §7), checked."""
+    serial = doc.get("serial", 1)
+    if not isinstance(serial, int) or isinstance(serial, bool) or not 1 <= serial <= MAX_SERIAL:
+        raise PolicyError(f"{where}: serial must be a whole number of at least 1")
+    update = doc.get("update", {})
+    if not isinstance(update, dict):
+        raise PolicyError(f"{where}: [update] must be a table (threshold, signers)")
+    unknown = set(update) - _UPDATE_FIELDS
+    if unknown:
+        raise PolicyError(f"{where}: unknown field update.{sorted(unknown)[0]}")
+    names = [s.name for s in signers]
+    chosen = names
+    if "signers" in update:
+        chosen = _str_list(update["signers"], f"{where}: update.signers")
+        for name in chosen:
+            if name not in names:
+                raise PolicyError(
+                    f"{where}: update.signers names {name!r}, which is not a signer",
+                    "list names of [[signers]] entries",
+                )
+        if len(set(chosen)) != len(chosen):
+            raise PolicyError(f"{where}: update.signers names a signer twice")
+    k = _check_threshold(update.get("threshold", threshold), len(chosen), f"{where}: update")
+    return serial, k, tuple(sorted(chosen))
 
 
 def _changed(file: Path, why: str = "") -> PolicyError:
@@ -284,6 +323,20 @@ def read_pin(common_dir: Path) -> dict[str, str] | None:
     return {str(k): v for k, v in files.items()}
 
 
+def chain_pinned(common_dir: Path) -> Path | None:
+    """The policy file the pin names when it moved along the policy chain (DESIGN §7)."""
+    import json
+
+    try:
+        doc = json.loads(_pin_file(common_dir).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None  # no pin, or read_pin says what is wrong with it
+    where = doc.get("dir") if isinstance(doc, dict) else None
+    if not isinstance(where, str) or not where.startswith("policy-chain/") or ".." in where:
+        return None
+    return _pin_file(common_dir).parent / where / "threshold.toml"
+
+
 def write_pin(common_dir: Path, policy: Policy) -> Path:
     import json
 
@@ -312,6 +365,9 @@ def find(
         if source:
             return load(Path(source).expanduser().absolute())
     if top is not None and common_dir is not None:
+        chained = chain_pinned(common_dir)
+        if chained is not None:  # the pin moved along the policy chain (wotr/chainstore.py)
+            return load(chained, pin=read_pin(common_dir))
         candidate = top / WORKTREE_POLICY
         if os.path.lexists(candidate):  # a link to nowhere is a changed policy, not "none"
             pin = read_pin(common_dir)

@@ -161,6 +161,13 @@ def _unreachable(remote: str, res: _proc.Result, action: str) -> SyncError:
     )
 
 
+def _policy_chain(repo: git.Repo, remote: str, *, push: bool) -> None:
+    """The policy chain (refs/wotr/policy) travels with the claims: see wotr/chainstore.py."""
+    from . import chainstore
+
+    (chainstore.push if push else chainstore.fetch)(repo, remote)
+
+
 # --- fetch ---------------------------------------------------------------------------------------
 
 
@@ -188,6 +195,7 @@ def fetch(repo: git.Repo, remote: str = DEFAULT_REMOTE) -> Fetched:
     _check_remote(repo, remote)
     _preflight(repo)
     remote_tip = _fetch_only(repo, remote)
+    _policy_chain(repo, remote, push=False)
     if remote_tip is None:
         return Fetched(remote, None, notes_merge.Merged(notes_merge.tip(repo), 0, 0, False))
     try:
@@ -283,6 +291,8 @@ def push(
         attempt += 1
         tried = clock()
         remote_tip = _fetch_only(repo, remote)
+        if attempt == 1:
+            _policy_chain(repo, remote, push=True)
         target = work
         if remote_tip is not None:
             try:

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import _openpgp, consensus, git, gpg, hashing, notes
+from . import _openpgp, consensus, git, gpg, hashing, notes, withdraw
 from . import claim as claim_mod
 from ._record import field, record
 from ._threads import started
@@ -55,7 +55,7 @@ class Context:
 # few per signer; a note with more is hostile, and each bad signature can cost a gpg process.
 MAX_CHECKED_SIGNATURES = 1024
 
-_Item = tuple[int, claim_mod.Envelope, claim_mod.Claim]
+_Item = tuple[int, claim_mod.Envelope, "claim_mod.Claim | withdraw.Withdrawal"]
 
 # Offline, one verify may check many commits (bundles are attacker data: a directory can hold
 # bundles of any number of made-up commits naming the artifact's digest). All of them together
@@ -85,13 +85,17 @@ class _Sink:
     overflow: int = 0
 
     def drop(
-        self, number: int, why: str, keyid: str = "", parsed: claim_mod.Claim | None = None
+        self,
+        number: int,
+        why: str,
+        keyid: str = "",
+        parsed: claim_mod.Claim | withdraw.Withdrawal | None = None,
     ) -> None:
         if len(self.rejected) >= MAX_LISTED_REJECTIONS:
             self.overflow += 1
             return
         self.rejected.append(Rejection(number, why))
-        self.shown[number] = Line(number, keyid, parsed, reason=why)
+        self.shown[number] = Line(number, keyid, _claim(parsed), reason=why)
 
 
 def _issuer_signers(policy: Policy) -> dict[str, tuple[str, ...]]:
@@ -174,7 +178,8 @@ def _gate(
         number, env, parsed = item
         ids = _openpgp.issuers(env.sig) & policy.issuer_ids
         who = tuple(sorted({name for i in ids for name in owners.get(i, ())}))
-        unchecked.append(consensus.Unchecked(number, who, parsed, why))
+        if isinstance(parsed, claim_mod.Claim):  # withdrawals: see withdraw.left_out
+            unchecked.append(consensus.Unchecked(number, who, parsed, why))
 
     budget = MAX_CHECKED_SIGNATURES
     for payload, item in order:
@@ -209,6 +214,9 @@ class _Prepared:
     groups: dict[bytes, list[_Item]]  # payload -> lines whose signatures go to gpg
     unchecked: list[consensus.Unchecked]
     too_large: bool = False
+    # withdrawal lines (number, issuer ids) naming a policy key that a limit kept from gpg:
+    # each taken at its worst (DESIGN §8, wotr/withdraw.py)
+    withdrawals_left_out: list[tuple[int, frozenset[str]]] = field(default_factory=list)
 
 
 def _prepare(policy: Policy | None, note: bytes, ctx: Context, run: Budget | None) -> _Prepared:
@@ -225,14 +233,14 @@ def _prepare(policy: Policy | None, note: bytes, ctx: Context, run: Budget | Non
     groups: dict[bytes, list[_Item]] = defaultdict(list)
     # Lines that share one payload (every honest claim of a build, or hostile copies) parse
     # it once: parsing is a pure function of the bytes.
-    payloads: dict[bytes, claim_mod.Claim | claim_mod.ClaimError] = {}
+    payloads: dict[bytes, claim_mod.Claim | withdraw.Withdrawal | claim_mod.ClaimError] = {}
     for number, raw in split.candidates:
         try:
             env = claim_mod.parse_line(raw)
             known = payloads.get(env.payload)
             if known is None:
                 try:
-                    known = claim_mod.parse_payload(env.payload)
+                    known = withdraw.parse_any(env.payload)  # a claim, or a withdrawal (§8)
                 except claim_mod.ClaimError as exc:
                     known = exc
                 payloads[env.payload] = known
@@ -256,11 +264,12 @@ def _prepare(policy: Policy | None, note: bytes, ctx: Context, run: Budget | Non
         for items in groups.values():
             for number, env, parsed in items:
                 sink.shown[number] = Line(
-                    number, env.keyid, parsed, reason="signature not checked: no policy"
+                    number, env.keyid, _claim(parsed), reason="signature not checked: no policy"
                 )
         return _Prepared(ctx, sink, split.count, {}, [])
     kept, unchecked = _gate(policy, groups, sink, run)
-    return _Prepared(ctx, sink, split.count, kept, unchecked)
+    left_out = withdraw.left_out(policy, groups, kept)
+    return _Prepared(ctx, sink, split.count, kept, unchecked, withdrawals_left_out=left_out)
 
 
 def _finish(
@@ -270,25 +279,43 @@ def _finish(
     ctx, sink = prep.ctx, prep.sink
     rejected, shown = sink.rejected, sink.shown
     checked: dict[int, Checked] = {}
+    withdrawals: list[withdraw.CheckedWithdrawal] = []
     for payload, items in prep.groups.items():
         for (number, env, parsed), res in zip(items, results[payload], strict=True):
             if res.ok and res.fingerprint:
-                checked[number] = Checked(number, res.fingerprint, parsed)
+                if isinstance(parsed, withdraw.Withdrawal):
+                    withdrawals.append(withdraw.CheckedWithdrawal(number, res.fingerprint, parsed))
+                else:
+                    checked[number] = Checked(number, res.fingerprint, parsed)
                 continue
             signer = policy.signer_for(res.fingerprint) if res.fingerprint else None
             name = signer.name if signer else None
             rejected.append(Rejection(number, res.reason, name, res.fingerprint))
             shown[number] = Line(
-                number, env.keyid, parsed, name, res.fingerprint, reason=res.reason
+                number, env.keyid, _claim(parsed), name, res.fingerprint, reason=res.reason
             )
     counted, refused = consensus.admit(
         policy, checked.values(), commit=ctx.commit, tree=ctx.tree, tag=ctx.tag
     )
     rejected.extend(refused)
+    left_out = prep.withdrawals_left_out
+    if withdrawals or left_out:  # DESIGN §8: each signer's own withdrawals cancel its claims
+        applied = withdraw.apply(
+            policy, counted, withdrawals, left_out, commit=ctx.commit, tree=ctx.tree
+        )
+        counted = list(applied.counted)
+        refused = [*refused, *applied.rejected]
+        rejected.extend(applied.rejected)
+        by_line = {w.line: w.fingerprint for w in withdrawals}
+        for number, text in applied.lines:
+            fpr = by_line.get(number)
+            shown[number] = Line(number, fpr or "", None, None, fpr, reason=text)
     for c in counted:
         shown[c.line] = Line(c.line, c.fingerprint, c.claim, c.signer, c.fingerprint, True)
     for r in refused:
-        item = checked[r.line]
+        item = checked.get(r.line)
+        if item is None:
+            continue
         shown[r.line] = Line(
             r.line, item.fingerprint, item.claim, r.signer, r.fingerprint, reason=r.reason
         )
@@ -346,6 +373,10 @@ def check_note(
         return [], _listed(sink), [sink.shown[k] for k in sorted(sink.shown)], prep.count
     done = check_many(policy, [(note, ctx)], run)[0]
     return list(done.counted), list(done.rejected), list(done.lines), done.note_lines
+
+
+def _claim(parsed: claim_mod.Claim | withdraw.Withdrawal | None) -> claim_mod.Claim | None:
+    return parsed if isinstance(parsed, claim_mod.Claim) else None
 
 
 def _listed(sink: _Sink) -> list[Rejection]:
