@@ -18,6 +18,7 @@ from pathlib import Path
 from wotr import __version__
 
 from . import fixtures as fx
+from . import ssh_cases
 from .cases import CASES, Ctx, Row, Sizes
 from .timing import machine
 
@@ -91,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     broken = False
     try:
-        for number, case in CASES:
+        for number, case in [*CASES, *ssh_cases.CASES]:
             if only and number not in only:
                 continue
             try:
@@ -105,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  done: case {number}", file=sys.stderr, flush=True)
     finally:
         keys.close()
+        ssh_cases.close()
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     print(table(rows, judged=not args.quick))

@@ -27,6 +27,8 @@ TESTS = [
     "tests/test_claim.py",
     "tests/test_notes.py",
     "tests/test_bundle.py",
+    "tests/test_ssh.py",
+    "tests/test_ssh_attacks.py",
 ]
 
 
@@ -284,6 +286,60 @@ MUTATIONS = [
         "§5",
         "wotr/policy.py",
         (("        if pin is not None and pin.get(rel) != digest:", "        if False:"),),
+    ),
+    # DESIGN §9: SSH claims (wotr/_sshsig.py, wotr/ssh.py, the policy's ssh field).
+    Mutation(
+        "ssh-namespace",
+        "9",
+        "wotr/_sshsig.py",
+        (("    if namespace != NAMESPACE.encode():", "    if False:"),),
+    ),
+    Mutation(
+        "ssh-issuer-gate",
+        "8",
+        "wotr/verify.py",
+        (
+            (
+                "        ours = frozenset({fpr}) if any(f == fpr for f, _ in policy.ssh_keys) else frozenset()",
+                "        ours = frozenset({fpr})",
+            ),
+        ),
+    ),
+    Mutation(
+        "ssh-one-queue",
+        "8",
+        "wotr/verify.py",
+        (("        ours = frozenset({fpr}) if any(", '        ours = frozenset({"ssh"}) if any('),),
+    ),
+    Mutation(
+        "ssh-trailing-bytes",
+        "3",
+        "wotr/_sshsig.py",
+        (("    inner = _Reader(r.string())\n    r.end()\n", "    inner = _Reader(r.string())\n"),),
+    ),
+    Mutation(
+        "ssh-bad-signature-counts",
+        "3",
+        "wotr/ssh.py",
+        (
+            (
+                '        if res.returncode == 0 and good.startswith(expected) and good.endswith(f" key {fpr}"):',
+                "        if True:",
+            ),
+        ),
+    ),
+    Mutation(
+        "ssh-rsa-bits",
+        "9",
+        "wotr/_sshsig.py",
+        (("        if bits < MIN_RSA_BITS:", "        if False:"),),
+    ),
+    Mutation("ssh-dsa", "9", "wotr/_sshsig.py", (('    "ssh-dss": "DSA', '    "ssh-dsx": "DSA'),)),
+    Mutation(
+        "ssh-key-two-signers",
+        "9",
+        "wotr/policy.py",
+        (("        if key.fingerprint in owner:", "        if False:"),),
     ),
 ]
 

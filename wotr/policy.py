@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import _openpgp, _record
+from . import _openpgp, _record, _sshsig
 from ._record import field, record
 from .claim import ClaimError, check_role
 from .errors import PolicyError
@@ -24,7 +24,7 @@ _FPR = re.compile(r"[0-9A-F]{40}")
 _SHORT_ID = re.compile(r"(0x)?([0-9A-Fa-f]{8}|[0-9A-Fa-f]{16})")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
 _TOP_FIELDS = {"version", "threshold", "signers", "require"}
-_SIGNER_FIELDS = {"name", "roles", "keys", "fingerprints"}
+_SIGNER_FIELDS = {"name", "roles", "keys", "fingerprints", "ssh"}
 
 
 @record
@@ -52,6 +52,9 @@ class Policy:
     # signatures naming no such issuer are refused before any gpg call (DESIGN §6 rule 8).
     issuer_ids: frozenset[str] = frozenset()
     digests: tuple[tuple[str, str], ...] = ()  # (file, sha256) of the policy and key files read
+    # SSH keys of the signers (DESIGN §9): ("SHA256:…" fingerprint, "<type> <base64>") each.
+    # Signer.fingerprints holds the same "SHA256:…" strings, so signer_for serves both kinds.
+    ssh_keys: tuple[tuple[str, str], ...] = ()
 
     def signer_for(self, fingerprint: str) -> Signer | None:
         for signer in self.signers:
@@ -126,6 +129,7 @@ def load(path: Path, *, pin: Mapping[str, str] | None = None) -> Policy:
     issuer_ids: set[str] = set()
     subs_of: dict[str, set[str]] = {}
     copies = False
+    ssh_keys: list[tuple[str, str]] = []
     for i, entry in enumerate(raw_signers):
         at = f"{where}: signers[{i}]"
         if not isinstance(entry, dict):
@@ -145,6 +149,10 @@ def load(path: Path, *, pin: Mapping[str, str] | None = None) -> Policy:
                 roles = frozenset(check_role(r) for r in _str_list(entry["roles"], f"{at}.roles"))
             except ClaimError as exc:
                 raise PolicyError(f"{at}.roles: {exc}") from exc
+        ssh_fprs = _ssh_keys(entry, at, owner, name, ssh_keys)
+        if ssh_fprs and "keys" not in entry and "fingerprints" not in entry:
+            signers.append(Signer(name, roles, frozenset(ssh_fprs)))
+            continue
         fprs: list[str] = []
         for fpr in _str_list(entry.get("fingerprints"), f"{at}.fingerprints"):
             if _SHORT_ID.fullmatch(fpr):
@@ -188,7 +196,7 @@ def load(path: Path, *, pin: Mapping[str, str] | None = None) -> Policy:
             for listed in (fpr, *sorted(subs_of.get(fpr, ()))):
                 issuer_ids.update((listed, listed[-16:]))
             copies = copies or len(found[fpr]) > 1
-        signers.append(Signer(name, roles, frozenset(fprs)))
+        signers.append(Signer(name, roles, frozenset(fprs + ssh_fprs)))
 
     threshold = _check_threshold(doc.get("threshold"), len(signers), where)
     require: list[tuple[str, int]] = []
@@ -219,7 +227,35 @@ def load(path: Path, *, pin: Mapping[str, str] | None = None) -> Policy:
         keyring_has_copies=copies,
         issuer_ids=frozenset(issuer_ids),
         digests=tuple(sorted(digests.items())),
+        ssh_keys=tuple(ssh_keys),
     )
+
+
+def _ssh_keys(
+    entry: dict[str, Any], at: str, owner: dict[str, str], name: str, out: list[tuple[str, str]]
+) -> list[str]:
+    """The signer's ``ssh`` lines, checked (DESIGN §9): their fingerprints; keys go to ``out``."""
+    if "ssh" not in entry:
+        return []
+    fprs: list[str] = []
+    for n, line in enumerate(_str_list(entry["ssh"], f"{at}.ssh")):
+        try:
+            key = _sshsig.parse_key_line(line)
+        except _sshsig.SshFormatError as exc:
+            raise PolicyError(
+                f"{at}.ssh[{n}]: not an SSH public key wotr accepts: {exc}",
+                "give the line of the key's .pub file ('ssh-ed25519 AAAA… comment')",
+            ) from exc
+        if key.fingerprint in owner:
+            raise PolicyError(
+                f"{at}.ssh[{n}]: key {key.fingerprint} is also listed under "
+                f"{owner[key.fingerprint]!r}",
+                "a key belongs to exactly one signer",
+            )
+        owner[key.fingerprint] = name
+        fprs.append(key.fingerprint)
+        out.append((key.fingerprint, key.line()))
+    return fprs
 
 
 # --- where the policy comes from (DESIGN §5) ---------------------------------------------------

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import _openpgp, consensus, git, gpg, hashing, notes
+from . import _openpgp, _sshsig, consensus, git, gpg, hashing, notes, ssh
 from . import claim as claim_mod
 from ._record import field, record
 from ._threads import started
@@ -111,12 +111,10 @@ def _gate(
         for item in items:
             number, env, _ = item
             try:
-                _openpgp.check_single_signature(env.sig)
-                ids = _openpgp.issuers(env.sig)
-            except _openpgp.PacketError as exc:
+                ids, ours = _issuers(policy, env.sig)
+            except (_openpgp.PacketError, _sshsig.SshFormatError) as exc:
                 drop(item, str(exc))
                 continue
-            ours = ids & policy.issuer_ids
             if not ours:
                 named = ", ".join(sorted(ids, key=len, reverse=True)[:1]) or "no issuer"
                 drop(item, f"signed by key {named}, which is not in the policy")
@@ -153,6 +151,43 @@ def _gate(
             run.left -= 1
         kept.setdefault(payload, []).append(item)
     return kept
+
+
+def _issuers(policy: Policy, sig: bytes) -> tuple[frozenset[str], frozenset[str]]:
+    """(every issuer hint of ``sig``, those naming a policy key). An SSH signature names one key,
+    the public key inside it (DESIGN §9); its namespace and form are checked here, before any
+    process starts."""
+    if _sshsig.is_sshsig(sig):
+        fpr = _sshsig.parse_signature(sig).key.fingerprint
+        ours = frozenset({fpr}) if any(f == fpr for f, _ in policy.ssh_keys) else frozenset()
+        return frozenset({fpr}), ours
+    _openpgp.check_single_signature(sig)
+    ids = _openpgp.issuers(sig)
+    return ids, ids & policy.issuer_ids
+
+
+def _check_signatures(
+    policy: Policy, groups: dict[bytes, list[_Item]]
+) -> list[tuple[_Item, gpg.SigCheck]]:
+    """Every kept signature checked by its own backend: OpenPGP ones by gpg, one call chain per
+    payload; SSH ones by ssh-keygen, all of them side by side. A backend with nothing to check
+    starts nothing."""
+    pgp = {
+        p: [it for it in items if not _sshsig.is_sshsig(it[1].sig)] for p, items in groups.items()
+    }
+    out: list[tuple[_Item, gpg.SigCheck]] = []
+    if any(pgp.values()):
+        with gpg.Verifier(policy.keyring, merge_copies=policy.keyring_has_copies) as verifier:
+            for payload, items in pgp.items():
+                if items:
+                    sigs = [env.sig for _, env, _ in items]
+                    out += zip(items, verifier.check(claim_mod.pae(payload), sigs), strict=True)
+    sshs = [(p, it) for p, items in groups.items() for it in items if _sshsig.is_sshsig(it[1].sig)]
+    if sshs:
+        with ssh.Verifier(policy.ssh_keys) as ssh_verifier:
+            results = ssh_verifier.check([(claim_mod.pae(p), it[1].sig) for p, it in sshs])
+            out += zip((it for _, it in sshs), results, strict=True)
+    return out
 
 
 def check_note(
@@ -216,19 +251,16 @@ def check_note(
     # No signature left for gpg: no isolated home either (setting one up can cost a gpg
     # process, and offline a flood of bundles would pay it once per made-up commit).
     if groups:
-        with gpg.Verifier(policy.keyring, merge_copies=policy.keyring_has_copies) as verifier:
-            for payload, items in groups.items():
-                results = verifier.check(claim_mod.pae(payload), [env.sig for _, env, _ in items])
-                for (number, env, parsed), res in zip(items, results, strict=True):
-                    if res.ok and res.fingerprint:
-                        checked.append(Checked(number, res.fingerprint, parsed))
-                        continue
-                    signer = policy.signer_for(res.fingerprint) if res.fingerprint else None
-                    name = signer.name if signer else None
-                    rejected.append(Rejection(number, res.reason, name, res.fingerprint))
-                    shown[number] = Line(
-                        number, env.keyid, parsed, name, res.fingerprint, reason=res.reason
-                    )
+        for (number, env, parsed), res in _check_signatures(policy, groups):
+            if res.ok and res.fingerprint:
+                checked.append(Checked(number, res.fingerprint, parsed))
+                continue
+            signer = policy.signer_for(res.fingerprint) if res.fingerprint else None
+            name = signer.name if signer else None
+            rejected.append(Rejection(number, res.reason, name, res.fingerprint))
+            shown[number] = Line(
+                number, env.keyid, parsed, name, res.fingerprint, reason=res.reason
+            )
 
     counted, refused = consensus.admit(
         policy, checked, commit=ctx.commit, tree=ctx.tree, tag=ctx.tag
