@@ -540,3 +540,29 @@ def test_bundle_with_ssh_claims_verifies_offline(world: sim.World, sshk: SshKeys
         cwd=world.root,
     )
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_build_sign_with_an_ssh_key(world: sim.World, sshk: SshKeys) -> None:
+    """`build --sign` signs with SSH through the same sign path (here via --key)."""
+    sam = sshk.get("sam")
+    makefile = (
+        b"dist/app.tar.gz: src/main.c\n\tmkdir -p dist\n\tgzip -n < src/main.c > dist/app.tar.gz\n"
+    )
+    recipe = b'[build]\ncommand = ["make"]\nartifacts = ["dist/*.tar.gz"]\n'
+    sim.commit(world.repo, "project", files={"Makefile": makefile, "wotr.toml": recipe})
+    policy = ssh_policy(world, 1, ["alice"], {"sam": [sam.public_line]})
+    res = world.run(
+        "build",
+        "--build-root",
+        world.root / "broot",
+        "--sign",
+        "--key",
+        sam.public,
+        "--policy",
+        policy,
+        env={"HOME": str(sam.home)},
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert sam.fingerprint in res.stdout
+    res = world.run("verify", "--policy", policy, "--threshold", "1")
+    assert res.returncode == 0, res.stdout + res.stderr

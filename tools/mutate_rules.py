@@ -336,6 +336,18 @@ MUTATIONS = [
     ),
     Mutation("ssh-dsa", "9", "wotr/_sshsig.py", (('    "ssh-dss": "DSA', '    "ssh-dsx": "DSA'),)),
     Mutation(
+        "ssh-inprocess-accepts",
+        "3",
+        "wotr/ssh.py",
+        (("            key.verify(sig.value, sig.signed_data(message))", "            pass"),),
+    ),
+    Mutation(
+        "ssh-ed25519-canonical",
+        "3",
+        "wotr/_sshsig.py",
+        (('int.from_bytes(value[32:], "little") >= _ED25519_L', "False"),),
+    ),
+    Mutation(
         "ssh-key-two-signers",
         "9",
         "wotr/policy.py",

@@ -51,6 +51,11 @@ def _in_process() -> Callable[[_sshsig.Signature, bytes], bool] | None:
     return verify
 
 
+def warm_up() -> None:
+    """Import the in-process verifier now (a thread beside gpg's processes, in a mixed policy)."""
+    _in_process()
+
+
 def _keygen() -> str:
     program = os.environ.get("WOTR_SSH_KEYGEN", "ssh-keygen")
     if os.sep not in program and _fs.which(program) is None:

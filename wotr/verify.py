@@ -176,13 +176,16 @@ def _check_signatures(
         p: [it for it in items if not _sshsig.is_sshsig(it[1].sig)] for p, items in groups.items()
     }
     out: list[tuple[_Item, gpg.SigCheck]] = []
+    sshs = [(p, it) for p, items in groups.items() for it in items if _sshsig.is_sshsig(it[1].sig)]
+    warm = started(ssh.warm_up) if sshs and any(pgp.values()) else None  # import beside gpg
     if any(pgp.values()):
         with gpg.Verifier(policy.keyring, merge_copies=policy.keyring_has_copies) as verifier:
             for payload, items in pgp.items():
                 if items:
                     sigs = [env.sig for _, env, _ in items]
                     out += zip(items, verifier.check(claim_mod.pae(payload), sigs), strict=True)
-    sshs = [(p, it) for p, items in groups.items() for it in items if _sshsig.is_sshsig(it[1].sig)]
+    if warm is not None:
+        warm.join()
     if sshs:
         with ssh.Verifier(policy.ssh_keys) as ssh_verifier:
             results = ssh_verifier.check([(claim_mod.pae(p), it[1].sig) for p, it in sshs])
