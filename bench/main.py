@@ -20,6 +20,7 @@ from wotr import __version__
 from . import fixtures as fx
 from . import ssh_cases
 from .cases import CASES, Ctx, Row, Sizes
+from .cases_status import case_16
 from .timing import machine
 
 
@@ -92,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     broken = False
     try:
-        for number, case in [*CASES, *ssh_cases.CASES]:
+        for number, case in [*CASES, ("16", case_16), *ssh_cases.CASES]:
             if only and number not in only:
                 continue
             try:

@@ -279,3 +279,57 @@ def test_a_completion_variable_does_not_turn_verify_into_exit_0(
             text=True,
         )
         assert res.returncode in (1, 2), res.stdout + res.stderr
+
+
+# --- no import circle between the front ends and the command bodies -------------------------------
+
+
+def _wotr_imports() -> dict[str, set[str]]:
+    """Every wotr module -> the wotr modules it imports anywhere (also inside functions)."""
+    import ast
+
+    root = Path(entry.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        is_pkg = parts[-1] == "__init__"
+        name = ".".join(parts[:-1] if is_pkg else parts)
+        package = name if is_pkg else name.rpartition(".")[0]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = package
+                for _ in range(node.level - 1):
+                    base = base.rpartition(".")[0]
+                mod = node.module or ""
+                full = (f"{base}.{mod}" if mod else base) if node.level else mod
+                found.add(full)
+                found |= {f"{full}.{a.name}" for a in node.names}  # `from . import x`
+        graph[name] = {m for m in found if m.split(".")[0] == "wotr"}
+    return graph
+
+
+def _reaches(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), set()):
+            if nxt in graph and nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_no_import_circle_between_the_front_ends_and_the_commands() -> None:
+    graph = _wotr_imports()
+    assert "wotr.cli" in graph and "wotr.commands.common" in graph
+    assert "wotr.entry" not in _reaches(graph, "wotr.cli")
+    for name in graph:
+        if name not in ("wotr.entry", "wotr.cli", "wotr.__main__"):
+            reached = _reaches(graph, name)
+            assert "wotr.cli" not in reached and "wotr.entry" not in reached, name
+    # The front ends stand on the bodies, not the other way round.
+    assert "wotr.commands.verify" in _reaches(graph, "wotr.entry")
+    assert "wotr.commands.verify" in _reaches(graph, "wotr.cli")

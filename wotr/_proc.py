@@ -8,9 +8,10 @@ and GnuPG variables never leak into a child unless the caller passes them explic
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ._record import record
 from .errors import EnvironmentProblem
@@ -153,3 +154,72 @@ def _run_capped(
         stderr = err.read(1 << 16)
     data = b"".join(chunks)
     return Result(returncode, data[: limit + 1], stderr, truncated)
+
+
+def run_logged(
+    argv: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None,
+    log: int,
+    timeout: float,
+    tick: float = 0.0,
+    on_tick: Callable[[float], None] | None = None,
+) -> int | None:
+    """Run ``argv`` in a session of its own, stdout and stderr to the file descriptor ``log``.
+
+    Its exit status, or None when it ran past ``timeout`` seconds: then the whole session
+    (the build and whatever it started) is killed. ``on_tick(elapsed)`` every ``tick`` seconds,
+    for a progress line. Ctrl-C kills the session too, then propagates.
+    """
+    import time
+
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=clean_env(),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise _not_found(argv, exc) from exc
+    start = time.monotonic()
+    next_tick = start + tick if tick > 0 else None
+    try:
+        while True:
+            now = time.monotonic()
+            deadline = start + timeout
+            wait = deadline - now
+            if next_tick is not None:
+                wait = min(wait, next_tick - now)
+            try:
+                return proc.wait(timeout=max(wait, 0.01))
+            except subprocess.TimeoutExpired:
+                now = time.monotonic()
+                if now >= deadline:
+                    _stop_session(proc)
+                    return None
+                if next_tick is not None and now >= next_tick:
+                    if on_tick is not None:
+                        on_tick(now - start)
+                    next_tick += tick
+    except BaseException:
+        _stop_session(proc)
+        raise
+
+
+def _stop_session(proc: subprocess.Popen[bytes], grace: float = 30.0) -> None:
+    """SIGTERM to the session (a wotr build then stops its own command and cleans up), then
+    SIGKILL to whatever is left of it after ``grace`` seconds."""
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue

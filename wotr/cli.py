@@ -1,9 +1,10 @@
 """Thin click layer: options -> one library call -> render -> exit code (DESIGN §2).
 
 Exit codes: 0 ok, 1 not verified, 2 bad input, 3 environment; errors are mapped in
-:func:`wotr.entry.report_error` (shared with the click-free ``verify`` fast path there, which
-the console scripts enter through). Library modules are imported inside the commands so that
-each command pays only for what it uses.
+:func:`wotr.commands.common.report_error`. The bodies of the commands live in
+:mod:`wotr.commands`, shared with the click-free fast path (:mod:`wotr.entry`, which the console
+scripts enter through); each click command here only adapts its options and calls one body,
+imported inside the command so that each command pays only for what it uses.
 """
 
 from __future__ import annotations
@@ -15,27 +16,27 @@ from typing import Any
 
 import click
 
-from .entry import report_error
+from .commands.common import report_error
 from .errors import EXIT_BAD_INPUT, EXIT_NOT_VERIFIED, EXIT_OK
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def _repo() -> Any:
-    from . import git
+    from .commands.common import open_repo
 
-    return git.open_repo()
+    return open_repo()
 
 
 def _repo_or_none() -> Any:
     """The repository around the working directory; None outside one (or without git at all)."""
-    from .entry import repo_or_none
+    from .commands.common import repo_or_none
 
     return repo_or_none()
 
 
 def _policy(explicit: str | None, repo: Any, threshold: int | None = None) -> Any:
-    from .entry import policy_for
+    from .commands.common import policy_for
 
     return policy_for(explicit, repo, threshold)
 
@@ -80,7 +81,7 @@ def sign(
     artifacts: tuple[Path, ...],
 ) -> int:
     """Sign a claim that REV built ARTIFACT... and add it to the commit's note."""
-    from .entry import run_sign
+    from .commands.sign import run_sign
 
     return run_sign(
         rev=rev,
@@ -145,7 +146,7 @@ def verify(
     """
     # The body is shared with the click-free fast path, which parses these same options itself
     # (wotr/entry.py: parse_verify); a new option here must be added there, or it goes to click.
-    from .entry import run_verify
+    from .commands.verify import run_verify
 
     return run_verify(
         rev=rev,
@@ -166,43 +167,18 @@ def verify(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def show(rev: str, policy_path: str | None, as_json: bool) -> int:
     """List every claim on a commit: who built what, and why a line does not count."""
-    from . import render
-    from . import verify as verify_mod
-    from .errors import PolicyError
+    from .commands.show import run_show
 
-    repo = _repo()
-    try:
-        pol = _policy(policy_path, repo)
-    except PolicyError as exc:
-        if policy_path:
-            raise
-        click.echo(f"note: signatures not checked: {exc}", err=True)
-        pol = None
-    report = verify_mod.show_repo(repo, rev, pol)
-    click.echo(render.show_json(report) if as_json else render.show_text(report))
-    return EXIT_OK
+    return run_show(rev=rev, policy_path=policy_path, as_json=as_json)
 
 
 @cli.command(context_settings=_CONTEXT)
 @click.option("--threshold", type=click.IntRange(min=1), help="Threshold for a new policy.")
 def init(threshold: int | None) -> int:
     """Create (or review) threshold.toml, pin it, and set up notes refspecs."""
-    from . import init as init_mod
+    from .commands.init import run_init
 
-    done = init_mod.init(_repo(), threshold=threshold)
-    click.echo(f"{'created' if done.created else 'found'} {done.path}")
-    if done.loaded is not None:
-        for s in done.loaded.signers:
-            roles = ", ".join(sorted(s.roles)) if s.roles else "any role"
-            click.echo(f"  {s.name} ({roles}): {', '.join(sorted(s.fingerprints))}")
-        click.echo(f"  threshold {done.loaded.threshold}")
-        click.echo(f"pinned: {done.pinned}")
-    else:
-        click.echo(f"not pinned yet: {done.problem}", err=True)
-        click.echo("edit it (see threshold.example.toml), then run 'git wotr init' again", err=True)
-    for remote in done.remotes:
-        click.echo(f"remote {remote}: 'git fetch' now also fetches claims")
-    return EXIT_OK
+    return run_init(threshold=threshold)
 
 
 # --- build (issue 4) ------------------------------------------------------------------------------
@@ -278,69 +254,23 @@ def build(
     the commit being built. Exit 0 reproduced (or nothing to compare with), 1 differs from
     an earlier claim, 2 bad recipe or failed build, 3 environment. See docs/build.md.
     """
-    from . import build as build_mod
-    from .errors import PolicyError
+    from .commands.build import run_build
 
-    repo = _repo()
-    pol = None
-    no_policy = ""
-    try:
-        pol = _policy(policy_path, repo)
-    except PolicyError as exc:
-        if policy_path:
-            raise
-        no_policy = exc.message
-    tty = sys.stderr.isatty()
-    output = build_mod.Output(
-        stream=sys.stderr.buffer if verbose or (tty and not quiet) else None,
-        spinner=sys.stderr if tty and quiet and not verbose else None,
+    return run_build(
+        rev=rev,
+        globs=globs,
+        do_sign=do_sign,
+        role=role,
+        key=key,
+        push_remote=push_remote,
+        policy_path=policy_path,
+        out=out,
+        compare_dir=compare_dir,
+        build_root=build_root,
+        verbose=verbose,
+        quiet=quiet,
+        command=command,
     )
-    try:
-        built = build_mod.build(
-            repo,
-            rev=rev,
-            command=command,
-            artifacts=globs,
-            root=build_root or build_mod.DEFAULT_ROOT,
-            out=out,
-            output=output,
-        )
-    except build_mod.BuildFailed as exc:
-        if exc.tail and not exc.shown:
-            click.echo(f"last {len(exc.tail)} line(s) of the build's output:", err=True)
-            for line in exc.tail:
-                click.echo(f"  | {line}", err=True)
-        raise
-    comp = build_mod.compare(repo, built, pol, no_policy_reason=no_policy, compare_dir=compare_dir)
-    for line in build_mod.comparison_text(built, comp):
-        click.echo(line)
-    for line in build_mod.summary_text(built, comp):
-        click.echo(line)
-    if do_sign:
-        from . import sign as sign_mod
-
-        # The artifacts come from a clean checkout of the commit, not from the working tree.
-        signed = sign_mod.sign(
-            repo, [a.path for a in built.artifacts], rev=rev, role=role, key=key, allow_dirty=True
-        )
-        if {(s.name, s.sha256) for s in signed.artifacts} != {
-            (a.name, a.sha256) for a in built.artifacts
-        }:
-            from .errors import SignError
-
-            raise SignError(f"the kept artifacts in {built.out} changed while they were signed")
-        kind = " (a dissenting claim)" if comp.differs else ""
-        verb = "signed" if signed.added else "already signed (identical claim present)"
-        click.echo(f"{verb}{kind}: as {signed.role} with key {signed.fingerprint}")
-        if push_remote is not None:
-            from . import sync
-
-            remote = push_remote or "origin"
-            sync.push(repo, remote)
-            click.echo(f"pushed claims to {remote}")
-    elif push_remote is not None:
-        click.echo("note: nothing to push without --sign", err=True)
-    return EXIT_NOT_VERIFIED if comp.differs else EXIT_OK
 
 
 # --- export (issue 5) -----------------------------------------------------------------------------
@@ -361,25 +291,9 @@ def export(rev: str, output: str) -> int:
     Exported from a tag (--rev v1.0), the bundle records the tag: offline, only claims
     made for that tag then count. See docs/bundles.md.
     """
-    from . import bundle
+    from .commands.export import run_export
 
-    exported = bundle.export(_repo(), rev)
-    if output == "-":
-        sys.stdout.buffer.write(exported.data)
-        sys.stdout.buffer.flush()
-    else:
-        bundle.write(exported.data, Path(output))
-    b = exported.bundle
-    where = b.tag.removeprefix("refs/tags/") if b.tag else b.commit[:12]
-    dest = "stdout" if output == "-" else output
-    click.echo(
-        f"exported {len(b.claims)} claim(s) on {where} ({len(b.subjects)} artifact digest(s))"
-        f" to {dest}",
-        err=True,
-    )
-    if exported.skipped:
-        click.echo(f"note: left out {exported.skipped} line(s) that are not wotr claims", err=True)
-    return EXIT_OK
+    return run_export(rev=rev, output=output)
 
 
 # --- sharing claims (wotr/sync.py) ------------------------------------------------------------
@@ -392,52 +306,137 @@ def fetch(remote: str) -> int:
 
     A union of lines: no claim present here is ever removed, whatever the remote's history did.
     """
-    from . import sync
+    from .commands.sync import run_fetch
 
-    got = sync.fetch(_repo(), remote)
-    if got.remote_tip is None:
-        click.echo(f"no claims on {remote} yet")
-    elif got.merged.gained or got.merged.skipped:
-        click.echo(f"fetched claims from {remote}: {got.merged.gained} commit(s) gained claims")
-        if got.merged.skipped:
-            click.echo(
-                f"warning: {got.merged.skipped} note(s) on {remote} exceed the size limit, "
-                "alone or merged with ours, and were not merged (ours kept as they were)",
-                err=True,
-            )
-    else:
-        click.echo(f"claims from {remote}: up to date")
-    return EXIT_OK
+    return run_fetch(remote=remote)
 
 
 @cli.command(context_settings=_CONTEXT)
 @click.argument("remote", default="origin")
 def push(remote: str) -> int:
     """Share refs/notes/wotr with REMOTE [default: origin]: fetch, merge, push; never forced."""
-    from . import sync
+    from .commands.sync import run_push
 
-    done = sync.push(_repo(), remote)
-    if done.tip is None:
-        click.echo(f"no claims here or on {remote}: nothing to push")
-    elif not done.sent:
-        click.echo(f"{remote} already has every claim")
-    else:
-        retried = f" ({done.rejections} rejected, retried)" if done.rejections else ""
-        click.echo(f"pushed claims to {remote}{retried}")
-    return EXIT_OK
+    return run_push(remote=remote)
 
 
 @cli.command("remote-setup", context_settings=_CONTEXT)
 @click.argument("remote", required=False)
 def remote_setup(remote: str | None) -> int:
     """Make a plain 'git fetch' of REMOTE [default: every remote] also fetch claims."""
-    from . import sync
+    from .commands.sync import run_remote_setup
 
-    for name in sync.setup_remotes(_repo(), remote):
-        click.echo(
-            f"remote {name}: 'git fetch' now also fetches claims into {sync.tracking_ref(name)}"
-        )
-    return EXIT_OK
+    return run_remote_setup(remote=remote)
+
+
+# --- rebuilders at work (wotr/follow.py, wotr/status.py, wotr/site.py) --------------------------
+
+
+@cli.command(
+    context_settings={**_CONTEXT, "allow_interspersed_args": False},
+    short_help="Rebuild every new release of REMOTE: build, sign, push, wait, again.",
+)
+@click.argument("remote", required=False)
+@click.option("--tags", "pattern", default="v*", show_default=True, help="Release tag pattern.")
+@click.option("--once", is_flag=True, help="One round, then exit (for cron, timers and CI).")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=1),
+    default=300,
+    show_default=True,
+    help="Seconds between rounds.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=3600,
+    show_default=True,
+    help="Seconds one build may take; then it is killed and counts as failed.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Failed builds of one release before it is reported and left alone.",
+)
+@click.option("--no-push", is_flag=True, help="Sign, but do not push the claims.")
+@click.option("--role", help="Role of the claims [default: git config wotr.role, else author].")
+@click.option("--key", help="Signing key [default: git config user.signingkey, else gpg's].")
+@click.option("--policy", "policy_path", metavar="FILE", help="Policy to compare with.")
+@click.option(
+    "--build-root",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Parent of the fixed build path [default: /tmp/wotr-build].",
+)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def follow(
+    remote: str | None,
+    pattern: str,
+    once: bool,
+    interval: float,
+    timeout: float,
+    retries: int,
+    no_push: bool,
+    role: str | None,
+    key: str | None,
+    policy_path: str | None,
+    build_root: Path | None,
+    command: tuple[str, ...],
+) -> int:
+    """Follow REMOTE [default: origin]: fetch its tags and claims, rebuild each release (tag
+    matching --tags) this clone has not built yet with 'git wotr build --sign', push, wait.
+
+    A build command after '--' is passed to build (else wotr.toml's [build] in the commit).
+    Exit codes of --once: 0 every release reproduced (or nothing new), 1 one differs (dissent
+    signed), 2 a build failed, timed out, was given up or its tag moved, 3 environment.
+    See docs/rebuilders.md.
+    """
+    from .commands.follow import run_follow
+
+    return run_follow(
+        remote=remote,
+        pattern=pattern,
+        once=once,
+        interval=interval,
+        timeout=timeout,
+        retries=retries,
+        push=not no_push,
+        role=role,
+        key=key,
+        policy_path=policy_path,
+        build_root=build_root,
+        command=command,
+    )
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    metavar="DIR",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Directory to write the site into.",
+)
+@click.option("--tags", "pattern", default="*", show_default=True, help="Release tag pattern.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Newest releases checked and shown.",
+)
+@click.option("--policy", "policy_path", metavar="FILE", help="Policy file (threshold.toml).")
+def report(out: Path, pattern: str, limit: int, policy_path: str | None) -> int:
+    """Write a static status page: releases (newest first) x signers, and a page per release.
+
+    No server and no JavaScript; the directory can be copied anywhere. See docs/rebuilders.md.
+    """
+    from .commands.report import run_report
+
+    return run_report(out=out, pattern=pattern, limit=limit, policy_path=policy_path)
 
 
 def main(argv: list[str] | None = None) -> int:

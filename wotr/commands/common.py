@@ -1,0 +1,91 @@
+"""What every command body shares: output, the error-to-exit-code map, the repository and policy."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import EXIT_ENVIRONMENT, WotrError
+
+# click.echo strips these when the stream is not a terminal (click._compat._ansi_re).
+_ANSI = re.compile(r"\033\[[;?0-9]*[a-zA-Z]")
+
+
+def echo(message: str, *, err: bool = False) -> None:
+    """``click.echo(message, err=err)`` for a str message, without importing click."""
+    stream = sys.stderr if err else sys.stdout
+    if stream is None:
+        return
+    try:
+        tty = stream.isatty()
+    except Exception:  # click's isatty() treats any failure as "not a terminal"
+        tty = False
+    out = message + "\n"
+    if not tty:
+        out = _ANSI.sub("", out)
+    stream.write(out)
+    stream.flush()
+
+
+def report_error(exc: BaseException, debug: bool) -> int:
+    """Print the one-line error for an exception a command let out; its exit code (DESIGN §2)."""
+    import traceback
+
+    if isinstance(exc, WotrError):
+        if debug:
+            traceback.print_exc()
+        echo(f"Error: {exc}", err=True)
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        echo("Interrupted.", err=True)
+        return 130
+    if debug:
+        traceback.print_exc()
+    echo(
+        f"Error: internal error: {type(exc).__name__}: {exc} (run with --debug and report it)",
+        err=True,
+    )
+    return EXIT_ENVIRONMENT
+
+
+def open_repo() -> Any:
+    """The repository around the working directory (exit 2 outside one)."""
+    from .. import git
+
+    return git.open_repo()
+
+
+def repo_or_none() -> Any:
+    """The repository around the working directory; None outside one (or without git at all)."""
+    from .. import _fs, git
+    from ..errors import BadInput
+
+    if _fs.which("git") is None:
+        here = Path.cwd()
+        if any((d / ".git").exists() for d in (here, *here.parents)):
+            return git.open_repo()  # in a repository without git: exit 3, git is missing
+        return None
+    try:
+        return git.open_repo()
+    except BadInput:
+        return None
+
+
+def policy_for(explicit: str | None, repo: Any, threshold: int | None = None) -> Any:
+    """The policy ``verify``/``show``/``build``/``sign`` use (DESIGN §5 search order)."""
+    from .. import git, policy
+
+    # git config is the third place looked at: ask git only when the first two are empty.
+    config_value = None
+    if repo and not explicit and not os.environ.get("WOTR_POLICY"):
+        config_value = git.config_get(repo, "wotr.policy")
+    found = policy.find(
+        explicit,
+        top=repo.top if repo else None,
+        common_dir=repo.common_dir if repo else None,
+        config_value=config_value,
+    )
+    return found.with_threshold(threshold)
