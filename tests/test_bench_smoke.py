@@ -20,5 +20,6 @@ def test_bench_quick_runs_every_case() -> None:
     )
     assert res.returncode == 0, res.stdout + res.stderr
     rows = {line.split()[0] for line in res.stdout.splitlines() if line[:1].isdigit()}
-    assert rows == {"1", "2", "3a", "3b", "4", "5", "6", "7", "7b"}, res.stdout
+    ssh = {"1s", "1m", "2s", "2k"}  # bench/ssh_cases.py
+    assert rows == {"1", "2", "3a", "3b", "4", "5", "6", "7", "7b", "16", *ssh}, res.stdout
     assert "ERROR" not in res.stdout
