@@ -248,7 +248,7 @@ def test_in_process_and_ssh_keygen_agree(
         (data, renamed),
     ]
     expected = [True, False, False, False, True, False, False, False]
-    fast, calls, inproc = _check(monkeypatch, "", key, cases)
+    fast, calls, inproc = _check(monkeypatch, "in-process", key, cases)
     ref, ref_calls, ref_inproc = _check(monkeypatch, "ssh-keygen", key, cases)
     assert fast == ref == expected
     assert (calls, inproc) == (0, len(cases)) and (ref_calls, ref_inproc) == (len(cases), 0)
@@ -265,5 +265,17 @@ def test_non_canonical_ed25519_s_is_refused(
     malleated = good[:-32] + big.to_bytes(32, "little")
     with pytest.raises(_sshsig.SshFormatError, match="not a canonical ed25519"):
         _sshsig.parse_signature(malleated)
-    for choice in ("", "ssh-keygen"):
+    for choice in ("in-process", "ssh-keygen"):
         assert _check(monkeypatch, choice, key, [(b"d", malleated)])[0] == [False]
+
+
+def test_when_the_in_process_check_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset: only when ssh-keygen would need more than two rounds on every core (the import of
+    cryptography costs about two processes); forced either way by $WOTR_SSH_VERIFIER."""
+    monkeypatch.setattr(ssh.os, "cpu_count", lambda: 2)
+    monkeypatch.delenv("WOTR_SSH_VERIFIER", raising=False)
+    assert not ssh.use_in_process(4) and ssh.use_in_process(5)
+    monkeypatch.setenv("WOTR_SSH_VERIFIER", "ssh-keygen")
+    assert not ssh.use_in_process(1000)
+    monkeypatch.setenv("WOTR_SSH_VERIFIER", "in-process")
+    assert ssh.use_in_process(1)

@@ -28,12 +28,24 @@ from ._threads import Running, join_all, started
 from .errors import EnvironmentProblem, SignError
 from .gpg import SigCheck
 
+# Importing ``cryptography`` costs about two ssh-keygen processes: below this many rounds of
+# ssh-keygen per core, the processes are cheaper than the import.
+_ROUNDS_BEFORE_IMPORT = 2
+
+
+def use_in_process(count: int) -> bool:
+    """Check ``count`` ed25519 signatures in process? ``$WOTR_SSH_VERIFIER``: ``ssh-keygen``
+    never (the reference; every signature goes to it), ``in-process`` always (when
+    ``cryptography`` is installed); unset, when they are more than ssh-keygen does in
+    _ROUNDS_BEFORE_IMPORT rounds on every core."""
+    mode = os.environ.get("WOTR_SSH_VERIFIER", "")
+    if mode == "ssh-keygen":
+        return False
+    return mode == "in-process" or count > _ROUNDS_BEFORE_IMPORT * (os.cpu_count() or 1)
+
 
 def _in_process() -> Callable[[_sshsig.Signature, bytes], bool] | None:
-    """The in-process ed25519 verifier, or None: ``cryptography`` is not installed, or
-    ``$WOTR_SSH_VERIFIER`` is ``ssh-keygen`` (the reference; every signature then goes to it)."""
-    if os.environ.get("WOTR_SSH_VERIFIER", "") == "ssh-keygen":
-        return None
+    """The in-process ed25519 verifier, or None when ``cryptography`` is not installed."""
     try:
         from cryptography.exceptions import InvalidSignature
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -51,9 +63,11 @@ def _in_process() -> Callable[[_sshsig.Signature, bytes], bool] | None:
     return verify
 
 
-def warm_up() -> None:
-    """Import the in-process verifier now (a thread beside gpg's processes, in a mixed policy)."""
-    _in_process()
+def warm_up(count: int) -> None:
+    """Import the in-process verifier now if ``count`` signatures will want it (a thread beside
+    gpg's processes, in a mixed policy)."""
+    if use_in_process(count):
+        _in_process()
 
 
 def _keygen() -> str:
@@ -108,8 +122,8 @@ class Verifier:
         ``SHA256:`` fingerprint. Chains of signatures run side by side, one per core."""
         results: list[SigCheck | None] = [None] * len(items)
         pending: list[tuple[int, str, str]] = []  # (index, principal, fingerprint)
-        fast = _in_process()
-        for i, (data, sig) in enumerate(items):
+        known: list[tuple[int, _sshsig.Signature, str]] = []
+        for i, (_, sig) in enumerate(items):
             try:
                 parsed = _sshsig.parse_signature(sig)
             except _sshsig.SshFormatError as exc:
@@ -120,6 +134,11 @@ class Verifier:
             if principal is None:
                 results[i] = SigCheck(False, None, f"signed by SSH key {fpr}, not in the policy")
                 continue
+            known.append((i, parsed, principal))
+        ed25519 = sum(1 for _, parsed, _ in known if parsed.key.type == "ssh-ed25519")
+        fast = _in_process() if use_in_process(ed25519) else None
+        for i, parsed, principal in known:
+            data, fpr = items[i][0], parsed.key.fingerprint
             if fast is not None and parsed.key.type == "ssh-ed25519":
                 with self._lock:
                     self._in_process += 1

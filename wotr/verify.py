@@ -177,7 +177,7 @@ def _check_signatures(
     }
     out: list[tuple[_Item, gpg.SigCheck]] = []
     sshs = [(p, it) for p, items in groups.items() for it in items if _sshsig.is_sshsig(it[1].sig)]
-    warm = started(ssh.warm_up) if sshs and any(pgp.values()) else None  # import beside gpg
+    warm = started(ssh.warm_up, len(sshs)) if sshs and any(pgp.values()) else None
     if any(pgp.values()):
         with gpg.Verifier(policy.keyring, merge_copies=policy.keyring_has_copies) as verifier:
             for payload, items in pgp.items():
