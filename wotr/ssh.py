@@ -53,10 +53,10 @@ def _in_process() -> Callable[[_sshsig.Signature, bytes], bool] | None:
         return None
 
     def verify(sig: _sshsig.Signature, message: bytes) -> bool:
-        key = Ed25519PublicKey.from_public_bytes(sig.key.blob[-32:])
         try:
+            key = Ed25519PublicKey.from_public_bytes(sig.key.blob[-32:])
             key.verify(sig.value, sig.signed_data(message))
-        except InvalidSignature:
+        except (InvalidSignature, ValueError):  # ValueError: 32 bytes that are no key
             return False
         return True
 
