@@ -837,13 +837,14 @@ def test_bundles_of_made_up_commits_cost_bounded_gpg_work(
     sent: list[int] = []
     real_check = gpg.Verifier.check
 
-    def counting(self: Any, data: bytes, signatures: list[bytes]) -> Any:
-        sent.append(len(signatures))
-        return real_check(self, data, signatures)
+    def counting_many(self: Any, jobs: list[tuple[bytes, list[bytes]]]) -> Any:
+        sent.extend(len(sigs) for _, sigs in jobs)
+        return [real_check(self, data, sigs) for data, sigs in jobs]
 
-    monkeypatch.setattr(gpg.Verifier, "check", counting)
+    monkeypatch.setattr(gpg.Verifier, "check_many", counting_many)
     if limit is not None:
         monkeypatch.setattr(verify_mod, "MAX_CHECKED_SIGNATURES_PER_RUN", limit)
+        monkeypatch.setattr(offline, "PER_TARGET_SIGNATURES", 0)
     policy = load(world.policy_dir / "threshold.toml")
     sources = offline.Sources(directory=store)
     outcome = offline.verify(policy, artifacts=[art], sources=sources)
@@ -860,7 +861,9 @@ def test_bundles_read_per_verify_are_capped(
     world: sim.World, art: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rule 8, memory: the candidate bundles one verify reads are kept until the end; past a
-    total size the rest are reported and not read, and verify fails closed."""
+    total size the rest are reported and not read. What an unread bundle holds (bob's second
+    claim, a dissent) could change the answer, so at its worst it does: the artifact fails
+    (issue 10 §3: a cap turns a yes into a no, never a no into a yes)."""
     from wotr import offline
     from wotr.policy import load
 
@@ -869,16 +872,51 @@ def test_bundles_read_per_verify_are_capped(
     store = world.root / "bundles"
     store.mkdir()
     export(world, store / "one.wotr")
-    export(world, store / "two.wotr")
+    whole, _ = bundle.build(
+        world.head(),
+        subprocess.run(
+            ["git", "cat-file", "commit", "HEAD"], cwd=world.repo, capture_output=True, check=True
+        ).stdout,
+        None,
+        sim.read_note(world.repo, world.head()).splitlines(keepends=True)[0],
+    )
+    (store / "two.wotr").write_bytes(bundle.to_bytes(whole))  # other bytes, same commit
     policy = load(world.policy_dir / "threshold.toml")
     sources = offline.Sources(directory=store)
     assert offline.verify(policy, artifacts=[art], sources=sources).verified
     size = (store / "one.wotr").stat().st_size
     monkeypatch.setattr(offline, "MAX_BUNDLE_BYTES_PER_RUN", size)
     outcome = offline.verify(policy, artifacts=[art], sources=sources)
-    assert outcome.verified  # the first bundle fits and carries the quorum
+    assert not outcome.verified  # the first bundle carries the quorum; the second is unknown
     assert sum("not read" in why for _, why in outcome.broken) == 1
-    monkeypatch.setattr(offline, "MAX_BUNDLE_BYTES_PER_RUN", size - 1)
+    assert outcome.capped and "was not read" in offline.text(outcome)
+    assert json.loads(offline.to_json(outcome))["artifacts"][-1]["verified"] is False
+    monkeypatch.setattr(offline, "MAX_BUNDLE_BYTES_PER_RUN", 1)
     outcome = offline.verify(policy, artifacts=[art], sources=sources)
     assert not outcome.verified
     assert sum("not read" in why for _, why in outcome.broken) == 2
+
+
+def test_identical_bundles_are_read_and_counted_once(
+    world: sim.World, art: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: copies of one bundle (sidecars, mirrors, hard links) count once against the
+    byte cap, so 50 copies fit where one fits."""
+    from wotr import offline
+    from wotr.policy import load
+
+    world.policy(2)
+    signed_by(world, art, "alice", "bob")
+    store = world.root / "bundles"
+    store.mkdir()
+    export(world, store / "copy-000.wotr")
+    data = (store / "copy-000.wotr").read_bytes()
+    for i in range(1, 40):
+        (store / f"copy-{i:03d}.wotr").write_bytes(data)
+    for i in range(40, 50):
+        os.link(store / "copy-000.wotr", store / f"copy-{i:03d}.wotr")
+    monkeypatch.setattr(offline, "MAX_BUNDLE_BYTES_PER_RUN", len(data))
+    policy = load(world.policy_dir / "threshold.toml")
+    outcome = offline.verify(policy, artifacts=[art], sources=offline.Sources(directory=store))
+    assert outcome.verified, offline.text(outcome)
+    assert not outcome.broken and not outcome.capped

@@ -55,6 +55,7 @@ def signed(world: sim.World) -> sim.World:
     world.policy(2)
     world.sign("alice", art)
     world.sign("bob", art)
+    (world.root / "dist" / "-h").write_bytes(b"a file named like the help option\n")
     return world
 
 
@@ -88,6 +89,16 @@ def _cases(w: sim.World) -> list[tuple[list[str], Path]]:
         (["verify", "--policy", pol, "--bundle", str(w.root / "none.wotr"), art], repo),
         (["verify", "--policy", pol, "--bundles", str(w.root / "dist"), art], repo),
         (["verify", "--policy", pol, "--bundles", art, art], repo),  # a file: click refuses
+        # Help exits 0 only alone (issue 10 §5): a glob that expands to a file named -h.
+        (["verify", "--help"], repo),
+        (["verify", "--policy", pol, art, "-h"], repo),
+        (["verify", "--policy", pol, "--bundles", str(w.root / "dist"), "-h", art], w.root),
+        (["verify", "--policy", pol, "--", "-h"], w.root / "dist"),  # a file named -h
+        (["-h", "verify"], repo),
+        # An empty --rev never means HEAD.
+        (["verify", "--policy", pol, "--rev", "", art], repo),
+        (["verify", "--policy", pol, "--rev=", art], repo),
+        (["verify", "--policy", pol, "--rev=", art], w.root),  # offline
     ]
 
 
@@ -169,6 +180,12 @@ def _sign_cases(w: sim.World) -> list[list[str]]:
         ["sign", "--unknown", art],
         ["sign", "--key"],
         ["sign", "-h"],
+        ["sign", "--policy", str(w.root / "nope.toml"), art],
+        ["sign", "--allow-uncounted", "--policy=" + str(w.policy_dir / "threshold.toml"), art],
+        ["sign", "--allow-uncounted", "--allow-uncounted", art],
+        ["sign", art, "--help"],  # help only alone
+        ["sign", "--rev", "", art],  # an empty --rev is not HEAD
+        ["sign", "--rev=", art],
         ["--debug", "sign", art],  # (tracebacks under --debug differ in their frames)
     ]
 
@@ -235,6 +252,8 @@ def test_sign_parser_values() -> None:
         "allow_dirty": True,
         "push_remote": None,
         "artifacts": (Path("a"), Path("--rev")),
+        "policy_path": None,
+        "allow_uncounted": False,
     }
 
 
@@ -281,7 +300,7 @@ def test_a_completion_variable_does_not_turn_verify_into_exit_0(
         assert res.returncode in (1, 2), res.stdout + res.stderr
 
 
-# --- no import circle between the front ends and the command bodies -------------------------------
+# --- no import circle between the front ends and the command bodies --------------------------
 
 
 def _wotr_imports() -> dict[str, set[str]]:

@@ -57,3 +57,52 @@ def test_bad_signatures_first_still_bounded(
         results = verifier.check(DATA, bad + good)
         assert verifier.gpg_calls <= len(bad) + 2
     assert [r.ok for r in results] == [False] * len(bad) + [True] * len(good)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_many_payloads_in_few_processes(seed: int) -> None:
+    """check_many (offline, one job per commit): signatures over many payloads go to gpg as
+    signed messages through --verify-files. Every good one is found with its own signer, every
+    bad, foreign or misplaced one refused, whatever the order, and the calls stay bounded by
+    the BAD signatures (gpg stops at one), not by the number of payloads."""
+    keys = [gpgkeys.make_key(f"m{i}") for i in range(3)]
+    try:
+        rng = random.Random(seed)
+        jobs: list[tuple[bytes, list[bytes]]] = []
+        expect: list[list[str | None]] = []
+        bad_count = 0
+        for j in range(40):
+            data = b"payload %d\n" % j
+            sigs: list[bytes] = []
+            want: list[str | None] = []
+            for _ in range(rng.randint(0, 3)):
+                key = rng.choice(keys[:2])
+                roll = rng.random()
+                sig = gpgkeys.sign_detached(key, data)
+                if roll < 0.15:  # BAD: another value
+                    sig, who = sig[:-2] + bytes([sig[-2] ^ 1, sig[-1]]), None
+                    bad_count += 1
+                elif roll < 0.25:  # good, but by a key not in the keyring
+                    sig, who = gpgkeys.sign_detached(keys[2], data), None
+                elif roll < 0.35:  # good, over another payload (a swapped signature)
+                    sig, who = gpgkeys.sign_detached(key, b"payload %d\n" % (j + 1)), None
+                    bad_count += 1
+                else:
+                    who = key.fingerprint
+                sigs.append(sig)
+                want.append(who)
+            jobs.append((data, sigs))
+            expect.append(want)
+        with gpg.Verifier(gpgkeys.binary_keyring(*keys[:2])) as verifier:
+            got = verifier.check_many(jobs)
+            calls = verifier.gpg_calls
+        for want, results in zip(expect, got, strict=True):
+            for who, res in zip(want, results, strict=True):
+                assert res.ok == (who is not None), res
+                if who is not None:
+                    assert res.fingerprint == who
+        # one import, then per chain one call plus one per BAD signature
+        assert calls <= 1 + bad_count + 2
+    finally:
+        for k in keys:
+            gpgkeys.remove_home(k.home)

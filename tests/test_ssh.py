@@ -272,7 +272,9 @@ def test_non_canonical_ed25519_s_is_refused(
 def test_when_the_in_process_check_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
     """Unset: only when ssh-keygen would need more than two rounds on every core (the import of
     cryptography costs about two processes); forced either way by $WOTR_SSH_VERIFIER."""
-    monkeypatch.setattr(ssh.os, "cpu_count", lambda: 2)
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
     monkeypatch.delenv("WOTR_SSH_VERIFIER", raising=False)
     assert not ssh.use_in_process(4) and ssh.use_in_process(5)
     monkeypatch.setenv("WOTR_SSH_VERIFIER", "ssh-keygen")

@@ -27,9 +27,13 @@ TESTS = [
     "tests/test_claim.py",
     "tests/test_notes.py",
     "tests/test_bundle.py",
+    "tests/test_budgets.py",
     "tests/test_ssh.py",
     "tests/test_ssh_attacks.py",
 ]
+
+
+SURROUNDINGS = ("tests/test_surroundings.py",)
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class Mutation:
     rule: str
     file: str
     edits: tuple[tuple[str, str], ...]
+    tests: tuple[str, ...] = ()  # the tests that must kill it [default: TESTS]
 
 
 MUTATIONS = [
@@ -217,7 +222,7 @@ MUTATIONS = [
         "wotr/verify.py",
         (
             (
-                "    if groups:\n        with gpg.Verifier(",
+                "    if pgp_jobs:\n        with gpg.Verifier(",
                 "    if True:\n        with gpg.Verifier(",
             ),
         ),
@@ -226,7 +231,10 @@ MUTATIONS = [
         "bundle-bytes-uncapped",
         "8",
         "wotr/offline.py",
-        (("        if read_bytes + size > MAX_BUNDLE_BYTES_PER_RUN:", "        if False:"),),
+        (
+            ("        fits = read_bytes + size <= MAX_BUNDLE_BYTES_PER_RUN", "        fits = True"),
+            ("        if read_bytes + len(data) > MAX_BUNDLE_BYTES_PER_RUN:", "        if False:"),
+        ),
     ),
     Mutation(
         "gate-in-note-order",
@@ -243,7 +251,12 @@ MUTATIONS = [
         "issuer-gate",
         "8",
         "wotr/verify.py",
-        (("            ours = ids & policy.issuer_ids", "            ours = ids or {'none'}"),),
+        (
+            (
+                "    return ids, ids & policy.issuer_ids",
+                "    return ids, ids or frozenset({'none'})",
+            ),
+        ),
     ),
     Mutation(
         "signature-budget",
@@ -256,6 +269,64 @@ MUTATIONS = [
         "8",
         "wotr/verify.py",
         (("        if run is not None and run.left == 0:", "        if False:"),),
+    ),
+    Mutation(
+        "unchecked-lines-ignored",
+        "8",
+        "wotr/consensus.py",
+        (("    doubts = _doubts(counted, unchecked)", "    doubts = _doubts(counted, ())"),),
+    ),
+    Mutation(
+        "unchecked-conflict-ignored",
+        "8",
+        "wotr/consensus.py",
+        (("            excluded.add((d.signer, d.name))", "            pass"),),
+    ),
+    Mutation(
+        "unchecked-dissent-ignored",
+        "8",
+        "wotr/consensus.py",
+        (("    elif strict and harmful:", "    elif False:"),),
+    ),
+    Mutation(
+        "unchecked-name-passes",
+        "8",
+        "wotr/consensus.py",
+        (("    if targets is None and harmful:", "    if False:"),),
+    ),
+    Mutation(
+        "dedupe-by-signature-alone",
+        "8",
+        "wotr/verify.py",
+        (
+            ("            if (payload, env.sig) in seen:", "            if env.sig in seen:"),
+            ("            seen[(payload, env.sig)] = number", "            seen[env.sig] = number"),
+            (
+                "    seen: dict[tuple[bytes, bytes], int] = {}",
+                "    seen: dict[bytes, int] = {}",
+            ),
+            (
+                'drop(item, f"the same signature as line {seen[(payload, env.sig)]}")',
+                'drop(item, f"the same signature as line {seen[env.sig]}")',
+            ),
+        ),
+    ),
+    Mutation(
+        "unread-bundle-ignored",
+        "8",
+        "wotr/offline.py",
+        (("                capped.append((target, missed[0]))", "                pass"),),
+    ),
+    Mutation(
+        "bundle-groups-by-tag-label",
+        "7",
+        "wotr/offline.py",
+        (
+            (
+                "            parts = list(of_commit[key[0]].values())",
+                "            parts = [loaded[p] for p in keyed[key]]",
+            ),
+        ),
     ),
     Mutation(
         "huge-note-counts",
@@ -286,6 +357,221 @@ MUTATIONS = [
         "§5",
         "wotr/policy.py",
         (("        if pin is not None and pin.get(rel) != digest:", "        if False:"),),
+    ),
+    Mutation(
+        "help-beside-arguments",
+        "args",
+        "wotr/cli.py",
+        (("    if asked and any(arg not in words for arg in args):", "    if False:"),),
+        ("tests/test_cli.py::test_help_exits_0_only_when_alone_for_every_command",),
+    ),
+    Mutation(
+        "empty-rev-is-head",
+        "6",
+        "wotr/commands/common.py",
+        (("    if rev is not None and not rev.strip():", "    if False:"),),
+        ("tests/test_cli.py::test_an_empty_rev_is_refused_by_every_command",),
+    ),
+    Mutation(
+        "offline-short-id-as-tag",
+        "6",
+        "wotr/offline.py",
+        (("    if _HEXISH.fullmatch(rev):  #", "    if False:  #"),),
+        ("tests/test_cli.py::test_an_abbreviated_commit_id_is_refused_offline",),
+    ),
+    Mutation(
+        "sign-uncounted-claim",
+        "5",
+        "wotr/sign.py",
+        (("        if problem is not None:\n            raise problem", "        pass"),),
+        (
+            "tests/test_cli.py::test_sign_refuses_a_key_or_role_the_policy_would_not_count",
+            "tests/test_cli.py::test_build_sign_refuses_a_claim_that_would_not_count",
+        ),
+    ),
+    Mutation(
+        "sign-any-role",
+        "5",
+        "wotr/sign.py",
+        (("    if not signer.may_claim(role):", "    if False:"),),
+        ("tests/test_cli.py::test_sign_refuses_a_key_or_role_the_policy_would_not_count",),
+    ),
+    Mutation(
+        "build-sign-unchecked",
+        "5",
+        "wotr/commands/build.py",
+        (("        checked = None if allow_uncounted else pol", "        checked = None"),),
+        ("tests/test_cli.py::test_build_sign_refuses_a_claim_that_would_not_count",),
+    ),
+    Mutation(
+        "sign-own-bundle",
+        "sign",
+        "wotr/sign.py",
+        (
+            (
+                "    own = tuple(p for p in artifacts if wotr_file(p))",
+                "    own: tuple[Path, ...] = ()",
+            ),
+        ),
+        ("tests/test_cli.py::test_sign_never_signs_wotr_bundles",),
+    ),
+    Mutation(
+        "bundle-by-suffix-only",
+        "sign",
+        "wotr/sign.py",
+        (('        if head.lstrip()[:1] != b"{":', "        if True:"),),
+        ("tests/test_cli.py::test_sign_never_signs_wotr_bundles",),
+    ),
+    # --- the repository's surroundings (issue 10 §1, §2; docs/threat-model.md) ---
+    Mutation(
+        "replace-refs-by-config",
+        "§1",
+        "wotr/git.py",
+        (
+            (
+                '_FORCED = ("core.useReplaceRefs=false", "core.fsmonitor=false")',
+                '_FORCED = ("core.fsmonitor=false",)',
+            ),
+        ),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "grafts",
+        "§1",
+        "wotr/git.py",
+        (('        "GIT_GRAFT_FILE": os.devnull,', ""),),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "libgit2-ancestry",
+        "§1",
+        "wotr/notes_merge.py",
+        (
+            (
+                "        return git.is_ancestor(repo, str(ancestor), str(descendant))",
+                "        return bool(repo and _pygit2().Repository(str(repo.git_dir))"
+                ".descendant_of(descendant, ancestor)) or str(ancestor) == str(descendant)",
+            ),
+        ),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "lazy-fetch",
+        "§1",
+        "wotr/git.py",
+        (('        env["GIT_ALLOW_PROTOCOL"] = NO_PROTOCOL', "        pass"),),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "repository-hooks",
+        "§1",
+        "wotr/git.py",
+        (('    f"core.hooksPath={os.devnull}",', ""),),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "fsmonitor",
+        "§1",
+        "wotr/git.py",
+        (
+            (
+                '_FORCED = ("core.useReplaceRefs=false", "core.fsmonitor=false")',
+                '_FORCED = ("core.useReplaceRefs=false",)',
+            ),
+        ),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "git-dir-dropped",
+        "§2",
+        "wotr/_proc.py",
+        (('        "GIT_DIR",\n', ""),),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "bare-discovery",
+        "§2",
+        "wotr/git.py",
+        (('    res = _discover(cwd, "explicit")', '    res = _discover(cwd, "all")'),),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "bare-config-trusted",
+        "§2",
+        "wotr/git.py",
+        (
+            (
+                'res, trusted = _discover(cwd, "all"), False',
+                'res, trusted = _discover(cwd, "all"), True',
+            ),
+            ("        trusted = False\n    return Repo(", "        pass\n    return Repo("),
+        ),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "policy-from-any-scope",
+        "§2",
+        "wotr/git.py",
+        (
+            (
+                'allowed = _USER_SCOPES | ({"local", "worktree"} if repo.config_trusted else frozenset())',
+                'allowed = _USER_SCOPES | {"local", "worktree"}',
+            ),
+        ),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "found-repository-pin",
+        "§2",
+        "wotr/commands/common.py",
+        (
+            (
+                "common_dir=repo.common_dir if repo and repo.config_trusted else None,",
+                "common_dir=repo.common_dir if repo else None,",
+            ),
+        ),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "pinned-file-follows-link",
+        "§2",
+        "wotr/policy.py",
+        (
+            (
+                "return load(candidate, pin=pin, follow_symlinks=False)",
+                "return load(candidate, pin=pin)",
+            ),
+        ),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "policy-file-read-whole",
+        "§2",
+        "wotr/policy.py",
+        (
+            (
+                "data = _fs.read_regular(file, MAX_POLICY_FILE, follow_symlinks=follow_symlinks)",
+                "data = file.read_bytes()",
+            ),
+        ),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "init-writes-through-link",
+        "§2",
+        "wotr/init.py",
+        (
+            ("    if os.path.lexists(path):", "    if path.exists():"),
+            ("os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW", "os.O_WRONLY | os.O_CREAT"),
+        ),
+        SURROUNDINGS,
+    ),
+    Mutation(
+        "init-keys-dir-link",
+        "§2",
+        "wotr/init.py",
+        (('        if (top / "keys").is_symlink():', "        if False:"),),
+        SURROUNDINGS,
     ),
     # DESIGN §9: SSH claims (wotr/_sshsig.py, wotr/ssh.py, the policy's ssh field).
     Mutation(
@@ -379,7 +665,7 @@ def run(mutation: Mutation, scratch: Path) -> bool:
                 "2",
                 "-p",
                 "no:cacheprovider",
-                *TESTS,
+                *(mutation.tests or TESTS),
             ],
             cwd=scratch,
             env=env,

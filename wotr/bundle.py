@@ -372,16 +372,20 @@ def read_regular(path: Path, limit: int, *, follow: bool = True) -> bytes:
         os.close(fd)
 
 
-def read(path: Path) -> Bundle:
-    """Read and check one bundle file; :class:`BundleError` whatever is wrong with it."""
+def read_data(path: Path) -> bytes:
+    """The bytes of one bundle file (at most MAX_BUNDLE_BYTES + 1); :class:`BundleError`."""
     try:
-        data = read_regular(path, MAX_BUNDLE_BYTES)
+        return read_regular(path, MAX_BUNDLE_BYTES)
     except OSError as exc:
         why = exc.strerror or type(exc).__name__
         raise BundleError(f"cannot read bundle {shown(str(path))}: {why}") from exc
     except ValueError as exc:  # e.g. a NUL byte in the path
         raise BundleError(f"cannot read bundle {shown(str(path))}: {exc}") from exc
-    return parse(data, str(path))
+
+
+def read(path: Path) -> Bundle:
+    """Read and check one bundle file; :class:`BundleError` whatever is wrong with it."""
+    return parse(read_data(path), str(path))
 
 
 def sidecar(artifact: Path) -> Path:

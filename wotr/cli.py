@@ -41,7 +41,59 @@ def _policy(explicit: str | None, repo: Any, threshold: int | None = None) -> An
     return policy_for(explicit, repo, threshold)
 
 
-@click.group(context_settings=_CONTEXT)
+def _refuse_help_among_other_arguments(
+    command: click.Command, ctx: click.Context, args: list[str]
+) -> None:
+    """Help (or the version) exits 0 only when it is all the command line says.
+
+    `wotr verify --bundles DIR *` in a folder holding a file named -h must not print help and
+    exit 0 (a "yes" to a script); any other word beside -h/--help makes it a usage error (exit 2).
+    A file named -h goes after `--`, which ends options for every command.
+    """
+    if ctx.resilient_parsing:  # shell completion: click prints candidates, never help
+        return
+    try:
+        opts, _, _ = command.make_parser(ctx).parse_args(args=list(args))
+    except click.ClickException:
+        return  # click reports the same error when it parses for real
+    help_option = command.get_help_option(ctx)
+    version = [p for p in command.params if p.name == "version"]
+    eager = [p for p in (help_option, *version) if p is not None and isinstance(p, click.Option)]
+    asked = [p for p in eager if p.name in opts]
+    # The parser says whether help was asked for (not, e.g., the value of --rev or an operand
+    # after '--'); the raw words say whether anything else was on the line.
+    words = {spelling for p in eager for spelling in (*p.opts, *p.secondary_opts)}
+    if asked and any(arg not in words for arg in args):
+        flag = "/".join(asked[0].opts)
+        raise click.UsageError(
+            f"{flag} is honoured only alone, and was given with other arguments; "
+            f"names that start with '-' go after '--' ('{ctx.command_path} -- -h')",
+            ctx,
+        )
+
+
+class _Command(click.Command):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        _refuse_help_among_other_arguments(self, ctx, args)
+        rest = super().parse_args(ctx, args)
+        if "rev" in ctx.params and not ctx.resilient_parsing:
+            # Every command's --rev; the bodies check it too (the fast path calls them).
+            from .commands.common import check_rev
+
+            check_rev(ctx.params["rev"])
+        return rest
+
+
+class _Group(click.Group):
+    command_class = _Command
+    group_class = type  # subgroups are _Group too
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        _refuse_help_among_other_arguments(self, ctx, args)
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_Group, context_settings=_CONTEXT)
 @click.version_option(package_name="wotr")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 @click.pass_context
@@ -71,6 +123,17 @@ def cli(ctx: click.Context, debug: bool) -> None:
     metavar="[REMOTE]",
     help="Share the claim right away (default remote: origin).",
 )
+@click.option(
+    "--policy",
+    "policy_path",
+    metavar="FILE",
+    help="Policy the claim must count under [default: the one verify finds].",
+)
+@click.option(
+    "--allow-uncounted",
+    is_flag=True,
+    help="Sign even a claim the policy would not count (key not listed, role not allowed).",
+)
 @click.argument("artifacts", nargs=-1, type=click.Path(path_type=Path, dir_okay=True))
 def sign(
     rev: str,
@@ -78,9 +141,17 @@ def sign(
     key: str | None,
     allow_dirty: bool,
     push_remote: str | None,
+    policy_path: str | None,
+    allow_uncounted: bool,
     artifacts: tuple[Path, ...],
 ) -> int:
-    """Sign a claim that REV built ARTIFACT... and add it to the commit's note."""
+    """Sign a claim that REV built ARTIFACT... and add it to the commit's note.
+
+    A claim cannot be taken back, so one that the policy (found as verify finds it) would not
+    count is refused: a key it does not list, a role the signer may not claim.
+    """
+    # The body is shared with the click-free fast path, which parses these same options itself
+    # (wotr/entry.py: parse_sign); a new option here must be added there, or it goes to click.
     from .commands.sign import run_sign
 
     return run_sign(
@@ -90,6 +161,8 @@ def sign(
         allow_dirty=allow_dirty,
         push_remote=push_remote,
         artifacts=artifacts,
+        policy_path=policy_path,
+        allow_uncounted=allow_uncounted,
     )
 
 
@@ -212,7 +285,17 @@ def init(threshold: int | None) -> int:
     metavar="[REMOTE]",
     help="Share the claim right away (default remote: origin); implies nothing without --sign.",
 )
-@click.option("--policy", "policy_path", metavar="FILE", help="Policy to check earlier claims.")
+@click.option(
+    "--policy",
+    "policy_path",
+    metavar="FILE",
+    help="Policy to check earlier claims (and the new one, with --sign).",
+)
+@click.option(
+    "--allow-uncounted",
+    is_flag=True,
+    help="With --sign: sign even a claim the policy would not count.",
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
@@ -247,6 +330,7 @@ def build(
     verbose: bool,
     quiet: bool,
     command: tuple[str, ...],
+    allow_uncounted: bool,
 ) -> int:
     """Build REV in a fresh checkout at a fixed path and compare with every claim on it.
 
@@ -270,6 +354,7 @@ def build(
         verbose=verbose,
         quiet=quiet,
         command=command,
+        allow_uncounted=allow_uncounted,
     )
 
 
@@ -442,14 +527,21 @@ def report(out: Path, pattern: str, limit: int, policy_path: str | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    prog_name = "git wotr"
     if args:
         # Shell completion runs the program with no arguments. With arguments, a completion
         # variable left in the environment (or planted in a hook's) must not turn a command
         # such as verify into click's completion mode, which prints and exits 0.
         for key in [k for k in os.environ if k.startswith("_") and k.endswith("_COMPLETE")]:
             del os.environ[key]
+    elif os.environ.get("_WOTR_COMPLETE"):
+        from . import completion  # bash and zsh, for `wotr` and `git wotr` (wotr/completion.py)
+
+        prog_name = completion.PROG_NAME
     try:
-        code = cli.main(args=args, prog_name="git wotr", standalone_mode=False)
+        code = cli.main(
+            args=args, prog_name=prog_name, complete_var="_WOTR_COMPLETE", standalone_mode=False
+        )
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:

@@ -8,7 +8,12 @@ may count for* live here:
 - rule 4: the claim's commit and tree must be the commit whose note holds it, and its tree;
 - rule 5: the claimed role must be one the policy grants the signer;
 - rule 6: when verifying a tag, only claims naming that tag count;
-- rule 7: a signer claiming two digests for one artifact name counts for neither.
+- rule 7: a signer claiming two digests for one artifact name counts for neither;
+- rule 8, worst case: a line by a policy key that a limit kept from gpg (:class:`Unchecked`)
+  is taken as the worst it could be: where it may give its signer a second digest for a
+  name, that signer counts for neither; under ``--strict`` and for ``verify`` with no
+  artifacts, a name it may add a digest to fails. A limit can turn a yes into a no, never
+  a no into a yes.
 """
 
 from __future__ import annotations
@@ -38,6 +43,30 @@ class Checked:
     line: int
     fingerprint: str
     claim: Claim
+
+
+@record
+class Unchecked:
+    """A claim whose signature a limit (a budget of gpg work) kept from being checked.
+
+    ``signers``: the policy signers whose keys its issuer hint names (it may be theirs)."""
+
+    line: int
+    signers: tuple[str, ...]
+    claim: Claim
+    reason: str
+
+
+@record
+class Doubt:
+    """Rule 8, worst case: claims by ``signer`` on ``name`` that were not checked and may
+    name other digests than the signer's checked claims (``lines`` of them)."""
+
+    signer: str
+    name: str
+    digests: tuple[str, ...]
+    lines: int
+    reason: str
 
 
 @record
@@ -99,6 +128,7 @@ class Result:
     rejected: tuple[Rejection, ...]
     counted: tuple[Counted, ...]
     reason: str = ""
+    doubts: tuple[Doubt, ...] = ()  # unchecked claims taken at their worst (rule 8)
 
 
 def admit(
@@ -140,6 +170,52 @@ def admit(
         else:
             counted.append(Counted(item.line, signer.name, item.fingerprint, claim))
     return counted, rejected
+
+
+def admit_unchecked(
+    policy: Policy, unchecked: Iterable[Unchecked], *, commit: str, tree: str, tag: str | None
+) -> list[Unchecked]:
+    """The unchecked claims that would count for one of their possible signers if their
+    signature were good (rules 4-6); the others cannot change any answer."""
+    out: list[Unchecked] = []
+    by_name = {s.name: s for s in policy.signers}
+    for item in unchecked:
+        claim = item.claim
+        if claim.commit != commit or claim.tree != tree or (tag is not None and claim.ref != tag):
+            continue
+        who = tuple(
+            name for name in item.signers if name in by_name and by_name[name].may_claim(claim.role)
+        )
+        if who:
+            out.append(Unchecked(item.line, who, claim, item.reason))
+    return out
+
+
+def _doubts(counted: Sequence[Counted], unchecked: Sequence[Unchecked]) -> list[Doubt]:
+    """Per (signer, name): the digests unchecked claims may add to what the signer's checked
+    claims say. Unchecked claims that repeat checked ones (forged copies) add nothing."""
+    if not unchecked:
+        return []
+    have: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for c in counted:
+        for s in c.claim.subjects:
+            have[(c.signer, s.name)].add(s.sha256)
+    extra: dict[tuple[str, str], set[str]] = defaultdict(set)
+    lines: dict[tuple[str, str], set[int]] = defaultdict(set)
+    why: dict[tuple[str, str], str] = {}
+    for u in unchecked:
+        for signer in u.signers:
+            for s in u.claim.subjects:
+                key = (signer, s.name)
+                if s.sha256 not in have.get(key, ()):
+                    extra[key].add(s.sha256)
+                    lines[key].add(u.line)
+                    why.setdefault(key, u.reason)
+    return [
+        Doubt(signer, name, tuple(sorted(extra[(signer, name)])), len(lines[(signer, name)]),
+              why[(signer, name)])
+        for signer, name in sorted(extra)
+    ]  # fmt: skip
 
 
 def _conflicts(counted: Sequence[Counted]) -> list[Conflict]:
@@ -203,10 +279,22 @@ def decide(
     targets: Sequence[Target] | None,
     *,
     strict: bool = False,
+    unchecked: Sequence[Unchecked] = (),
 ) -> Result:
-    """Does each target (or, with ``targets=None``, every claimed name) reach a quorum?"""
+    """Does each target (or, with ``targets=None``, every claimed name) reach a quorum?
+
+    ``unchecked``: admissible claims (see :func:`admit_unchecked`) a limit kept from gpg."""
     conflicts = _conflicts(counted)
     excluded = {(c.signer, c.name) for c in conflicts}
+    doubts = _doubts(counted, unchecked)
+    # Worst case of an unchecked claim: were it good, its signer would hold a second digest
+    # for the name (rule 7) whenever the signer's checked claims, or the other unchecked
+    # ones, name any digest for it besides the one it adds.
+    have_names = {(c.signer, s.name) for c in counted for s in c.claim.subjects}
+    for d in doubts:
+        if len(d.digests) > 1 or (d.signer, d.name) in have_names:
+            excluded.add((d.signer, d.name))
+    doubted = {d.name for d in doubts}
     # Built once: a claim may name thousands of artifacts, asked about one by one below.
     holds = [{s.sha256 for s in c.claim.subjects} for c in counted]  # digests each claim names
     claimed: dict[str, list[tuple[str, str]]] = defaultdict(list)  # digest -> (signer, name)
@@ -221,15 +309,17 @@ def decide(
 
     artifacts: list[ArtifactResult] = []
     relevant: set[str] = set()
+    agreed: dict[str, set[str]] = defaultdict(set)  # name -> the digest(s) asked or met
     if targets is None:
-        relevant = set(names)
-        for name in names:
-            groups = all_groups[name]
+        relevant = set(names) | doubted
+        for name in sorted(relevant):
+            groups = all_groups.get(name, [])
             met = [
                 g for g in groups if not _quorum(policy, counted, holds, set(g.signers), g.sha256)
             ]
             best = groups[0] if groups else Group("", ())
             if len(met) == 1:
+                agreed[name].add(met[0].sha256)
                 artifacts.append(
                     ArtifactResult(
                         name,
@@ -267,6 +357,8 @@ def decide(
             base = target.label.rsplit("/", 1)[-1]
             look = claimed_names | ({base} if base in all_groups else set())
             relevant |= look
+            for name in look:
+                agreed[name].add(target.sha256)
             others = tuple(
                 g for name in sorted(look) for g in all_groups[name] if g.sha256 != target.sha256
             )
@@ -280,6 +372,26 @@ def decide(
                 )
             )
 
+    # Unchecked claims at their worst: a digest they may add under a name that is not the one
+    # asked about (or met) is a possible dissent (--strict) and, with every claimed name
+    # asked about, a digest that would need a quorum of its own.
+    harmful = {d.name for d in doubts if d.name in relevant and set(d.digests) - agreed[d.name]}
+    if targets is None and harmful:
+        artifacts = [
+            a
+            if a.name not in harmful or not a.verified
+            else ArtifactResult(
+                a.name,
+                a.sha256,
+                a.signers,
+                False,
+                "claims on it by "
+                + ", ".join(sorted({d.signer for d in doubts if d.name == a.name}))
+                + " were not checked (a limit; flooded?) and may name another digest",
+                a.others,
+            )
+            for a in artifacts
+        ]
     dissent = tuple(d for d in dissent_all if d.name in relevant)
     conflicts_rel = tuple(c for c in conflicts if c.name in relevant)
     reason = ""
@@ -287,6 +399,8 @@ def decide(
         reason = "no trusted signer made a claim that counts at this commit"
     elif strict and (dissent or conflicts_rel):
         reason = "a trusted signer dissents (--strict)"
+    elif strict and harmful:
+        reason = "claims that were not checked (a limit) may dissent (--strict)"
     ok = bool(artifacts) and all(a.verified for a in artifacts) and not reason
     return Result(
         verified=ok,
@@ -297,4 +411,5 @@ def decide(
         rejected=tuple(rejected),
         counted=tuple(counted),
         reason=reason,
+        doubts=tuple(d for d in doubts if d.name in relevant),
     )

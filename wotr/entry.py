@@ -114,7 +114,8 @@ def parse_verify(args: Sequence[str]) -> dict[str, Any] | None:
     }
 
 
-_SIGN_VALUED = {"--rev", "--role", "--key"}
+_SIGN_VALUED = {"--rev", "--role", "--key", "--policy"}
+_SIGN_FLAGS = {"--allow-dirty", "--allow-uncounted"}
 
 
 def parse_sign(args: Sequence[str]) -> dict[str, Any] | None:
@@ -126,7 +127,7 @@ def parse_sign(args: Sequence[str]) -> dict[str, Any] | None:
     if any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ):
         return None
     single: dict[str, str] = {}
-    allow_dirty = False
+    flags: set[str] = set()
     positional: list[str] = []
     only_positional = False
     i = 0
@@ -139,8 +140,8 @@ def parse_sign(args: Sequence[str]) -> dict[str, Any] | None:
         if arg == "--":
             only_positional = True
             continue
-        if arg == "--allow-dirty" and not allow_dirty:
-            allow_dirty = True
+        if arg in _SIGN_FLAGS and arg not in flags:
+            flags.add(arg)
             continue
         name, eq, value = arg.partition("=")
         if name not in _SIGN_VALUED or name in single:
@@ -157,9 +158,11 @@ def parse_sign(args: Sequence[str]) -> dict[str, Any] | None:
         "rev": single.get("--rev", "HEAD"),
         "role": single.get("--role"),
         "key": single.get("--key"),
-        "allow_dirty": allow_dirty,
+        "allow_dirty": "--allow-dirty" in flags,
         "push_remote": None,
         "artifacts": tuple(Path(p) for p in positional),
+        "policy_path": single.get("--policy"),
+        "allow_uncounted": "--allow-uncounted" in flags,
     }
 
 

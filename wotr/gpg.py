@@ -46,6 +46,13 @@ _TAINTS = {
 # self-signatures on every lookup) against ~3 ms to start.
 _PER_CHAIN = 2
 
+# check_many: from this many signatures on, the policy keys are imported into a keybox first
+# (one gpg process, then ~1 ms less per signature); payloads over this size are checked
+# detached (one copy of the data per signature would cost too much); files per gpg call.
+_IMPORT_AT = 24
+_MESSAGE_DATA_MAX = 256 * 1024
+_FILES_PER_CALL = 2000
+
 
 @record
 class SigCheck:
@@ -98,6 +105,30 @@ def _judge(block: list[tuple[str, list[str]]]) -> SigCheck:
     return SigCheck(True, fpr, signing_key=valid[0].upper())
 
 
+def _literal(data: bytes) -> bytes:
+    """An OpenPGP literal data packet (RFC 4880 §5.9): binary, no file name, date 0."""
+    body = b"b\x00\x00\x00\x00\x00" + data
+    return b"\xcb\xff" + len(body).to_bytes(4, "big") + body
+
+
+def _file_blocks(status: bytes) -> list[tuple[str, list[list[tuple[str, list[str]]]]]]:
+    """``--verify-files`` status: per file gpg named (FILE_START), one block per signature."""
+    files: list[tuple[str, list[list[tuple[str, list[str]]]]]] = []
+    for raw in status.splitlines():
+        if not raw.startswith(b"[GNUPG:] "):
+            continue
+        parts = raw[9:].decode("utf-8", "replace").split(" ")
+        if parts[0] == "FILE_START":
+            files.append((" ".join(parts[2:]), []))
+        elif parts[0] == "FILE_DONE" or not files:
+            continue
+        elif parts[0] == "NEWSIG":
+            files[-1][1].append([])
+        elif files[-1][1]:
+            files[-1][1][-1].append((parts[0], parts[1:]))
+    return files
+
+
 def _blocks(status: bytes) -> list[list[tuple[str, list[str]]]]:
     """Split gpg status output into one block per signature (each starts at NEWSIG)."""
     blocks: list[list[tuple[str, list[str]]]] = []
@@ -124,12 +155,26 @@ class Verifier:
         # gpg reads a --keyring file as is, and when one key appears twice only the first
         # copy counts (a stripped copy could hide a revocation). Copies are merged by import.
         self._keyring_args = ["--no-default-keyring", "--keyring", str(keyfile)]
+        self._imported = False
         if merge_copies:
-            res = _proc.run([_gpg_program(), *self._base_args(), "--import", str(keyfile)])
-            if res.returncode not in (0, 2):
-                self.close()
-                raise EnvironmentProblem(f"gpg cannot import the policy keys: {res.err_line}")
-            self._keyring_args = []
+            self._import()
+
+    def _import(self) -> None:
+        """Import the policy keys into this home's keybox, and check against that from now on.
+
+        gpg reads a ``--keyring`` file of key packets again on every key lookup (~3 ms per
+        signature more); a keybox it looks up fast. Import also merges copies of one key, so a
+        revocation in any copy stands. The keybox is only read afterwards, so the sibling homes
+        of parallel chains share it as they share the key file."""
+        if self._imported:
+            return
+        keyfile = self._home / "policy.gpg"
+        res = _proc.run([_gpg_program(), *self._base_args(), "--import", str(keyfile)])
+        if res.returncode not in (0, 2) or not (self._home / "pubring.kbx").is_file():
+            self.close()
+            raise EnvironmentProblem(f"gpg cannot import the policy keys: {res.err_line}")
+        self._keyring_args = ["--no-default-keyring", "--keyring", str(self._home / "pubring.kbx")]
+        self._imported = True
 
     def _base_args(self, home: Path | None = None) -> list[str]:
         return [
@@ -159,6 +204,9 @@ class Verifier:
         return self._calls
 
     def _run(self, data: Path, sigs: Path, home: Path | None = None) -> _proc.Result:
+        return self._gpg(home, "--verify", str(sigs), str(data))
+
+    def _gpg(self, home: Path | None, *args: str) -> _proc.Result:
         with self._lock:
             self._calls += 1
         # ``home``: a sibling home of a parallel chain; the keyring file (read-only) is shared.
@@ -173,9 +221,7 @@ class Verifier:
                 "SHA1",
                 "--status-fd",
                 "1",
-                "--verify",
-                str(sigs),
-                str(data),
+                *args,
             ]
         )
 
@@ -198,6 +244,8 @@ class Verifier:
             else:
                 pending.append(i)
         if pending:
+            if len(pending) >= _IMPORT_AT:
+                self._import()
             work = _fs.private_dir("v", self._home)
             data_file = work / "data"
             data_file.write_bytes(data)
@@ -216,10 +264,94 @@ class Verifier:
                     join_all(running)  # every chain ends before the home can be removed
         return [r if r is not None else SigCheck(False, None, "not checked") for r in results]
 
+    def check_many(self, jobs: Sequence[tuple[bytes, Sequence[bytes]]]) -> list[list[SigCheck]]:
+        """:meth:`check` of several (data, signatures) jobs, in this one isolated home.
+
+        Offline, one verify may ask about thousands of commits, each with its own payload. A
+        detached check needs one gpg process per payload; instead each signature becomes a
+        signed message of its own (the signature packet, then a literal data packet holding
+        the payload: what gpg hashes for a binary signature is the same bytes) and
+        ``gpg --verify-files`` checks many such files in one process. gpg names each file
+        (FILE_START) before its signature's status, so a result is tied to its signature by
+        the file gpg read, never by position. As with :meth:`check`, gpg stops at a BAD
+        signature and the files after it go to a fresh call; each call settles at least one.
+        """
+        results: list[list[SigCheck | None]] = [[None] * len(sigs) for _, sigs in jobs]
+        pending: list[tuple[int, int]] = []
+        for j, (data, sigs) in enumerate(jobs):
+            if len(jobs) == 1 or len(data) > _MESSAGE_DATA_MAX:
+                results[j] = list(self.check(data, sigs))  # one payload: detached, data once
+                continue
+            for i, sig in enumerate(sigs):
+                try:
+                    _openpgp.check_single_signature(sig)
+                except _openpgp.PacketError as exc:
+                    results[j][i] = SigCheck(False, None, str(exc))
+                else:
+                    pending.append((j, i))
+        if pending:
+            if len(pending) >= _IMPORT_AT:
+                self._import()
+            work = _fs.private_dir("m", self._home)
+            files: dict[str, tuple[int, int]] = {}
+            names: list[str] = []
+            for n, (j, i) in enumerate(pending):
+                name = str(work / f"m{n}")
+                with open(name, "xb") as f:
+                    f.write(jobs[j][1][i])
+                    f.write(_literal(jobs[j][0]))
+                files[name] = (j, i)
+                names.append(name)
+            chains = self._chains(list(range(len(names))))
+            homes = [None, *(self._sibling_home(work, n) for n in range(1, len(chains)))]
+            running: list[Running[None]] = []
+            try:
+                for chain, home in zip(chains, homes, strict=True):
+                    part = [names[k] for k in chain]
+                    running.append(started(self._file_chain, part, files, results, home))
+            finally:
+                join_all(running)  # every chain ends before the home can be removed
+        return [
+            [r if r is not None else SigCheck(False, None, "not checked") for r in job]
+            for job in results
+        ]
+
+    def _file_chain(
+        self,
+        names: list[str],
+        files: dict[str, tuple[int, int]],
+        results: list[list[SigCheck | None]],
+        home: Path | None,
+    ) -> None:
+        while names:
+            batch = names[:_FILES_PER_CALL]
+            where = {name: k for k, name in enumerate(batch)}
+            res = self._gpg(home, "--verify-files", "--", *batch)
+            seen = _file_blocks(res.stdout)
+            done: set[str] = set()
+            for name, blocks in seen:
+                if name not in where or name in done:
+                    continue  # never a file of this call: ignore (cannot settle anything)
+                done.add(name)
+                j, i = files[name]
+                if len(blocks) == 1:
+                    results[j][i] = _judge(blocks[0])
+                else:
+                    why = f"gpg reported {len(blocks)} signatures for one signature"
+                    results[j][i] = SigCheck(False, None, why)
+            if not done:
+                if res.returncode not in (0, 1) and not res.stdout:
+                    self._environment_check(res)
+                j, i = files[batch[0]]
+                results[j][i] = SigCheck(False, None, f"gpg: {res.err_line}")
+                done.add(batch[0])
+            # gpg goes through the files in order and stops after a BAD one: the next call
+            # starts after the last file it named.
+            last = max(where[name] for name in done)
+            names = names[last + 1 :]
+
     def _chains(self, pending: list[int]) -> list[list[int]]:
         """Contiguous runs of ``pending``: one per core, of about _PER_CHAIN signatures or more."""
-        if self._keyring_args == []:  # keys imported into this home: one chain, no siblings
-            return [pending]
         n = max(1, min(os.cpu_count() or 1, -(-len(pending) // _PER_CHAIN)))
         size = -(-len(pending) // n)
         return [pending[k : k + size] for k in range(0, len(pending), size)]

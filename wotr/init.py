@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from pathlib import Path
 
@@ -38,10 +39,25 @@ def _skeleton(top: Path, repo: git.Repo, threshold: int | None) -> bytes:
     if fpr:
         keyfile = Path("keys") / f"{name}.asc"
         (top / "keys").mkdir(exist_ok=True)
-        (top / keyfile).write_bytes(armored)
+        if (top / "keys").is_symlink():
+            raise BadInput(
+                f"{top / 'keys'} is a symbolic link",
+                "a policy's key files must be files of the working tree",
+            )
+        _write_new(top / keyfile, armored)
         signers.append({"name": name, "keys": [str(keyfile)], "fingerprints": [fpr]})
     doc = {"version": 1, "threshold": threshold or max(1, len(signers)), "signers": signers}
     return tomli_w.dumps(doc).encode("utf-8")
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Create ``path`` with ``data``; never through a link the project committed there."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except FileExistsError as exc:
+        raise BadInput(f"{path} already exists", "remove it, or list it in threshold.toml") from exc
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
 
 
 def init(repo: git.Repo, *, threshold: int | None = None) -> Initialised:
@@ -51,16 +67,16 @@ def init(repo: git.Repo, *, threshold: int | None = None) -> Initialised:
         raise BadInput("git wotr init needs a working tree", "run it in a clone, not a bare repo")
     path = repo.top / policy.WORKTREE_POLICY
     created = False
-    if path.exists():
+    if os.path.lexists(path):
         if threshold is not None:
             raise BadInput(
                 f"{path} already exists", "edit its threshold, then run 'git wotr init' to pin it"
             )
     else:
-        path.write_bytes(_skeleton(repo.top, repo, threshold))
+        _write_new(path, _skeleton(repo.top, repo, threshold))
         created = True
     try:
-        loaded = policy.load(path)
+        loaded = policy.load(path, follow_symlinks=False)  # as verify will read it
     except PolicyError as exc:
         remotes = sync.setup_remotes(repo)
         return Initialised(path, created, None, str(exc), None, remotes)

@@ -86,23 +86,45 @@ def _str_list(value: Any, where: str) -> list[str]:
     return list(value)
 
 
-def load(path: Path, *, pin: Mapping[str, str] | None = None) -> Policy:
-    """Read and check a policy file. With ``pin``, every file read must match its pinned sha256."""
+# A policy file and each key file are read whole, once, and only when they are regular files of
+# at most this size (key files of keys with many certifications run to a few hundred KiB).
+MAX_POLICY_FILE = 16 * 1024 * 1024
+
+
+def load(
+    path: Path, *, pin: Mapping[str, str] | None = None, follow_symlinks: bool = True
+) -> Policy:
+    """Read and check a policy file. With ``pin``, every file read must match its pinned sha256.
+
+    Each file is read once (the same bytes are hashed and parsed) and only when it is a regular
+    file of at most MAX_POLICY_FILE bytes; ``follow_symlinks=False`` (a working-tree policy,
+    whose files are the project's content) refuses a symbolic link too. A pinned file that is
+    not such a file is reported as changed since pinned, before any of it is read.
+    """
     where = str(path)
     digests: dict[str, str] = {}
 
     def read(file: Path, label: str) -> bytes:
+        from . import _fs
+
+        rel = str(file.relative_to(path.parent)) if file.is_relative_to(path.parent) else str(file)
         try:
-            data = file.read_bytes()
+            data = _fs.read_regular(file, MAX_POLICY_FILE, follow_symlinks=follow_symlinks)
+        except _fs.NotRegular as exc:
+            if pin is not None:
+                raise _changed(file, f"it is now {exc.why}") from exc
+            raise PolicyError(
+                f"{label}: {file} is {exc.why}",
+                f"a policy and its key files must be regular files of at most "
+                f"{MAX_POLICY_FILE} bytes",
+            ) from exc
         except OSError as exc:
+            if pin is not None:
+                raise _changed(file, f"cannot read it: {exc.strerror}") from exc
             raise PolicyError(f"{label}: cannot read {file}: {exc.strerror}") from exc
         digest = hashlib.sha256(data).hexdigest()
-        rel = str(file.relative_to(path.parent)) if file.is_relative_to(path.parent) else str(file)
         if pin is not None and pin.get(rel) != digest:
-            raise PolicyError(
-                f"{file} changed since the policy was pinned",
-                "review the change, then run 'git wotr init' to pin it again",
-            )
+            raise _changed(file)
         digests[rel] = digest
         return data
 
@@ -258,6 +280,13 @@ def _ssh_keys(
     return fprs
 
 
+def _changed(file: Path, why: str = "") -> PolicyError:
+    return PolicyError(
+        f"{file} changed since the policy was pinned" + (f" ({why})" if why else ""),
+        "review the change, then run 'git wotr init' to pin it again",
+    )
+
+
 # --- where the policy comes from (DESIGN §5) ---------------------------------------------------
 
 WORKTREE_POLICY = "threshold.toml"
@@ -271,8 +300,11 @@ def _pin_file(common_dir: Path) -> Path:
 def read_pin(common_dir: Path) -> dict[str, str] | None:
     import json
 
+    from . import _fs
+
     try:
-        doc = json.loads(_pin_file(common_dir).read_text("utf-8"))
+        raw = _fs.read_regular(_pin_file(common_dir), 1 << 20, follow_symlinks=True)
+        doc = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
@@ -317,7 +349,7 @@ def find(
             return load(Path(source).expanduser().absolute())
     if top is not None and common_dir is not None:
         candidate = top / WORKTREE_POLICY
-        if candidate.exists():
+        if os.path.lexists(candidate):  # a link to nowhere is a changed policy, not "none"
             pin = read_pin(common_dir)
             if pin is None:
                 raise PolicyError(
@@ -325,7 +357,8 @@ def find(
                     "just because the commit carries it",
                     "review it, then run 'git wotr init' to pin it (or pass --policy)",
                 )
-            return load(candidate, pin=pin)
+            # the project's content: a symbolic link there is no file the pin was taken of
+            return load(candidate, pin=pin, follow_symlinks=False)
         raise PolicyError(
             "no policy: no --policy, $WOTR_POLICY, wotr.policy or threshold.toml",
             "run 'git wotr init' to create one, or pass --policy FILE",

@@ -19,10 +19,16 @@ def _head(report: Report) -> str:
         where += f" ({report.tag.removeprefix('refs/tags/')})"
     if report.policy is not None:
         where += f" · policy {report.policy.path} · threshold {report.policy.threshold}"
+    if report.repository is not None:
+        where += f" · repository {report.repository}"
     return where
 
 
-def verify_text(report: Report) -> str:
+NO_CLAIMS = "no claims on this commit — did you run 'git wotr fetch'?"
+
+
+def verify_text(report: Report, no_claims: str = NO_CLAIMS) -> str:
+    """The report for a person; ``no_claims``: what to say when the commit has no note."""
     result = report.result
     assert result is not None
     out = [_head(report)]
@@ -45,9 +51,15 @@ def verify_text(report: Report) -> str:
         out.append(f"  dissent on {d.name}: {groups}")
     for c in result.conflicts:
         out.append(f"  {c.signer} claimed {len(c.digests)} digests for {c.name}: counts for none")
+    for u in result.doubts:
+        why = u.reason.removeprefix("not checked: ")
+        out.append(
+            f"  {u.signer}: {u.lines} claim(s) on {u.name} not checked ({why}): "
+            "taken at their worst"
+        )
     out.extend(_rejected(result))
     if not report.note_lines:
-        out.append("  no claims on this commit — did you run 'git wotr fetch'?")
+        out.append(f"  {no_claims}")
     out.append(
         "VERIFIED"
         if result.verified
@@ -79,6 +91,7 @@ def verify_json(report: Report) -> str:
         "tag": report.tag,
         "threshold": result.threshold,
         "policy": str(report.policy.path) if report.policy else None,
+        "repository": report.repository,
         "reason": result.reason,
         "artifacts": [
             {
@@ -106,14 +119,24 @@ def verify_json(report: Report) -> str:
             {"line": r.line, "reason": r.reason, "signer": r.signer, "fingerprint": r.fingerprint}
             for r in result.rejected
         ],
+        "unchecked": [
+            {
+                "signer": u.signer,
+                "name": u.name,
+                "sha256": list(u.digests),
+                "lines": u.lines,
+                "reason": u.reason,
+            }
+            for u in result.doubts
+        ],
     }
     return json.dumps(doc, indent=2, ensure_ascii=False)
 
 
-def show_text(report: Report) -> str:
+def show_text(report: Report, no_claims: str = NO_CLAIMS) -> str:
     out = [_head(report)]
     if not report.lines:
-        out.append("  no claims on this commit — did you run 'git wotr fetch'?")
+        out.append(f"  {no_claims}")
         return "\n".join(out)
     counted = sum(1 for ln in report.lines if ln.counts)
     out.append(f"  {len(report.lines)} claim line(s), {counted} counting")

@@ -41,6 +41,7 @@ class Report:
     result: Result | None
     lines: tuple[Line, ...] = field(default=())
     note_lines: int = 0
+    repository: str | None = None  # the git directory the claims were read from
 
 
 @record
@@ -93,20 +94,51 @@ class _Sink:
         self.shown[number] = Line(number, keyid, parsed, reason=why)
 
 
+def _issuer_signers(policy: Policy) -> dict[str, tuple[str, ...]]:
+    """Issuer hint (16-hex key id or 40-hex fingerprint of a policy key or subkey) -> the
+    names of the signers owning such a key (several only if key ids collide)."""
+    cached = _ISSUERS.get(id(policy))
+    if cached is not None and cached[0] is policy:
+        return cached[1]
+    out: dict[str, set[str]] = defaultdict(set)
+    try:
+        keys = _openpgp.public_keys(policy.keyring)
+    except _openpgp.PacketError:
+        keys = []
+    for key in keys:
+        signer = policy.signer_for(key.fingerprint)
+        if signer is None:
+            continue
+        for fpr in (key.fingerprint, *key.subkeys):
+            out[fpr].add(signer.name)
+            out[fpr[-16:]].add(signer.name)
+    found = {k: tuple(sorted(v)) for k, v in out.items()}
+    _ISSUERS.clear()  # one policy per run; never grows
+    _ISSUERS[id(policy)] = (policy, found)
+    return found
+
+
+_ISSUERS: dict[int, tuple[Policy, dict[str, tuple[str, ...]]]] = {}
+
+
 def _gate(
     policy: Policy, groups: dict[bytes, list[_Item]], sink: _Sink, run: Budget | None = None
-) -> dict[bytes, list[_Item]]:
+) -> tuple[dict[bytes, list[_Item]], list[consensus.Unchecked]]:
     """What may reach gpg (DESIGN §6 rule 8): signatures whose issuer hint names a policy key
-    or subkey, each signature once, at most MAX_CHECKED_SIGNATURES in all. Dropping here can
-    only make a line not count; it never makes one count."""
+    or subkey, each (payload, signature) once, at most MAX_CHECKED_SIGNATURES in all.
+
+    Lines dropped for not being by a policy key can never count. Lines by a policy key that a
+    budget keeps from gpg are returned as :class:`consensus.Unchecked`: they may be valid, and
+    are counted at their worst (a limit turns a yes into a no, never a no into a yes)."""
 
     def drop(item: _Item, why: str) -> None:
         number, env, parsed = item
         sink.drop(number, why, env.keyid, parsed)
 
+    owners = _issuer_signers(policy)
     # First what may reach gpg at all, in note order, by issuer key...
     queues: dict[str, list[tuple[bytes, _Item]]] = {}
-    seen: dict[bytes, int] = {}
+    seen: dict[tuple[bytes, bytes], int] = {}
     for payload, items in groups.items():
         for item in items:
             number, env, _ = item
@@ -119,10 +151,13 @@ def _gate(
                 named = ", ".join(sorted(ids, key=len, reverse=True)[:1]) or "no issuer"
                 drop(item, f"signed by key {named}, which is not in the policy")
                 continue
-            if env.sig in seen:
-                drop(item, f"the same signature as line {seen[env.sig]}")
+            # The same signature over the same payload says the same (a re-encoded line).
+            # Over another payload it is checked too: skipping it could hide a real line
+            # behind a forged copy of its signature.
+            if (payload, env.sig) in seen:
+                drop(item, f"the same signature as line {seen[(payload, env.sig)]}")
                 continue
-            seen[env.sig] = number
+            seen[(payload, env.sig)] = number
             queues.setdefault(min(ours), []).append((payload, item))
     # ...then taken one per issuer key in turn: a flood of signatures naming one key (forged
     # copies of a signer's claim need no private key) uses up that key's turns, not the
@@ -130,17 +165,28 @@ def _gate(
     rounds = max(map(len, queues.values()), default=0)
     order = [q[i] for i in range(rounds) for q in queues.values() if i < len(q)]
     kept: dict[bytes, list[_Item]] = {}
+    unchecked: list[consensus.Unchecked] = []
+
+    def skip(item: _Item, why: str) -> None:
+        drop(item, why)
+        number, env, parsed = item
+        ids = _issuers(policy, env.sig)[1]
+        ssh_owners = (policy.signer_for(i) for i in ids if i.startswith("SHA256:"))
+        names = {name for i in ids for name in owners.get(i, ())}
+        who = tuple(sorted(names | {s.name for s in ssh_owners if s is not None}))
+        unchecked.append(consensus.Unchecked(number, who, parsed, why))
+
     budget = MAX_CHECKED_SIGNATURES
     for payload, item in order:
         if run is not None and run.left == 0:
-            drop(
+            skip(
                 item,
                 "not checked: this verify already sent its limit of signatures by "
                 "policy keys to gpg, for other commits (flooded bundles?)",
             )
             continue
         if budget == 0:
-            drop(
+            skip(
                 item,
                 f"not checked: more than {MAX_CHECKED_SIGNATURES} signatures by "
                 "policy keys on this commit (a flooded note?)",
@@ -150,7 +196,7 @@ def _gate(
         if run is not None:
             run.left -= 1
         kept.setdefault(payload, []).append(item)
-    return kept
+    return kept, unchecked
 
 
 def _issuers(policy: Policy, sig: bytes) -> tuple[frozenset[str], frozenset[str]]:
@@ -166,50 +212,67 @@ def _issuers(policy: Policy, sig: bytes) -> tuple[frozenset[str], frozenset[str]
     return ids, ids & policy.issuer_ids
 
 
-def _check_signatures(
-    policy: Policy, groups: dict[bytes, list[_Item]]
-) -> list[tuple[_Item, gpg.SigCheck]]:
-    """Every kept signature checked by its own backend: OpenPGP ones by gpg, one call chain per
-    payload; SSH ones by ssh-keygen, all of them side by side. A backend with nothing to check
-    starts nothing."""
-    pgp = {
-        p: [it for it in items if not _sshsig.is_sshsig(it[1].sig)] for p, items in groups.items()
-    }
-    out: list[tuple[_Item, gpg.SigCheck]] = []
-    sshs = [(p, it) for p, items in groups.items() for it in items if _sshsig.is_sshsig(it[1].sig)]
-    warm = started(ssh.warm_up, len(sshs)) if sshs and any(pgp.values()) else None
-    if any(pgp.values()):
+def _check_jobs(policy: Policy, jobs: list[tuple[bytes, list[bytes]]]) -> list[list[gpg.SigCheck]]:
+    """Each job's signatures checked by their own backend (DESIGN §9): OpenPGP ones by gpg
+    (:meth:`gpg.Verifier.check_many`), SSH ones all together by :class:`ssh.Verifier`. A backend
+    with nothing to check sets nothing up."""
+    found: list[list[gpg.SigCheck]] = [[] for _ in jobs]
+    slots: list[list[gpg.SigCheck | None]] = [[None] * len(sigs) for _, sigs in jobs]
+    pgp_jobs: list[tuple[bytes, list[bytes]]] = []
+    pgp_at: list[tuple[int, list[int]]] = []
+    ssh_items: list[tuple[bytes, bytes]] = []
+    ssh_at: list[tuple[int, int]] = []
+    for j, (data, sigs) in enumerate(jobs):
+        idx = [k for k, sig in enumerate(sigs) if not _sshsig.is_sshsig(sig)]
+        if idx:
+            pgp_jobs.append((data, [sigs[k] for k in idx]))
+            pgp_at.append((j, idx))
+        for k, sig in enumerate(sigs):
+            if _sshsig.is_sshsig(sig):
+                ssh_items.append((data, sig))
+                ssh_at.append((j, k))
+    # In a mixed note the in-process SSH verifier is imported while gpg runs.
+    warm = started(ssh.warm_up, len(ssh_items)) if ssh_items and pgp_jobs else None
+    if pgp_jobs:
         with gpg.Verifier(policy.keyring, merge_copies=policy.keyring_has_copies) as verifier:
-            for payload, items in pgp.items():
-                if items:
-                    sigs = [env.sig for _, env, _ in items]
-                    out += zip(items, verifier.check(claim_mod.pae(payload), sigs), strict=True)
+            for (j, idx), res in zip(pgp_at, verifier.check_many(pgp_jobs), strict=True):
+                for k, one in zip(idx, res, strict=True):
+                    slots[j][k] = one
     if warm is not None:
         warm.join()
-    if sshs:
+    if ssh_items:
         with ssh.Verifier(policy.ssh_keys) as ssh_verifier:
-            results = ssh_verifier.check([(claim_mod.pae(p), it[1].sig) for p, it in sshs])
-            out += zip((it for _, it in sshs), results, strict=True)
-    return out
+            for (j, k), one in zip(ssh_at, ssh_verifier.check(ssh_items), strict=True):
+                slots[j][k] = one
+    for j, row in enumerate(slots):
+        found[j] = [r if r is not None else gpg.SigCheck(False, None, "not checked") for r in row]
+    return found
 
 
-def check_note(
-    policy: Policy | None, note: bytes, ctx: Context, run: Budget | None = None
-) -> tuple[list[consensus.Counted], list[Rejection], list[Line], int]:
-    """Parse and signature-check every line of a note; rules 1-7 applied, nothing counted yet.
+@record(frozen=False)
+class _Prepared:
+    """A note parsed and gated, its signatures not yet checked (see :func:`check_many`)."""
 
-    Returns what counts, what does not (and why), every line for ``show``, and the number of
-    non-blank lines in the note.
-    """
+    ctx: Context
+    sink: _Sink
+    count: int
+    groups: dict[bytes, list[_Item]]  # payload -> lines whose signatures go to gpg
+    unchecked: list[consensus.Unchecked]
+    too_large: bool = False
+
+
+def _prepare(policy: Policy | None, note: bytes, ctx: Context, run: Budget | None) -> _Prepared:
+    """Parse every line, drop what cannot count (rules 4 and 8) and gate what may reach gpg."""
+    sink = _Sink()
     if notes.too_large(note):
         why = f"note is over the {notes.MAX_NOTE_BYTES}-byte limit; nothing in it counts"
-        return [], [Rejection(0, why)], [], 1
-    sink = _Sink()
+        sink.rejected.append(Rejection(0, why))
+        return _Prepared(ctx, sink, 1, {}, [], too_large=True)
     split = notes.split(note)
     for number in split.short:
         sink.drop(number, "not a valid wotr claim: too short to be an envelope")
     sink.overflow += split.short_count - len(split.short)
-    groups: dict[bytes, list[tuple[int, claim_mod.Envelope, claim_mod.Claim]]] = defaultdict(list)
+    groups: dict[bytes, list[_Item]] = defaultdict(list)
     # Lines that share one payload (every honest claim of a build, or hostile copies) parse
     # it once: parsing is a pure function of the bytes.
     payloads: dict[bytes, claim_mod.Claim | claim_mod.ClaimError] = {}
@@ -239,24 +302,28 @@ def check_note(
             sink.drop(number, why, env.keyid, parsed)
             continue
         groups[env.payload].append((number, env, parsed))
-
-    rejected, shown = sink.rejected, sink.shown
-    checked: list[Checked] = []
     if policy is None:
         for items in groups.values():
             for number, env, parsed in items:
-                shown[number] = Line(
+                sink.shown[number] = Line(
                     number, env.keyid, parsed, reason="signature not checked: no policy"
                 )
-        return [], _listed(sink), [shown[k] for k in sorted(shown)], split.count
+        return _Prepared(ctx, sink, split.count, {}, [])
+    kept, unchecked = _gate(policy, groups, sink, run)
+    return _Prepared(ctx, sink, split.count, kept, unchecked)
 
-    groups = _gate(policy, groups, sink, run)
-    # No signature left for gpg: no isolated home either (setting one up can cost a gpg
-    # process, and offline a flood of bundles would pay it once per made-up commit).
-    if groups:
-        for (number, env, parsed), res in _check_signatures(policy, groups):
+
+def _finish(
+    policy: Policy, prep: _Prepared, results: dict[bytes, list[gpg.SigCheck]]
+) -> CheckedNote:
+    """Admit what gpg found good (rules 2-6); keep the unchecked lines that could count."""
+    ctx, sink = prep.ctx, prep.sink
+    rejected, shown = sink.rejected, sink.shown
+    checked: dict[int, Checked] = {}
+    for payload, items in prep.groups.items():
+        for (number, env, parsed), res in zip(items, results[payload], strict=True):
             if res.ok and res.fingerprint:
-                checked.append(Checked(number, res.fingerprint, parsed))
+                checked[number] = Checked(number, res.fingerprint, parsed)
                 continue
             signer = policy.signer_for(res.fingerprint) if res.fingerprint else None
             name = signer.name if signer else None
@@ -264,19 +331,70 @@ def check_note(
             shown[number] = Line(
                 number, env.keyid, parsed, name, res.fingerprint, reason=res.reason
             )
-
     counted, refused = consensus.admit(
-        policy, checked, commit=ctx.commit, tree=ctx.tree, tag=ctx.tag
+        policy, checked.values(), commit=ctx.commit, tree=ctx.tree, tag=ctx.tag
     )
     rejected.extend(refused)
     for c in counted:
         shown[c.line] = Line(c.line, c.fingerprint, c.claim, c.signer, c.fingerprint, True)
     for r in refused:
-        item = next(ch for ch in checked if ch.line == r.line)
+        item = checked[r.line]
         shown[r.line] = Line(
             r.line, item.fingerprint, item.claim, r.signer, r.fingerprint, reason=r.reason
         )
-    return counted, _listed(sink), [shown[k] for k in sorted(shown)], split.count
+    unchecked = consensus.admit_unchecked(
+        policy, prep.unchecked, commit=ctx.commit, tree=ctx.tree, tag=ctx.tag
+    )
+    return CheckedNote(
+        ctx,
+        tuple(counted),
+        tuple(_listed(sink)),
+        tuple(shown[k] for k in sorted(shown)),
+        prep.count,
+        tuple(unchecked),
+    )
+
+
+def check_many(
+    policy: Policy, items: Sequence[tuple[bytes, Context]], run: Budget | None = None
+) -> list[CheckedNote]:
+    """:func:`check` of several notes (offline: one per commit), with one isolated gpg home
+    and as few gpg processes as the signatures need (DESIGN §6 rules 1 and 8)."""
+    preps = [_prepare(policy, note, ctx, run) for note, ctx in items]
+    jobs: list[tuple[bytes, list[bytes]]] = []
+    for prep in preps:
+        for payload, its in prep.groups.items():
+            jobs.append((claim_mod.pae(payload), [env.sig for _, env, _ in its]))
+    found: list[list[gpg.SigCheck]] = []
+    # No signature left for gpg: no isolated home either (setting one up can cost a gpg
+    # process, and offline a flood of bundles would pay it once per made-up commit).
+    if jobs:
+        found = _check_jobs(policy, jobs)
+    out: list[CheckedNote] = []
+    at = 0
+    for prep in preps:
+        results: dict[bytes, list[gpg.SigCheck]] = {}
+        for payload in prep.groups:
+            results[payload] = found[at]
+            at += 1
+        out.append(_finish(policy, prep, results))
+    return out
+
+
+def check_note(
+    policy: Policy | None, note: bytes, ctx: Context, run: Budget | None = None
+) -> tuple[list[consensus.Counted], list[Rejection], list[Line], int]:
+    """Parse and signature-check every line of a note; rules 1-7 applied, nothing counted yet.
+
+    Returns what counts, what does not (and why), every line for ``show``, and the number of
+    non-blank lines in the note.
+    """
+    if policy is None:
+        prep = _prepare(None, note, ctx, run)
+        sink = prep.sink
+        return [], _listed(sink), [sink.shown[k] for k in sorted(sink.shown)], prep.count
+    done = check_many(policy, [(note, ctx)], run)[0]
+    return list(done.counted), list(done.rejected), list(done.lines), done.note_lines
 
 
 def _listed(sink: _Sink) -> list[Rejection]:
@@ -318,9 +436,7 @@ def targets_for(
 def evaluate(
     policy: Policy, note: bytes, ctx: Context, targets: list[Target] | None, *, strict: bool
 ) -> Report:
-    counted, rejected, lines, count = check_note(policy, note, ctx)
-    result = consensus.decide(policy, counted, rejected, targets, strict=strict)
-    return Report(ctx.commit, ctx.tag, policy, result, tuple(lines), count)
+    return decide(policy, check(policy, note, ctx), targets, strict=strict)
 
 
 @record
@@ -332,14 +448,14 @@ class CheckedNote:
     rejected: tuple[Rejection, ...]
     lines: tuple[Line, ...]
     note_lines: int
+    unchecked: tuple[consensus.Unchecked, ...] = ()  # admissible lines a limit kept from gpg
 
 
 def check(policy: Policy, note: bytes, ctx: Context, run: Budget | None = None) -> CheckedNote:
     """The gpg half of :func:`evaluate`, for a caller that asks several questions of one note.
 
     ``run``: a signature budget shared with the other notes checked by one verify."""
-    counted, rejected, lines, count = check_note(policy, note, ctx, run)
-    return CheckedNote(ctx, tuple(counted), tuple(rejected), tuple(lines), count)
+    return check_many(policy, [(note, ctx)], run)[0]
 
 
 def decide(
@@ -349,7 +465,14 @@ def decide(
 
     Asking about several target sets costs one gpg pass, not one per set.
     """
-    result = consensus.decide(policy, checked.counted, checked.rejected, targets, strict=strict)
+    result = consensus.decide(
+        policy,
+        checked.counted,
+        checked.rejected,
+        targets,
+        strict=strict,
+        unchecked=checked.unchecked,
+    )
     ctx = checked.ctx
     return Report(ctx.commit, ctx.tag, policy, result, checked.lines, checked.note_lines)
 
@@ -390,6 +513,7 @@ def show_repo(repo: git.Repo, rev: str, policy: Policy | None) -> Report:
     revision = git.resolve(repo, rev)
     note = notes.read(repo, revision.commit)
     ctx = Context(revision.commit, revision.tree, revision.tag)
-    counted, rejected, lines, count = check_note(policy, note, ctx)
-    result = consensus.decide(policy, counted, rejected, None) if policy is not None else None
-    return Report(revision.commit, revision.tag, policy, result, tuple(lines), count)
+    if policy is not None:
+        return decide(policy, check(policy, note, ctx), None, strict=False)
+    _, _, lines, count = check_note(policy, note, ctx)
+    return Report(revision.commit, revision.tag, policy, None, tuple(lines), count)

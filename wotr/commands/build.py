@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_NOT_VERIFIED, EXIT_OK
-from .common import echo, open_repo, policy_for
+from .common import check_rev, echo, open_repo, policy_for
 
 
 def run_build(
@@ -24,11 +24,13 @@ def run_build(
     verbose: bool,
     quiet: bool,
     command: tuple[str, ...],
+    allow_uncounted: bool = False,
 ) -> int:
     """The body of ``git wotr build`` (see its help in :mod:`wotr.cli`); the exit code."""
     from .. import build as build_mod
     from ..errors import PolicyError
 
+    check_rev(rev)
     repo = open_repo()
     pol = None
     no_policy = ""
@@ -65,21 +67,20 @@ def run_build(
     for line in build_mod.summary_text(built, comp):
         echo(line)
     if do_sign:
-        from .. import sign as sign_mod
+        from .sign import warn_unchecked
 
-        # The artifacts come from a clean checkout of the commit, not from the working tree.
-        signed = sign_mod.sign(
-            repo, [a.path for a in built.artifacts], rev=rev, role=role, key=key, allow_dirty=True
-        )
-        if {(s.name, s.sha256) for s in signed.artifacts} != {
-            (a.name, a.sha256) for a in built.artifacts
-        }:
-            from ..errors import SignError
-
-            raise SignError(f"the kept artifacts in {built.out} changed while they were signed")
+        # The same check as sign's: a claim the policy would not count is refused.
+        checked = None if allow_uncounted else pol
+        # Exactly what was built and reported: the commit resolved once, the digests shown.
+        signed = build_mod.sign_built(repo, built, role=role, key=key, policy=checked)
+        if checked is None and not allow_uncounted:
+            warn_unchecked(no_policy)
         kind = " (a dissenting claim)" if comp.differs else ""
         verb = "signed" if signed.added else "already signed (identical claim present)"
-        echo(f"{verb}{kind}: as {signed.role} with key {signed.fingerprint}")
+        echo(
+            f"{verb}{kind}: as {signed.role} with key {signed.fingerprint} on commit "
+            f"{signed.commit}"
+        )
         if push_remote is not None:
             from .. import sync
 

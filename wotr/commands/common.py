@@ -51,6 +51,18 @@ def report_error(exc: BaseException, debug: bool) -> int:
     return EXIT_ENVIRONMENT
 
 
+def check_rev(rev: str | None) -> None:
+    """Refuse an empty ``--rev`` (None: not given). It must never fall back to HEAD: a script
+    whose tag variable came out empty would verify HEAD without the tag check (DESIGN §6 rule 6)."""
+    from ..errors import BadInput
+
+    if rev is not None and not rev.strip():
+        raise BadInput(
+            f"--rev {rev!r} is empty",
+            "name a commit, tag or branch, or leave --rev out for HEAD",
+        )
+
+
 def open_repo() -> Any:
     """The repository around the working directory (exit 2 outside one)."""
     from .. import git
@@ -61,7 +73,6 @@ def open_repo() -> Any:
 def repo_or_none() -> Any:
     """The repository around the working directory; None outside one (or without git at all)."""
     from .. import _fs, git
-    from ..errors import BadInput
 
     if _fs.which("git") is None:
         here = Path.cwd()
@@ -70,7 +81,7 @@ def repo_or_none() -> Any:
         return None
     try:
         return git.open_repo()
-    except BadInput:
+    except git.NotARepository:
         return None
 
 
@@ -81,11 +92,11 @@ def policy_for(explicit: str | None, repo: Any, threshold: int | None = None) ->
     # git config is the third place looked at: ask git only when the first two are empty.
     config_value = None
     if repo and not explicit and not os.environ.get("WOTR_POLICY"):
-        config_value = git.config_get(repo, "wotr.policy")
+        config_value = git.policy_setting(repo)
     found = policy.find(
         explicit,
         top=repo.top if repo else None,
-        common_dir=repo.common_dir if repo else None,
+        common_dir=repo.common_dir if repo and repo.config_trusted else None,  # the pin's home
         config_value=config_value,
     )
     return found.with_threshold(threshold)

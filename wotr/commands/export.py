@@ -6,13 +6,14 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_OK
-from .common import echo, open_repo
+from .common import check_rev, echo, open_repo
 
 
 def run_export(*, rev: str, output: str) -> int:
     """The body of ``git wotr export`` (see its help in :mod:`wotr.cli`); the exit code."""
     from .. import bundle
 
+    check_rev(rev)
     exported = bundle.export(open_repo(), rev)
     if output == "-":
         sys.stdout.buffer.write(exported.data)

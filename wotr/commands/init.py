@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import EXIT_OK
+from ..errors import EXIT_OK, BadInput
 from .common import echo, open_repo
 
 
@@ -18,9 +18,12 @@ def run_init(*, threshold: int | None) -> int:
             echo(f"  {s.name} ({roles}): {', '.join(sorted(s.fingerprints))}")
         echo(f"  threshold {done.loaded.threshold}")
         echo(f"pinned: {done.pinned}")
-    else:
-        echo(f"not pinned yet: {done.problem}", err=True)
-        echo("edit it (see threshold.example.toml), then run 'git wotr init' again", err=True)
     for remote in done.remotes:
         echo(f"remote {remote}: 'git fetch' now also fetches claims")
+    if done.loaded is None:
+        # Not pinned is not success (docs/exit-codes.md): a script running init must see it.
+        raise BadInput(
+            f"{done.path} is not pinned yet: {done.problem}",
+            "edit it (see threshold.example.toml), then run 'git wotr init' again",
+        )
     return EXIT_OK

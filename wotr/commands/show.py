@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import EXIT_OK
-from .common import echo, open_repo, policy_for
+from .common import check_rev, echo, open_repo, policy_for
 
 
 def run_show(*, rev: str, policy_path: str | None, as_json: bool) -> int:
@@ -12,6 +12,7 @@ def run_show(*, rev: str, policy_path: str | None, as_json: bool) -> int:
     from .. import verify as verify_mod
     from ..errors import PolicyError
 
+    check_rev(rev)
     repo = open_repo()
     try:
         pol = policy_for(policy_path, repo)
@@ -21,5 +22,12 @@ def run_show(*, rev: str, policy_path: str | None, as_json: bool) -> int:
         echo(f"note: signatures not checked: {exc}", err=True)
         pol = None
     report = verify_mod.show_repo(repo, rev, pol)
-    echo(render.show_json(report) if as_json else render.show_text(report))
+    if as_json:
+        echo(render.show_json(report))
+    elif report.lines:
+        echo(render.show_text(report))
+    else:
+        from .elsewhere import hint
+
+        echo(render.show_text(report, hint(repo, report.commit)))
     return EXIT_OK

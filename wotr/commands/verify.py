@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import EXIT_NOT_VERIFIED, EXIT_OK
-from .common import echo, policy_for, repo_or_none
+from .common import check_rev, echo, policy_for, repo_or_none
 
 
 def run_verify(
@@ -26,6 +26,7 @@ def run_verify(
     from .. import hashing
     from .._threads import started
 
+    check_rev(rev)
     artifacts = tuple(artifacts)
     # The artifacts are hashed (on every core) from now on, while Python imports the rest of
     # wotr and git and gpg do their part; an unreadable artifact is reported where it was.
@@ -66,7 +67,17 @@ def run_verify(
         strict=strict,
         hashed=hashed,
     )
-    echo(render.verify_json(report) if as_json else render.verify_text(report))
+    from .._record import replace
+
+    report = replace(report, repository=str(repo.git_dir))  # say which one was used
+    if as_json:
+        echo(render.verify_json(report))
+    elif report.note_lines:
+        echo(render.verify_text(report))
+    else:
+        from .elsewhere import hint
+
+        echo(render.verify_text(report, hint(repo, report.commit)))
     assert report.result is not None
     if not report.result.verified:
         from ..bundle import sidecar
