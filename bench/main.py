@@ -18,7 +18,7 @@ from pathlib import Path
 from wotr import __version__
 
 from . import fixtures as fx
-from . import scale_offline
+from . import scale_offline, ssh_cases
 from .cases import CASES, Ctx, Row, Sizes
 from .cases_status import case_16
 from .sync_cases import SYNC_CASES
@@ -63,7 +63,7 @@ def table(rows: Sequence[Row], *, judged: bool = True) -> str:
 
 def all_cases() -> list[tuple[str, Callable[[Ctx], Row | list[Row]]]]:
     """Every case ``bench/run`` knows, by number."""
-    return [*CASES, ("16", case_16), *scale_offline.CASES, *SYNC_CASES]
+    return [*CASES, ("16", case_16), *scale_offline.CASES, *SYNC_CASES, *ssh_cases.CASES]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  done: case {number}", file=sys.stderr, flush=True)
     finally:
         keys.close()
+        ssh_cases.close()
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     print(table(rows, judged=not args.quick))

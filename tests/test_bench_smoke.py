@@ -28,4 +28,5 @@ def test_bench_quick_runs_every_case() -> None:
     assert rows >= {"20a", "20b", "21", "22", "23"}, res.stdout  # distribution scale, offline
     assert rows >= {"24", "25", "25b"}, res.stdout  # distribution scale, sync
     assert "8" in rows, res.stdout  # audit over many noted commits
+    assert rows >= {"1s", "1m", "2s", "2k"}, res.stdout  # SSH signers (bench/ssh_cases.py)
     assert "ERROR" not in res.stdout

@@ -28,6 +28,8 @@ TESTS = [
     "tests/test_notes.py",
     "tests/test_bundle.py",
     "tests/test_budgets.py",
+    "tests/test_ssh.py",
+    "tests/test_ssh_attacks.py",
 ]
 
 
@@ -307,7 +309,7 @@ MUTATIONS = [
         "wotr/verify.py",
         (
             (
-                "    if jobs:\n        with gpg.Verifier(",
+                "    if pgp_jobs:\n        with gpg.Verifier(",
                 "    if True:\n        with gpg.Verifier(",
             ),
         ),
@@ -336,7 +338,12 @@ MUTATIONS = [
         "issuer-gate",
         "8",
         "wotr/verify.py",
-        (("            ours = ids & policy.issuer_ids", "            ours = ids or {'none'}"),),
+        (
+            (
+                "    return ids, ids & policy.issuer_ids",
+                "    return ids, ids or frozenset({'none'})",
+            ),
+        ),
     ),
     Mutation(
         "signature-budget",
@@ -923,6 +930,72 @@ MUTATIONS = [
             ),
         ),
         WITHDRAW,
+    ),
+    # DESIGN §9: SSH claims (wotr/_sshsig.py, wotr/ssh.py, the policy's ssh field).
+    Mutation(
+        "ssh-namespace",
+        "9",
+        "wotr/_sshsig.py",
+        (("    if namespace != NAMESPACE.encode():", "    if False:"),),
+    ),
+    Mutation(
+        "ssh-issuer-gate",
+        "8",
+        "wotr/verify.py",
+        (
+            (
+                "        ours = frozenset({fpr}) if any(f == fpr for f, _ in policy.ssh_keys) else frozenset()",
+                "        ours = frozenset({fpr})",
+            ),
+        ),
+    ),
+    Mutation(
+        "ssh-one-queue",
+        "8",
+        "wotr/verify.py",
+        (("        ours = frozenset({fpr}) if any(", '        ours = frozenset({"ssh"}) if any('),),
+    ),
+    Mutation(
+        "ssh-trailing-bytes",
+        "3",
+        "wotr/_sshsig.py",
+        (("    inner = _Reader(r.string())\n    r.end()\n", "    inner = _Reader(r.string())\n"),),
+    ),
+    Mutation(
+        "ssh-bad-signature-counts",
+        "3",
+        "wotr/ssh.py",
+        (
+            (
+                '        if res.returncode == 0 and good.startswith(expected) and good.endswith(f" key {fpr}"):',
+                "        if True:",
+            ),
+        ),
+    ),
+    Mutation(
+        "ssh-rsa-bits",
+        "9",
+        "wotr/_sshsig.py",
+        (("        if bits < MIN_RSA_BITS:", "        if False:"),),
+    ),
+    Mutation("ssh-dsa", "9", "wotr/_sshsig.py", (('    "ssh-dss": "DSA', '    "ssh-dsx": "DSA'),)),
+    Mutation(
+        "ssh-inprocess-accepts",
+        "3",
+        "wotr/ssh.py",
+        (("            key.verify(sig.value, sig.signed_data(message))", "            pass"),),
+    ),
+    Mutation(
+        "ssh-ed25519-canonical",
+        "3",
+        "wotr/_sshsig.py",
+        (('int.from_bytes(value[32:], "little") >= _ED25519_L', "False"),),
+    ),
+    Mutation(
+        "ssh-key-two-signers",
+        "9",
+        "wotr/policy.py",
+        (("        if key.fingerprint in owner:", "        if False:"),),
     ),
 ]
 MUTATIONS += HOOK_MUTATIONS

@@ -108,7 +108,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @cli.command(context_settings=_CONTEXT)
 @click.option("--rev", default="HEAD", show_default=True, help="Commit or tag that was built.")
 @click.option("--role", help="Role of this claim [default: git config wotr.role, else author].")
-@click.option("--key", help="gpg key [default: git config user.signingkey, else gpg's default].")
+@click.option(
+    "--key",
+    help="gpg key, or SSH key (.pub file or key::...) [default: git config user.signingkey "
+    "(SSH when gpg.format is ssh), else gpg's default].",
+)
 @click.option("--allow-dirty", is_flag=True, help="Sign HEAD even with uncommitted changes.")
 @click.option(
     "--push",
@@ -302,7 +306,11 @@ def init(threshold: int | None) -> int:
 )
 @click.option("--sign", "do_sign", is_flag=True, help="Sign the result (also when it differs).")
 @click.option("--role", help="Role of the claim [default: git config wotr.role, else author].")
-@click.option("--key", help="gpg key [default: git config user.signingkey, else gpg's default].")
+@click.option(
+    "--key",
+    help="gpg key, or SSH key (.pub file or key::...) [default: git config user.signingkey "
+    "(SSH when gpg.format is ssh), else gpg's default].",
+)
 @click.option(
     "--push",
     "push_remote",

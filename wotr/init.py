@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
 
-from . import git, gpg, policy
+from . import git, gpg, policy, ssh
 from ._record import record
 from .errors import BadInput, PolicyError, WotrError
 
@@ -24,14 +25,18 @@ class Initialised:
 def _skeleton(top: Path, repo: git.Repo, threshold: int | None) -> bytes:
     import tomli_w
 
-    signers = []
-    try:
-        fpr, armored = gpg.export_public(git.config_get(repo, "user.signingkey"))
-    except WotrError:
-        fpr, armored = "", b""
+    signers: list[dict[str, object]] = []
+    raw_name = git.config_get(repo, "user.name") or "me"
+    name = re.sub(r"[^A-Za-z0-9._@+-]+", "-", raw_name).strip("-").lower()[:64] or "me"
+    spec = git.config_get(repo, "user.signingkey")
+    ssh_key = ssh.configured_key(spec, git.config_get(repo, "gpg.format"))  # DESIGN §9
+    fpr, armored = "", b""
+    if ssh_key is not None:
+        signers.append({"name": name, "ssh": [f"{ssh_key.line()} {name}"]})
+    else:
+        with contextlib.suppress(WotrError):
+            fpr, armored = gpg.export_public(spec)
     if fpr:
-        raw_name = git.config_get(repo, "user.name") or "me"
-        name = re.sub(r"[^A-Za-z0-9._@+-]+", "-", raw_name).strip("-").lower()[:64] or "me"
         keyfile = Path("keys") / f"{name}.asc"
         (top / "keys").mkdir(exist_ok=True)
         if (top / "keys").is_symlink():

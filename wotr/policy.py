@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import _openpgp, _record
+from . import _openpgp, _record, _sshsig
 from ._record import field, record
 from .claim import ClaimError, check_role
 from .errors import PolicyError
@@ -26,7 +26,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
 _TOP_FIELDS = {"version", "serial", "threshold", "signers", "require", "update"}
 _UPDATE_FIELDS = {"threshold", "signers"}
 MAX_SERIAL = 2**31 - 1
-_SIGNER_FIELDS = {"name", "roles", "keys", "fingerprints"}
+_SIGNER_FIELDS = {"name", "roles", "keys", "fingerprints", "ssh"}
 
 
 @record
@@ -58,6 +58,9 @@ class Policy:
     serial: int = 1
     update_threshold: int = 1
     update_signers: tuple[str, ...] = ()
+    # SSH keys of the signers (DESIGN §9): ("SHA256:…" fingerprint, "<type> <base64>") each.
+    # Signer.fingerprints holds the same "SHA256:…" strings, so signer_for serves both kinds.
+    ssh_keys: tuple[tuple[str, str], ...] = ()
 
     def signer_for(self, fingerprint: str) -> Signer | None:
         for signer in self.signers:
@@ -154,6 +157,7 @@ def load(
     issuer_ids: set[str] = set()
     subs_of: dict[str, set[str]] = {}
     copies = False
+    ssh_keys: list[tuple[str, str]] = []
     for i, entry in enumerate(raw_signers):
         at = f"{where}: signers[{i}]"
         if not isinstance(entry, dict):
@@ -173,6 +177,10 @@ def load(
                 roles = frozenset(check_role(r) for r in _str_list(entry["roles"], f"{at}.roles"))
             except ClaimError as exc:
                 raise PolicyError(f"{at}.roles: {exc}") from exc
+        ssh_fprs = _ssh_keys(entry, at, owner, name, ssh_keys)
+        if ssh_fprs and "keys" not in entry and "fingerprints" not in entry:
+            signers.append(Signer(name, roles, frozenset(ssh_fprs)))
+            continue
         fprs: list[str] = []
         for fpr in _str_list(entry.get("fingerprints"), f"{at}.fingerprints"):
             if _SHORT_ID.fullmatch(fpr):
@@ -216,7 +224,7 @@ def load(
             for listed in (fpr, *sorted(subs_of.get(fpr, ()))):
                 issuer_ids.update((listed, listed[-16:]))
             copies = copies or len(found[fpr]) > 1
-        signers.append(Signer(name, roles, frozenset(fprs)))
+        signers.append(Signer(name, roles, frozenset(fprs + ssh_fprs)))
 
     threshold = _check_threshold(doc.get("threshold"), len(signers), where)
     require: list[tuple[str, int]] = []
@@ -251,6 +259,7 @@ def load(
         serial=serial,
         update_threshold=update_threshold,
         update_signers=update_signers,
+        ssh_keys=tuple(ssh_keys),
     )
 
 
@@ -281,6 +290,33 @@ def _chain_fields(
             raise PolicyError(f"{where}: update.signers names a signer twice")
     k = _check_threshold(update.get("threshold", threshold), len(chosen), f"{where}: update")
     return serial, k, tuple(sorted(chosen))
+
+
+def _ssh_keys(
+    entry: dict[str, Any], at: str, owner: dict[str, str], name: str, out: list[tuple[str, str]]
+) -> list[str]:
+    """The signer's ``ssh`` lines, checked (DESIGN §9): their fingerprints; keys go to ``out``."""
+    if "ssh" not in entry:
+        return []
+    fprs: list[str] = []
+    for n, line in enumerate(_str_list(entry["ssh"], f"{at}.ssh")):
+        try:
+            key = _sshsig.parse_key_line(line)
+        except _sshsig.SshFormatError as exc:
+            raise PolicyError(
+                f"{at}.ssh[{n}]: not an SSH public key wotr accepts: {exc}",
+                "give the line of the key's .pub file ('ssh-ed25519 AAAA… comment')",
+            ) from exc
+        if key.fingerprint in owner:
+            raise PolicyError(
+                f"{at}.ssh[{n}]: key {key.fingerprint} is also listed under "
+                f"{owner[key.fingerprint]!r}",
+                "a key belongs to exactly one signer",
+            )
+        owner[key.fingerprint] = name
+        fprs.append(key.fingerprint)
+        out.append((key.fingerprint, key.line()))
+    return fprs
 
 
 def _changed(file: Path, why: str = "") -> PolicyError:

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import _openpgp, consensus, git, gpg, hashing, notes, withdraw
+from . import _openpgp, _sshsig, consensus, git, gpg, hashing, notes, ssh, withdraw
 from . import claim as claim_mod
 from ._record import field, record
 from ._threads import started
@@ -147,12 +147,10 @@ def _gate(
         for item in items:
             number, env, _ = item
             try:
-                _openpgp.check_single_signature(env.sig)
-                ids = _openpgp.issuers(env.sig)
-            except _openpgp.PacketError as exc:
+                ids, ours = _issuers(policy, env.sig)
+            except (_openpgp.PacketError, _sshsig.SshFormatError) as exc:
                 drop(item, str(exc))
                 continue
-            ours = ids & policy.issuer_ids
             if not ours:
                 named = ", ".join(sorted(ids, key=len, reverse=True)[:1]) or "no issuer"
                 drop(item, f"signed by key {named}, which is not in the policy")
@@ -176,8 +174,10 @@ def _gate(
     def skip(item: _Item, why: str) -> None:
         drop(item, why)
         number, env, parsed = item
-        ids = _openpgp.issuers(env.sig) & policy.issuer_ids
-        who = tuple(sorted({name for i in ids for name in owners.get(i, ())}))
+        ids = _issuers(policy, env.sig)[1]
+        ssh_owners = (policy.signer_for(i) for i in ids if i.startswith("SHA256:"))
+        names = {name for i in ids for name in owners.get(i, ())}
+        who = tuple(sorted(names | {s.name for s in ssh_owners if s is not None}))
         if isinstance(parsed, claim_mod.Claim):  # withdrawals: see withdraw.left_out
             unchecked.append(consensus.Unchecked(number, who, parsed, why))
 
@@ -202,6 +202,56 @@ def _gate(
             run.left -= 1
         kept.setdefault(payload, []).append(item)
     return kept, unchecked
+
+
+def _issuers(policy: Policy, sig: bytes) -> tuple[frozenset[str], frozenset[str]]:
+    """(every issuer hint of ``sig``, those naming a policy key). An SSH signature names one key,
+    the public key inside it (DESIGN §9); its namespace and form are checked here, before any
+    process starts."""
+    if _sshsig.is_sshsig(sig):
+        fpr = _sshsig.parse_signature(sig).key.fingerprint
+        ours = frozenset({fpr}) if any(f == fpr for f, _ in policy.ssh_keys) else frozenset()
+        return frozenset({fpr}), ours
+    _openpgp.check_single_signature(sig)
+    ids = _openpgp.issuers(sig)
+    return ids, ids & policy.issuer_ids
+
+
+def _check_jobs(policy: Policy, jobs: list[tuple[bytes, list[bytes]]]) -> list[list[gpg.SigCheck]]:
+    """Each job's signatures checked by their own backend (DESIGN §9): OpenPGP ones by gpg
+    (:meth:`gpg.Verifier.check_many`), SSH ones all together by :class:`ssh.Verifier`. A backend
+    with nothing to check sets nothing up."""
+    found: list[list[gpg.SigCheck]] = [[] for _ in jobs]
+    slots: list[list[gpg.SigCheck | None]] = [[None] * len(sigs) for _, sigs in jobs]
+    pgp_jobs: list[tuple[bytes, list[bytes]]] = []
+    pgp_at: list[tuple[int, list[int]]] = []
+    ssh_items: list[tuple[bytes, bytes]] = []
+    ssh_at: list[tuple[int, int]] = []
+    for j, (data, sigs) in enumerate(jobs):
+        idx = [k for k, sig in enumerate(sigs) if not _sshsig.is_sshsig(sig)]
+        if idx:
+            pgp_jobs.append((data, [sigs[k] for k in idx]))
+            pgp_at.append((j, idx))
+        for k, sig in enumerate(sigs):
+            if _sshsig.is_sshsig(sig):
+                ssh_items.append((data, sig))
+                ssh_at.append((j, k))
+    # In a mixed note the in-process SSH verifier is imported while gpg runs.
+    warm = started(ssh.warm_up, len(ssh_items)) if ssh_items and pgp_jobs else None
+    if pgp_jobs:
+        with gpg.Verifier(policy.keyring, merge_copies=policy.keyring_has_copies) as verifier:
+            for (j, idx), res in zip(pgp_at, verifier.check_many(pgp_jobs), strict=True):
+                for k, one in zip(idx, res, strict=True):
+                    slots[j][k] = one
+    if warm is not None:
+        warm.join()
+    if ssh_items:
+        with ssh.Verifier(policy.ssh_keys) as ssh_verifier:
+            for (j, k), one in zip(ssh_at, ssh_verifier.check(ssh_items), strict=True):
+                slots[j][k] = one
+    for j, row in enumerate(slots):
+        found[j] = [r if r is not None else gpg.SigCheck(False, None, "not checked") for r in row]
+    return found
 
 
 @record(frozen=False)
@@ -346,8 +396,7 @@ def check_many(
     # No signature left for gpg: no isolated home either (setting one up can cost a gpg
     # process, and offline a flood of bundles would pay it once per made-up commit).
     if jobs:
-        with gpg.Verifier(policy.keyring, merge_copies=policy.keyring_has_copies) as verifier:
-            found = verifier.check_many(jobs)
+        found = _check_jobs(policy, jobs)
     out: list[CheckedNote] = []
     at = 0
     for prep in preps:
