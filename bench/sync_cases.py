@@ -125,9 +125,9 @@ def _fetch_scene(where: Path, notes: int, history: int) -> tuple[Path, str]:
     return clone, tip
 
 
-def case_20(ctx: Ctx) -> Row:
+def case_24(ctx: Ctx) -> Row:
     small, big = (30, 300) if _quick(ctx) else (1_000, 30_000)
-    scenes = {n: _fetch_scene(ctx.root / "c20" / str(n), n, 5 * n) for n in (small, big)}
+    scenes = {n: _fetch_scene(ctx.root / "c24" / str(n), n, 5 * n) for n in (small, big)}
     fetch = ["git", "wotr", "fetch", "origin"]
 
     def one(n: int) -> float:
@@ -208,9 +208,9 @@ def _pushers(ctx: Ctx, where: Path, bare: Path, n: int, noted: str | None) -> tu
     )
 
 
-def case_21(ctx: Ctx) -> list[Row]:
+def case_25(ctx: Ctx) -> list[Row]:
     many, into_big, big = (3, 2, 300) if _quick(ctx) else (50, 20, 30_000)
-    where = ctx.root / "c21"
+    where = ctx.root / "c25"
     plain = where / "plain.git"
     src = sim.init_repo(where / "src")
     _git(where, "clone", "-q", "--bare", str(src), str(plain))
@@ -232,4 +232,4 @@ def case_21(ctx: Ctx) -> list[Row]:
     return rows
 
 
-SYNC_CASES: list[tuple[str, Callable[[Ctx], Row | list[Row]]]] = [("24", case_20), ("25", case_21)]
+SYNC_CASES: list[tuple[str, Callable[[Ctx], Row | list[Row]]]] = [("24", case_24), ("25", case_25)]
