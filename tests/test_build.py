@@ -246,7 +246,7 @@ def test_environment_is_normalised(world: sim.World) -> None:
     commit = sim.commit(world.repo, "x")
     res = build(
         world, "--artifact", "env.txt", "--", "sh", "-c", script,
-        party="alice", env={"SECRET_TOKEN": "x", "GIT_DIR": "/nowhere", "TZ": "EST"},
+        party="alice", env={"SECRET_TOKEN": "x", "GIT_DIR": f"{world.repo}/.git", "TZ": "EST"},
         umask=0o077,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
@@ -418,3 +418,87 @@ def test_the_example_file_is_a_valid_recipe() -> None:
     example = Path(__file__).parent.parent / "wotr.example.toml"
     command, artifacts = build_mod.parse_recipe(example.read_bytes(), str(example))
     assert command == ("make", "dist") and artifacts == ("dist/*.tar.gz",)
+
+
+# --- build --sign signs what it built (issue 10 §6) -------------------------------------------
+
+
+def _moving(repo: Path, move: str) -> list[str]:
+    """A build command that builds, then moves a ref of the user's repository itself."""
+    git = f"git -C {repo} -c user.name=m -c user.email=m@example.org"
+    return ["--", "sh", "-c", f"make && {git} {move}"]
+
+
+@pytest.mark.parametrize(
+    ("rev", "move"),
+    [
+        ("HEAD", "commit -q --allow-empty -m moved"),
+        ("main", "commit -q --allow-empty -m moved"),
+        ("HEAD", "checkout -q -b elsewhere HEAD~1"),
+    ],
+)
+def test_a_build_that_moves_head_or_its_branch_signs_the_commit_it_built(
+    world: sim.World, rev: str, move: str
+) -> None:
+    sim.commit(world.repo, "before")
+    built_commit = project(world)
+    policy = world.policy(1, ["alice"])
+    res = build(world, "--rev", rev, "--sign", *_moving(world.repo, move), party="alice")
+    assert res.returncode == 0, res.stderr
+    now = sim.git(world.repo, "rev-parse", "HEAD")
+    assert now != built_commit
+    assert "signed: as author with key " in res.stdout
+    assert f" on commit {built_commit}\n" in res.stdout
+    assert sim.read_note(world.repo, built_commit).count(b"\n") == 1
+    assert sim.read_note(world.repo, now) == b""
+    artifact = kept(world.repo, built_commit, "app.tar.gz")
+    old = wotr(world, "verify", "--rev", built_commit, "--policy", policy, artifact)
+    assert old.returncode == 0, old.stdout + old.stderr
+    new = wotr(world, "verify", "--rev", now, "--policy", policy, artifact)
+    assert new.returncode == 1, new.stdout + new.stderr
+
+
+def test_a_tag_moved_during_the_build_is_refused_and_nothing_is_signed(world: sim.World) -> None:
+    other = sim.commit(world.repo, "other")
+    built_commit = project(world)
+    sim.git(world.repo, "tag", "v1.0")
+    world.policy(1, ["alice"])
+    res = build(
+        world, "--rev", "v1.0", "--sign", *_moving(world.repo, f"tag -f v1.0 {other}"),
+        party="alice",
+    )  # fmt: skip
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr
+    assert f"tag v1.0 now points at {other[:12]}, but {built_commit[:12]} was built" in res.stderr
+    assert sim.notes_tip(world.repo) == ""
+
+
+def test_a_kept_artifact_changed_before_signing_leaves_the_notes_ref_as_it_was(
+    world: sim.World,
+) -> None:
+    commit = project(world)
+    sim.commit(world.repo, "later")
+    sim.git(world.repo, "notes", "--ref=wotr", "add", "-m", "older note", "HEAD")
+    before = sim.notes_tip(world.repo)
+    out = world.root / "out"
+    # A real gpg whose start changes the kept copy, i.e. after hashing and before the append.
+    wrapper = world.root / "gpg-that-writes"
+    wrapper.write_text(f'#!/bin/sh\necho tampered >> {out}/app.tar.gz\nexec gpg "$@"\n')
+    wrapper.chmod(0o755)
+    res = build(
+        world, "--rev", commit, "--sign", "--out", out, party="alice",
+        env={"WOTR_GPG": str(wrapper)},
+    )  # fmt: skip
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr
+    assert "app.tar.gz changed after it was built" in res.stderr
+    assert "nothing was signed" in res.stderr
+    assert sim.notes_tip(world.repo) == before
+
+
+def test_the_reported_digest_is_of_the_bytes_copied(world: sim.World, tmp_path: Path) -> None:
+    src = tmp_path / "a.bin"
+    src.write_bytes(os.urandom(3 << 20) + b"tail")
+    [(copy, digest)] = build_mod.keep([src], tmp_path / "out", replace=False)
+    assert copy.read_bytes() == src.read_bytes()
+    assert digest == hashlib.sha256(src.read_bytes()).hexdigest()

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from testing import gpgkeys, sim
+from wotr import git as git_mod
 
 
 def one_line_error(res: subprocess.CompletedProcess[str]) -> str:
@@ -79,6 +80,20 @@ def test_sign_refuses_a_dirty_tree_unless_allowed(world: sim.World) -> None:
     (world.repo / "build.log").write_text("x")
     res = world.run("sign", world.root / "dist" / "app.tar.gz", party="bob")
     assert res.returncode == 0, res.stderr
+
+
+def test_a_dirty_tree_is_named_with_whole_file_names(world: sim.World) -> None:
+    """`sign` on a dirty tree named VERSION as ERSION (the porcelain output was stripped)."""
+    sim.commit(world.repo, "version", {"VERSION": b"1\n", "old name": b"x\n"})
+    (world.repo / "VERSION").write_text("2\n")
+    res = world.run("sign", world.root / "dist" / "app.tar.gz", party="alice")
+    assert res.returncode == 2
+    assert "(VERSION)" in one_line_error(res)
+    sim.git(world.repo, "checkout", "--", "VERSION")
+    sim.git(world.repo, "mv", "old name", "new name")
+    res = world.run("sign", world.root / "dist" / "app.tar.gz", party="alice")
+    assert "(new name)" in one_line_error(res)
+    assert git_mod.status_paths(b" M VERSION\0R  new\0old\0MM a b\0") == ["VERSION", "new", "a b"]
 
 
 def test_sign_with_expired_key_refuses(world: sim.World, keys: Any) -> None:
@@ -311,6 +326,20 @@ def test_init_creates_a_skeleton_with_the_users_key(world: sim.World) -> None:
     assert res.returncode == 2 and "already exists" in one_line_error(res)
 
 
+def test_init_exits_2_when_it_cannot_pin_the_policy(world: sim.World) -> None:
+    """`git wotr init` said "not pinned yet: ... unknown field" and exited 0."""
+    (world.repo / "threshold.toml").write_text("version = 1\nthreshold = 1\nsurprise = 1\n")
+    res = world.run("init", party="alice")
+    assert res.returncode == 2, res.stderr
+    error = one_line_error(res)
+    assert "not pinned yet" in error and "surprise" in error
+    assert "not pinned" in one_line_error(world.run("verify", world.root / "dist" / "x"))
+    sim.git(world.repo, "remote", "add", "origin", str(world.root / "nowhere.git"))
+    assert world.run("init", party="alice").returncode == 2
+    fetch = sim.git(world.repo, "config", "--get-all", "remote.origin.fetch").splitlines()
+    assert not any("notes" in refspec for refspec in fetch)  # a failed command changes nothing
+
+
 def test_init_adds_notes_fetch_refspec_without_touching_push(
     world: sim.World, short_tmp: Path
 ) -> None:
@@ -401,3 +430,224 @@ def test_verify_refuses_a_fifo_artifact_without_hanging(world: sim.World) -> Non
     )
     assert res.returncode == 2
     assert "not a regular file" in one_line_error(res)
+
+
+# --- arguments (issue 10 §5) ------------------------------------------------------------------
+
+
+def _all_commands() -> list[tuple[list[str], Any]]:
+    """Every command path of the CLI (subgroups included) with its click command."""
+    import click
+
+    from wotr.cli import cli
+
+    found: list[tuple[list[str], Any]] = [([], cli)]
+    todo: list[tuple[list[str], Any]] = [([], cli)]
+    while todo:
+        path, group = todo.pop()
+        for name, cmd in group.commands.items():
+            found.append(([*path, name], cmd))
+            if isinstance(cmd, click.Group):
+                todo.append(([*path, name], cmd))
+    return found
+
+
+def _wotr(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wotr", *args],
+        cwd=cwd,
+        env=sim.base_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_help_exits_0_only_when_alone_for_every_command(world: sim.World) -> None:
+    """`wotr verify --bundles DIR *` in a folder holding a file named -h printed help and exited
+    0: a yes for a script. Help is honoured alone; beside anything else it is a usage error."""
+    assert len(_all_commands()) >= 10
+    for path, _ in _all_commands():
+        for flag in ("-h", "--help"):
+            alone = _wotr(world.repo, *path, flag)
+            assert alone.returncode == 0 and "Usage:" in alone.stdout, (path, alone.stderr)
+            for extra in (["x"], ["--debug"] if not path else ["--rev", "HEAD"]):
+                for argv in ([*path, flag, *extra], [*path, *extra, flag]):
+                    res = _wotr(world.repo, *argv)
+                    assert res.returncode == 2, (argv, res.stdout, res.stderr)
+                    assert "Usage:" not in res.stdout, argv
+    # The reported case: a glob that expands to a file named -h among the artifacts.
+    folder = world.root / "dist"
+    (folder / "-h").write_bytes(b"x\n")
+    names = sorted(p.name for p in folder.iterdir())
+    assert names[0] == "-h"
+    res = _wotr(folder, "verify", "--bundles", str(folder), *names)
+    assert res.returncode == 2 and "honoured only alone" in res.stderr, res.stderr
+    # After '--', -h is a file name, for every command that takes files.
+    res = _wotr(folder, "verify", "--policy", "/nonexistent.toml", "--", "-h")
+    assert res.returncode == 2 and "nonexistent.toml" in res.stderr and "Usage" not in res.stderr
+    res = world.run("sign", "--", folder / "-h", party="alice")
+    assert res.returncode == 0 and "  -h  sha256:" in res.stdout, res.stderr
+
+
+def test_version_exits_0_only_alone(world: sim.World) -> None:
+    assert _wotr(world.repo, "--version").returncode == 0
+    assert _wotr(world.repo, "--version", "verify").returncode == 2
+
+
+def test_an_empty_rev_is_refused_by_every_command(world: sim.World) -> None:
+    """`--rev ""` meant HEAD in a repository and skipped the tag check (rule 6)."""
+    world.policy(1)
+    world.sign("alice", world.root / "dist" / "app.tar.gz")
+    before = sim.notes_tip(world.repo)
+    with_rev = [path for path, cmd in _all_commands() if any(p.name == "rev" for p in cmd.params)]
+    assert len(with_rev) >= 5
+    art = str(world.root / "dist" / "app.tar.gz")
+    pol = str(world.policy_dir / "threshold.toml")
+    for path in with_rev:
+        for spelling in (["--rev", ""], ["--rev="], ["--rev", " "]):
+            extra = [art] if path in (["sign"], ["verify"]) else []
+            if path == ["verify"]:
+                extra = ["--policy", pol, *extra]
+            if path[:1] == ["oci"]:
+                extra = ["127.0.0.1:1/app:1"]  # REF (nothing listens: --rev fails first)
+            res = _wotr(world.repo, *path, *spelling, *extra)
+            assert res.returncode == 2, (path, res.stdout, res.stderr)
+            assert "is empty" in one_line_error(res), path
+    # Offline (outside a repository) too.
+    res = _wotr(world.root, "verify", "--policy", pol, "--rev", "", art)
+    assert res.returncode == 2 and "is empty" in one_line_error(res)
+    assert sim.notes_tip(world.repo) == before
+
+
+def test_an_abbreviated_commit_id_is_refused_offline(world: sim.World) -> None:
+    """Offline, `--rev 02fed46` was taken as a tag name; every line failed with "claim was made
+    for refs/tags/v1.0, not refs/tags/02fed46". Short ids cannot be resolved without git."""
+    world.policy(1)
+    art = world.root / "dist" / "app.tar.gz"
+    sim.git(world.repo, "tag", "v1.0")
+    world.sign("alice", art, rev="v1.0")
+    bundle = world.root / "app.wotr"
+    assert world.run("export", "--rev", "v1.0", "-o", bundle).returncode == 0
+    head = world.head()
+    pol = world.policy_dir / "threshold.toml"
+    for short in (head[:7], head[:12].upper(), "2024"):
+        res = world.run("verify", "--policy", pol, "--bundle", bundle, "--rev", short, art)
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert "abbreviated commit id" in one_line_error(res)
+    for good in (head, "v1.0", "refs/tags/v1.0"):
+        res = world.run("verify", "--policy", pol, "--bundle", bundle, "--rev", good, art)
+        assert res.returncode == 0, (good, res.stdout, res.stderr)
+
+
+# --- sign refuses a claim that cannot count (issue 10 §7) -----------------------------------------
+
+
+def _pinned_policy(world: sim.World) -> None:
+    """threshold.toml in the repository, pinned: alice (any role), bob (reviewer only)."""
+    alice, bob = world.parties["alice"], world.parties["bob"]
+    parties = [alice, sim.Party("bob", bob.key, ("reviewer",))]
+    sim.write_policy(world.repo, parties, 1)
+    sim.git(world.repo, "add", "-A")
+    sim.git(world.repo, "commit", "-q", "-m", "policy")
+    assert world.run("init", party="alice").returncode == 0
+
+
+def test_sign_refuses_a_key_or_role_the_policy_would_not_count(world: sim.World) -> None:
+    _pinned_policy(world)
+    art = world.root / "dist" / "app.tar.gz"
+    res = world.run("sign", art, party="carol")  # carol's key is not in the policy
+    assert res.returncode == 2
+    error = one_line_error(res)
+    assert world.parties["carol"].fingerprint in error and "not listed in the policy" in error
+    assert "--allow-uncounted" in error
+    res = world.run("sign", art, party="bob")  # bob may claim reviewer, not the default author
+    assert res.returncode == 2
+    error = one_line_error(res)
+    assert "may not claim the role 'author'" in error and "--role reviewer" in error
+    assert sim.notes_tip(world.repo) == ""  # nothing written
+    res = world.run("sign", "--role", "reviewer", art, party="bob")
+    assert res.returncode == 0, res.stderr
+    assert world.run("verify", art).returncode == 0
+    before = sim.notes_tip(world.repo)
+    # The escape hatch, and a policy named explicitly (as verify takes one).
+    res = world.run("sign", "--allow-uncounted", art, party="carol")
+    assert res.returncode == 0, res.stderr
+    assert sim.notes_tip(world.repo) != before
+    world.policy(1)  # lists every party, any role
+    pol = world.policy_dir / "threshold.toml"
+    res = world.run("sign", "--policy", pol, "--role", "ci", art, party="carol")
+    assert res.returncode == 0, res.stderr
+
+
+def test_sign_without_a_policy_warns_and_signs(world: sim.World) -> None:
+    res = world.run("sign", world.root / "dist" / "app.tar.gz", party="carol")
+    assert res.returncode == 0, res.stderr
+    assert "warning: the claim was not checked against a policy (no policy" in res.stderr
+    res = world.run("sign", "--policy", world.root / "nope.toml", "x", party="carol")
+    assert res.returncode == 2  # a policy named explicitly must load
+
+
+def test_build_sign_refuses_a_claim_that_would_not_count(world: sim.World) -> None:
+    _pinned_policy(world)
+    recipe = b'[build]\ncommand = ["sh", "-c", "mkdir -p out; echo 1 > out/a.txt"]\n'
+    sim.commit(world.repo, "recipe", files={"wotr.toml": recipe + b'artifacts = ["out/*"]\n'})
+    broot = ["--build-root", str(world.root / "broot")]
+    res = world.run("build", *broot, "--sign", party="carol")
+    assert res.returncode == 2
+    assert "not listed in the policy" in res.stderr.splitlines()[-1]
+    assert sim.notes_tip(world.repo) == ""
+    res = world.run("build", *broot, "--sign", "--role", "reviewer", party="bob")
+    assert res.returncode == 0, res.stderr
+    res = world.run("build", *broot, "--sign", "--allow-uncounted", party="carol")
+    assert res.returncode == 0, res.stderr
+
+
+def test_sign_never_signs_wotr_bundles(world: sim.World) -> None:
+    """`sign dist/*` also signed dist/app.tar.gz.wotr (an exported bundle); verify with no
+    artifact names then failed for everyone. Bundles are recognised by content too."""
+    from wotr import git as git_mod
+    from wotr import sign as sign_mod
+    from wotr.errors import BadInput
+
+    world.policy(1)
+    dist = world.root / "dist"
+    art = dist / "app.tar.gz"
+    world.sign("alice", art)
+    assert world.run("export", "-o", dist / "app.tar.gz.wotr").returncode == 0
+    renamed = dist / "claims.json"  # a bundle under another name
+    renamed.write_bytes((dist / "app.tar.gz.wotr").read_bytes())
+    (dist / "sbom.json").write_text('{"format": "https://example.org/sbom", "x": 1}\n')
+    res = world.run("sign", *sorted(dist.iterdir()), party="bob")
+    assert res.returncode == 0, res.stderr
+    assert "app.tar.gz.wotr is a wotr bundle" in res.stderr and "claims.json" in res.stderr
+    assert "sbom.json" in res.stdout and "claims.json" not in res.stdout
+    res = world.run("sign", dist / "claims.json", party="bob")
+    assert res.returncode == 2 and "only wotr bundles" in one_line_error(res)
+    # verify with no artifact names: the bundle is no claimed name
+    world.sign("alice", art, dist / "sbom.json")
+    res = world.verify()
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "claims.json" not in res.stdout
+    # The library refuses outright (build --sign goes through it).
+    repo = git_mod.open_repo(world.repo)
+    with pytest.raises(BadInput, match="is a wotr bundle"):
+        sign_mod.sign(repo, [art, renamed])
+
+
+def test_no_claims_says_where_the_claims_are(world: sim.World) -> None:
+    """HEAD moved past a signed tag: "did you run 'git wotr fetch'?" sent users the wrong way."""
+    world.policy(1)
+    art = world.root / "dist" / "app.tar.gz"
+    res = world.verify(art)
+    assert "did you run 'git wotr fetch'?" in res.stdout  # nothing anywhere yet
+    sim.git(world.repo, "tag", "-a", "-m", "release", "v1.0")
+    tagged = world.head()
+    world.sign("alice", art, rev="v1.0")
+    sim.commit(world.repo, "after the release", {"NEWS": b"next\n"})
+    expect = f"claims exist for v1.0 at {tagged[:12]}: pass --rev v1.0"
+    res = world.verify(art)
+    assert res.returncode == 1 and expect in res.stdout, res.stdout
+    assert expect in world.run("show").stdout
+    assert world.verify("--rev", "v1.0", art).returncode == 0

@@ -9,6 +9,7 @@ dataclasses, which brings inspect).
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -55,6 +56,7 @@ def signed(world: sim.World) -> sim.World:
     world.policy(2)
     world.sign("alice", art)
     world.sign("bob", art)
+    (world.root / "dist" / "-h").write_bytes(b"a file named like the help option\n")
     return world
 
 
@@ -88,6 +90,16 @@ def _cases(w: sim.World) -> list[tuple[list[str], Path]]:
         (["verify", "--policy", pol, "--bundle", str(w.root / "none.wotr"), art], repo),
         (["verify", "--policy", pol, "--bundles", str(w.root / "dist"), art], repo),
         (["verify", "--policy", pol, "--bundles", art, art], repo),  # a file: click refuses
+        # Help exits 0 only alone (issue 10 §5): a glob that expands to a file named -h.
+        (["verify", "--help"], repo),
+        (["verify", "--policy", pol, art, "-h"], repo),
+        (["verify", "--policy", pol, "--bundles", str(w.root / "dist"), "-h", art], w.root),
+        (["verify", "--policy", pol, "--", "-h"], w.root / "dist"),  # a file named -h
+        (["-h", "verify"], repo),
+        # An empty --rev never means HEAD.
+        (["verify", "--policy", pol, "--rev", "", art], repo),
+        (["verify", "--policy", pol, "--rev=", art], repo),
+        (["verify", "--policy", pol, "--rev=", art], w.root),  # offline
     ]
 
 
@@ -113,6 +125,63 @@ def test_fast_path_imports_no_heavy_module(signed: sim.World) -> None:
     code, out, _ = _run(signed, ["-c", probe], args, signed.repo)
     assert code == 0
     assert out.splitlines()[-1] == "0 []"
+
+
+# Every module a plain verify in a repository may import, and why (issue 17). A new import on
+# this path must be added here with its reason: an installer pays for it on every package.
+VERIFY_PATH_WOTR = {
+    "wotr", "wotr.entry", "wotr.errors", "wotr.commands", "wotr.commands.common",
+    "wotr.commands.verify", "wotr.hashing", "wotr._threads", "wotr.render", "wotr.verify",
+    "wotr.consensus", "wotr.claim", "wotr._record", "wotr.policy", "wotr._openpgp", "wotr.git",
+    "wotr._proc", "wotr._fs", "wotr.gpg", "wotr.notes",
+}  # fmt: skip
+VERIFY_PATH_STDLIB = {
+    # `from __future__ import annotations` in every module
+    "__future__",
+    # pathlib (paths everywhere) and what it imports
+    "pathlib", "fnmatch", "ntpath", "urllib", "urllib.parse", "ipaddress",
+    # re (parsing git's and gpg's output) and what it imports
+    "re", "re._casefix", "re._compiler", "re._constants", "re._parser", "_sre", "enum",
+    "copyreg", "functools", "_functools", "operator", "_operator", "collections",
+    "collections.abc", "_collections", "itertools", "keyword", "reprlib", "types",
+    # typing (records: TypeVar, overload, dataclass_transform; tomllib)
+    "typing", "typing.io", "typing.re", "_typing", "_weakrefset", "contextlib",
+    # hashing artifacts and policy files
+    "hashlib", "_hashlib", "_blake2",
+    # hashing and the gpg chains run in threads
+    "threading",
+    # notes, claims and the --json report
+    "json", "json.decoder", "json.encoder", "json.scanner", "_json", "base64", "binascii",
+    # OpenPGP packets of the policy's key files
+    "struct", "_struct",
+    # the policy file (tomllib imports datetime and string)
+    "tomllib", "tomllib._parser", "tomllib._re", "tomllib._types", "datetime", "_datetime",
+    "math", "string", "_string",
+    # running git and gpg (subprocess and what it imports)
+    "subprocess", "_posixsubprocess", "select", "selectors", "signal", "errno", "fcntl",
+    "locale", "_locale", "warnings",
+}  # fmt: skip
+
+
+def test_the_verify_path_imports_only_what_it_uses(signed: sim.World) -> None:
+    """Extends the HEAVY list: the exact wotr modules a verify imports, and no standard module
+    beyond the ones named above with their reasons."""
+    art = str(signed.root / "dist" / "app.tar.gz")
+    signed.sign("carol", Path(art))
+    probe = (
+        "import sys; before = set(sys.modules); from wotr.entry import main; "
+        "code = main(sys.argv[1:]); "
+        "print(code, sorted(set(sys.modules) - before))"
+    )
+    args = ["verify", "--threshold", "2", "--policy", str(signed.policy_dir / "threshold.toml")]
+    code, out, err = _run(signed, ["-c", probe], [*args, art], signed.repo)
+    assert code == 0, err
+    verdict, _, listed = out.splitlines()[-1].partition(" ")
+    assert verdict == "0"
+    imported = set(ast.literal_eval(listed))  # module names printed by repr()
+    assert {m for m in imported if m.split(".")[0] == "wotr"} == VERIFY_PATH_WOTR
+    extra = {m for m in imported if m.split(".")[0] != "wotr"} - VERIFY_PATH_STDLIB
+    assert not extra, f"imported on the verify path without a reason: {sorted(extra)}"
 
 
 @pytest.mark.parametrize(
@@ -169,6 +238,12 @@ def _sign_cases(w: sim.World) -> list[list[str]]:
         ["sign", "--unknown", art],
         ["sign", "--key"],
         ["sign", "-h"],
+        ["sign", "--policy", str(w.root / "nope.toml"), art],
+        ["sign", "--allow-uncounted", "--policy=" + str(w.policy_dir / "threshold.toml"), art],
+        ["sign", "--allow-uncounted", "--allow-uncounted", art],
+        ["sign", art, "--help"],  # help only alone
+        ["sign", "--rev", "", art],  # an empty --rev is not HEAD
+        ["sign", "--rev=", art],
         ["--debug", "sign", art],  # (tracebacks under --debug differ in their frames)
     ]
 
@@ -235,6 +310,8 @@ def test_sign_parser_values() -> None:
         "allow_dirty": True,
         "push_remote": None,
         "artifacts": (Path("a"), Path("--rev")),
+        "policy_path": None,
+        "allow_uncounted": False,
     }
 
 
@@ -279,3 +356,57 @@ def test_a_completion_variable_does_not_turn_verify_into_exit_0(
             text=True,
         )
         assert res.returncode in (1, 2), res.stdout + res.stderr
+
+
+# --- no import circle between the front ends and the command bodies --------------------------
+
+
+def _wotr_imports() -> dict[str, set[str]]:
+    """Every wotr module -> the wotr modules it imports anywhere (also inside functions)."""
+    import ast
+
+    root = Path(entry.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        is_pkg = parts[-1] == "__init__"
+        name = ".".join(parts[:-1] if is_pkg else parts)
+        package = name if is_pkg else name.rpartition(".")[0]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = package
+                for _ in range(node.level - 1):
+                    base = base.rpartition(".")[0]
+                mod = node.module or ""
+                full = (f"{base}.{mod}" if mod else base) if node.level else mod
+                found.add(full)
+                found |= {f"{full}.{a.name}" for a in node.names}  # `from . import x`
+        graph[name] = {m for m in found if m.split(".")[0] == "wotr"}
+    return graph
+
+
+def _reaches(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), set()):
+            if nxt in graph and nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_no_import_circle_between_the_front_ends_and_the_commands() -> None:
+    graph = _wotr_imports()
+    assert "wotr.cli" in graph and "wotr.commands.common" in graph
+    assert "wotr.entry" not in _reaches(graph, "wotr.cli")
+    for name in graph:
+        if name not in ("wotr.entry", "wotr.cli", "wotr.__main__"):
+            reached = _reaches(graph, name)
+            assert "wotr.cli" not in reached and "wotr.entry" not in reached, name
+    # The front ends stand on the bodies, not the other way round.
+    assert "wotr.commands.verify" in _reaches(graph, "wotr.entry")
+    assert "wotr.commands.verify" in _reaches(graph, "wotr.cli")

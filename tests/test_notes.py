@@ -1,4 +1,4 @@
-"""notes.merge_union: a union of lines per commit that never drops a line of ours (DESIGN §3).
+"""notes_merge.merge_union: a union of lines per commit that never drops a line of ours (DESIGN §3).
 
 Notes are made with real git (and pygit2 for large trees); what they hold afterwards is read
 back with git's own ``git notes list`` / ``cat-file``, so the trees we write are the ones git reads.
@@ -17,7 +17,7 @@ import pygit2
 import pytest
 
 from testing import sim
-from wotr import git, notes
+from wotr import git, notes, notes_merge
 
 OTHER = "refs/notes/other"
 
@@ -82,7 +82,7 @@ def test_diverged_histories_union_both_sides(repo: Path) -> None:
     add(repo, "other", c, b"c\nb\n")
     add(repo, "other", d, b"x\n")
     ours, theirs = rev(repo, git.NOTES_REF), rev(repo, OTHER)
-    merged = notes.merge_union(git.open_repo(repo), OTHER)
+    merged = notes_merge.merge_union(git.open_repo(repo), OTHER)
     assert merged.moved and merged.gained == 2
     assert all_notes(repo) == {c: {b"a", b"b", b"c"}, d: {b"x"}}
     assert parents(repo, rev(repo, git.NOTES_REF)) == [ours, theirs]
@@ -97,7 +97,7 @@ def test_remote_deleting_a_claim_is_not_adopted(repo: Path) -> None:
     add(repo, "other", c, b"a\n")  # their history drops b ...
     add(repo, "other", d, b"x\n")  # ... and adds something
     theirs = rev(repo, OTHER)
-    merged = notes.merge_union(git.open_repo(repo), OTHER)
+    merged = notes_merge.merge_union(git.open_repo(repo), OTHER)
     assert merged.moved
     assert all_notes(repo) == {c: {b"a", b"b"}, d: {b"x"}}
     assert parents(repo, rev(repo, git.NOTES_REF)) == [theirs]  # still a fast-forward for push
@@ -109,7 +109,7 @@ def test_remote_removing_a_whole_note_is_not_adopted(repo: Path) -> None:
     sim.git(repo, "update-ref", OTHER, rev(repo, git.NOTES_REF))
     remove(repo, "other", c)
     add(repo, "other", d, b"x\n")
-    notes.merge_union(git.open_repo(repo), OTHER)
+    notes_merge.merge_union(git.open_repo(repo), OTHER)
     assert all_notes(repo) == {c: {b"a"}, d: {b"x"}}
 
 
@@ -118,7 +118,7 @@ def test_rewritten_remote_history_loses_nothing(repo: Path) -> None:
     add(repo, "wotr", c, b"a\nb\n")
     add(repo, "wotr", d, b"y\n")
     add(repo, "other", c, b"z\n")  # an unrelated history, as after a force-push elsewhere
-    notes.merge_union(git.open_repo(repo), OTHER)
+    notes_merge.merge_union(git.open_repo(repo), OTHER)
     assert all_notes(repo) == {c: {b"a", b"b", b"z"}, d: {b"y"}}
 
 
@@ -127,7 +127,7 @@ def test_fast_forward_when_theirs_has_every_line(repo: Path) -> None:
     add(repo, "wotr", c, b"a\n")
     sim.git(repo, "update-ref", OTHER, rev(repo, git.NOTES_REF))
     add(repo, "other", c, b"b\na\n")
-    merged = notes.merge_union(git.open_repo(repo), OTHER)
+    merged = notes_merge.merge_union(git.open_repo(repo), OTHER)
     assert merged.moved and merged.gained == 1
     assert rev(repo, git.NOTES_REF) == rev(repo, OTHER)
 
@@ -138,7 +138,7 @@ def test_nothing_to_do_when_ours_contains_theirs(repo: Path) -> None:
     sim.git(repo, "update-ref", OTHER, rev(repo, git.NOTES_REF))
     add(repo, "wotr", c, b"a\nb\n")
     before = rev(repo, git.NOTES_REF)
-    merged = notes.merge_union(git.open_repo(repo), OTHER)
+    merged = notes_merge.merge_union(git.open_repo(repo), OTHER)
     assert not merged.moved and rev(repo, git.NOTES_REF) == before
 
 
@@ -147,7 +147,7 @@ def test_diverged_subset_records_a_merge_so_push_fast_forwards(repo: Path) -> No
     add(repo, "other", c, b"a\n")
     add(repo, "wotr", c, b"a\nb\n")  # unrelated history that already holds every line
     ours, theirs = rev(repo, git.NOTES_REF), rev(repo, OTHER)
-    merged = notes.merge_union(git.open_repo(repo), OTHER)
+    merged = notes_merge.merge_union(git.open_repo(repo), OTHER)
     assert merged.moved and merged.gained == 0
     tip = rev(repo, git.NOTES_REF)
     assert parents(repo, tip) == [ours, theirs]
@@ -155,22 +155,22 @@ def test_diverged_subset_records_a_merge_so_push_fast_forwards(repo: Path) -> No
         repo, "rev-parse", f"{ours}^{{tree}}"
     )
     # merging again is a no-op
-    assert not notes.merge_union(git.open_repo(repo), OTHER).moved
+    assert not notes_merge.merge_union(git.open_repo(repo), OTHER).moved
 
 
 def test_no_local_notes_takes_theirs_as_is(repo: Path) -> None:
     (c,) = commits(repo, 1)
     add(repo, "other", c, b"a\n")
-    merged = notes.merge_union(git.open_repo(repo), OTHER)
+    merged = notes_merge.merge_union(git.open_repo(repo), OTHER)
     assert merged.gained == 1 and rev(repo, git.NOTES_REF) == rev(repo, OTHER)
-    assert not notes.merge_union(git.open_repo(repo), "refs/notes/missing").moved
+    assert not notes_merge.merge_union(git.open_repo(repo), "refs/notes/missing").moved
 
 
 def test_exact_bytes_survive(repo: Path) -> None:
     (c,) = commits(repo, 1)
     add(repo, "wotr", c, b"\xff\xfehostile\r\n")
     add(repo, "other", c, b"ok\n\n   \n")
-    notes.merge_union(git.open_repo(repo), OTHER)
+    notes_merge.merge_union(git.open_repo(repo), OTHER)
     assert all_notes(repo) == {c: {b"\xff\xfehostile\r", b"ok"}}
 
 
@@ -220,7 +220,7 @@ def test_flat_and_fanout_layouts_merge(repo: Path) -> None:
     put_tree(repo, git.NOTES_REF, flat_tree(repo, mine))
     theirs_all = {**theirs, **{i: b"extra\n" for i in fake_ids(100, "x")}}
     put_tree(repo, OTHER, fanout_tree(repo, theirs_all))
-    merged = notes.merge_union(git.open_repo(repo), OTHER)
+    merged = notes_merge.merge_union(git.open_repo(repo), OTHER)
     assert merged.gained == 300
     got = all_notes(repo)
     assert len(got) == 400
@@ -242,7 +242,7 @@ def test_two_layouts_of_one_note_are_both_kept(repo: Path) -> None:
     top.insert(c[:2], sub.write(), pygit2.GIT_FILEMODE_TREE)
     put_tree(repo, git.NOTES_REF, top.write())
     put_tree(repo, OTHER, flat_tree(repo, {c: b"new\n"}))
-    notes.merge_union(git.open_repo(repo), OTHER)
+    notes_merge.merge_union(git.open_repo(repo), OTHER)
     assert all_notes(repo) == {c: {b"deep", b"flat", b"new"}}
 
 
@@ -253,7 +253,7 @@ def test_oversized_note_of_theirs_is_not_merged(
     put_tree(repo, git.NOTES_REF, flat_tree(repo, {a: b"mine\n"}))
     put_tree(repo, OTHER, flat_tree(repo, {a: b"x" * 200 + b"\n", b: b"fine\n"}))
     monkeypatch.setattr(notes, "MAX_NOTE_BYTES", 100)
-    merged = notes.merge_union(git.open_repo(repo), OTHER)
+    merged = notes_merge.merge_union(git.open_repo(repo), OTHER)
     assert (merged.gained, merged.skipped) == (1, 1)
     assert all_notes(repo) == {a: {b"mine"}, b: {b"fine"}}
 
@@ -271,7 +271,7 @@ def test_entries_that_are_not_notes_are_ignored(repo: Path) -> None:
     top.insert("0" * 40, junk.write(), pygit2.GIT_FILEMODE_TREE)
     put_tree(repo, OTHER, top.write())
     put_tree(repo, git.NOTES_REF, flat_tree(repo, {fake_ids(1, "m")[0]: b"mine\n"}))
-    merged = notes.merge_union(git.open_repo(repo), OTHER)
+    merged = notes_merge.merge_union(git.open_repo(repo), OTHER)
     assert merged.gained == 1
     assert all_notes(repo)[a] == {b"fine"}
 
@@ -280,7 +280,7 @@ def test_other_ref_not_a_commit_is_an_error(repo: Path) -> None:
     blob = sim.git(repo, "hash-object", "-w", "--stdin", input=b"x")
     sim.git(repo, "update-ref", OTHER, blob)
     with pytest.raises(notes.NotesError, match="does not point at a notes commit"):
-        notes.merge_union(git.open_repo(repo), OTHER)
+        notes_merge.merge_union(git.open_repo(repo), OTHER)
 
 
 def test_locked_ref_changes_nothing(repo: Path) -> None:
@@ -291,7 +291,7 @@ def test_locked_ref_changes_nothing(repo: Path) -> None:
     lock = repo / ".git" / "refs" / "notes" / "wotr.lock"
     lock.write_text("")
     with pytest.raises(notes.NotesError, match="is locked"):
-        notes.merge_union(git.open_repo(repo), OTHER)
+        notes_merge.merge_union(git.open_repo(repo), OTHER)
     assert rev(repo, git.NOTES_REF) == before
 
 
@@ -307,18 +307,18 @@ def test_a_concurrent_writer_is_not_lost(repo: Path, monkeypatch: pytest.MonkeyP
     c, d = commits(repo, 2)
     add(repo, "wotr", c, b"a\n")
     add(repo, "other", c, b"b\n")
-    real = notes._plan
+    real = notes_merge._plan
     calls = 0
 
-    def racing(*args: Any) -> notes.Merged:
+    def racing(*args: Any) -> notes_merge.Merged:
         nonlocal calls
         calls += 1
         if calls == 1:  # another process signs between our read and our compare-and-swap
             add(repo, "wotr", d, b"signed meanwhile\n")
         return real(*args)
 
-    monkeypatch.setattr(notes, "_plan", racing)
-    notes.merge_union(git.open_repo(repo), OTHER)
+    monkeypatch.setattr(notes_merge, "_plan", racing)
+    notes_merge.merge_union(git.open_repo(repo), OTHER)
     assert calls == 2
     assert all_notes(repo) == {c: {b"a", b"b"}, d: {b"signed meanwhile"}}
 
@@ -350,7 +350,7 @@ def test_merge_reads_only_what_differs(repo: Path) -> None:
         ],
     )
     start = time.perf_counter()
-    merged = notes.merge_union(git.open_repo(repo), OTHER)
+    merged = notes_merge.merge_union(git.open_repo(repo), OTHER)
     elapsed = time.perf_counter() - start
     assert merged.gained == 1
     got = all_notes(repo)
@@ -549,6 +549,6 @@ def test_union_over_the_limit_keeps_ours(repo: Path, monkeypatch: pytest.MonkeyP
     put_tree(repo, git.NOTES_REF, flat_tree(repo, {a: b"m" * 60 + b"\n"}))
     put_tree(repo, OTHER, flat_tree(repo, {a: b"t" * 60 + b"\n", b: b"fine\n"}))
     monkeypatch.setattr(notes, "MAX_NOTE_BYTES", 100)
-    merged = notes.merge_union(git.open_repo(repo), OTHER)
+    merged = notes_merge.merge_union(git.open_repo(repo), OTHER)
     assert (merged.gained, merged.skipped) == (1, 1)
     assert all_notes(repo) == {a: {b"m" * 60}, b: {b"fine"}}

@@ -111,3 +111,70 @@ def which(program: str) -> str | None:
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     return None
+
+
+class NotRegular(OSError):
+    """A file that wotr reads whole is not a plain file of bounded size; ``why`` says what it is."""
+
+    def __init__(self, path: str | os.PathLike[str], why: str) -> None:
+        super().__init__(why)
+        self.path = path
+        self.why = why
+
+
+def _kind(mode: int) -> str:
+    import stat
+
+    for test, name in (
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_regular(path: str | os.PathLike[str], limit: int, *, follow_symlinks: bool) -> bytes:
+    """The bytes of ``path``, a regular file of at most ``limit`` bytes, read once.
+
+    Decided before reading anything: a symbolic link (unless ``follow_symlinks``; then what it
+    names must be a regular file), a pipe, a device, a directory or a file over ``limit`` bytes
+    raises :class:`NotRegular` — never a hang on a FIFO, never a read of /dev/zero into memory.
+    A file that grows while it is read stops at ``limit + 1`` bytes and is refused too.
+    OSError (missing, unreadable) passes through.
+    """
+    import errno
+    import stat
+
+    st = os.stat(path) if follow_symlinks else os.lstat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise NotRegular(path, _kind(st.st_mode))
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotRegular(path, "a symbolic link") from exc
+        raise
+    try:
+        st = os.fstat(fd)  # what was opened, whatever the path names by now
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegular(path, _kind(st.st_mode))
+        if st.st_size > limit:
+            raise NotRegular(path, f"{st.st_size} bytes, over the limit of {limit}")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit and (chunk := os.read(fd, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise NotRegular(path, f"over the limit of {limit} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

@@ -1,16 +1,18 @@
 """The one place in wotr that starts external programs.
 
 ``git.py`` and ``gpg.py`` are thin layers over :func:`run`; they turn failures into
-:class:`~wotr.errors.WotrError` with a hint. The environment is cleaned here: inherited
-``GIT_*`` variables (other than the few that select identity or a repository on purpose)
-and GnuPG variables never leak into a child unless the caller passes them explicitly.
+:class:`~wotr.errors.WotrError` with a hint. The environment is cleaned here: of the inherited
+``GIT_*`` variables only those a user sets on purpose pass (identity, ssh, the config files and
+``git -c`` settings, and the repository that ``git --git-dir``/``--work-tree`` or the user named);
+``git.py`` then forces what wotr must control (no replace objects, no grafts, no transports).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ._record import record
 from .errors import EnvironmentProblem
@@ -26,11 +28,34 @@ _GIT_KEEP = frozenset(
         "GIT_SSH_COMMAND",
         "GIT_ASKPASS",
         "GIT_TERMINAL_PROMPT",
-        "GIT_CONFIG_GLOBAL",
-        "GIT_CONFIG_NOSYSTEM",
+        "GIT_ALLOW_PROTOCOL",  # the user's own limit on fetch/push (git.py sets it elsewhere)
         "GIT_EXEC_PATH",
+        # the user's config files and command-line settings (git -c, --config-env)
+        "GIT_CONFIG_GLOBAL",
+        "GIT_CONFIG_SYSTEM",
+        "GIT_CONFIG_NOSYSTEM",
+        "GIT_CONFIG_PARAMETERS",
+        "GIT_CONFIG_COUNT",
+        # the repository the user named (git --git-dir, --work-tree; a hook's environment)
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_COMMON_DIR",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_QUARANTINE_PATH",
+        "GIT_CEILING_DIRECTORIES",
+        "GIT_DISCOVERY_ACROSS_FILESYSTEM",
     }
 )
+
+
+def _kept(name: str) -> bool:
+    if not name.startswith("GIT_") or name in _GIT_KEEP:
+        return True
+    for prefix in ("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"):  # the pairs GIT_CONFIG_COUNT counts
+        if name.startswith(prefix) and name[len(prefix) :].isdigit():
+            return True
+    return False
 
 
 @record
@@ -48,7 +73,7 @@ class Result:
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not (k.startswith("GIT_") and k not in _GIT_KEEP)}
+    env = {k: v for k, v in os.environ.items() if _kept(k)}
     env["LC_ALL"] = "C"
     env.pop("LANGUAGE", None)
     if extra:
@@ -66,7 +91,10 @@ def _not_found(argv: Sequence[str], exc: OSError) -> EnvironmentProblem:
 
 
 def start(
-    argv: Sequence[str], *, cwd: str | os.PathLike[str] | None = None
+    argv: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` with pipes on stdin and stdout, for a request/response protocol
     (``git cat-file --batch``); the caller writes, reads and waits. stderr is discarded."""
@@ -77,7 +105,7 @@ def start(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            env=clean_env(),
+            env=clean_env(env),
         )
     except OSError as exc:
         raise _not_found(argv, exc) from exc
@@ -153,3 +181,72 @@ def _run_capped(
         stderr = err.read(1 << 16)
     data = b"".join(chunks)
     return Result(returncode, data[: limit + 1], stderr, truncated)
+
+
+def run_logged(
+    argv: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None,
+    log: int,
+    timeout: float,
+    tick: float = 0.0,
+    on_tick: Callable[[float], None] | None = None,
+) -> int | None:
+    """Run ``argv`` in a session of its own, stdout and stderr to the file descriptor ``log``.
+
+    Its exit status, or None when it ran past ``timeout`` seconds: then the whole session
+    (the build and whatever it started) is killed. ``on_tick(elapsed)`` every ``tick`` seconds,
+    for a progress line. Ctrl-C kills the session too, then propagates.
+    """
+    import time
+
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=clean_env(),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise _not_found(argv, exc) from exc
+    start = time.monotonic()
+    next_tick = start + tick if tick > 0 else None
+    try:
+        while True:
+            now = time.monotonic()
+            deadline = start + timeout
+            wait = deadline - now
+            if next_tick is not None:
+                wait = min(wait, next_tick - now)
+            try:
+                return proc.wait(timeout=max(wait, 0.01))
+            except subprocess.TimeoutExpired:
+                now = time.monotonic()
+                if now >= deadline:
+                    _stop_session(proc)
+                    return None
+                if next_tick is not None and now >= next_tick:
+                    if on_tick is not None:
+                        on_tick(now - start)
+                    next_tick += tick
+    except BaseException:
+        _stop_session(proc)
+        raise
+
+
+def _stop_session(proc: subprocess.Popen[bytes], grace: float = 30.0) -> None:
+    """SIGTERM to the session (a wotr build then stops its own command and cleans up), then
+    SIGKILL to whatever is left of it after ``grace`` seconds."""
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue

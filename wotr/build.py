@@ -20,8 +20,10 @@ HEAD or stash:
   ``LC_ALL=C.UTF-8``, ``umask 022``, source mtimes set to ``SOURCE_DATE_EPOCH``, a private
   ``TMPDIR`` and only a few inherited variables (``PATH``, ``HOME``, proxies, ...).
 - The artifacts are copied out before the checkout is removed (by default to
-  ``.git/wotr/builds/<commit>/``, wotr's own area beside the pinned policy), hashed there, and
-  that copy is what ``--sign`` signs. The checkout is removed on success, failure, Ctrl-C,
+  ``.git/wotr/builds/<commit>/``, wotr's own area beside the pinned policy) and hashed as they
+  are copied. ``--sign`` signs exactly those digests for exactly the commit resolved at the
+  start (a branch, HEAD or tag that moves meanwhile changes nothing; a moved tag or a changed
+  copy is refused before the note is touched). The checkout is removed on success, failure, Ctrl-C,
   SIGTERM and SIGHUP.
 
 The checkout, its environment and the running command live in :mod:`wotr._workspace`.
@@ -29,12 +31,14 @@ The checkout, its environment and the running command live in :mod:`wotr._worksp
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import shutil
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from . import claim as claim_mod
 from . import git, hashing, notes
@@ -50,8 +54,11 @@ from ._workspace import (
     run_command,
     workspace,
 )
-from .errors import BadInput
+from .errors import BadInput, SignError
 from .policy import Policy
+
+if TYPE_CHECKING:
+    from .sign import Signed
 
 RECIPE_FILE = "wotr.toml"
 DEFAULT_ROOT = Path("/tmp/wotr-build")
@@ -226,8 +233,24 @@ def default_out(repo: git.Repo, commit: str) -> Path:
     return repo.common_dir / "wotr" / "builds" / commit
 
 
-def keep(paths: Sequence[Path], out: Path, *, replace: bool) -> list[Path]:
-    """Copy the artifacts to ``out`` (each file written atomically); the copies' paths."""
+def _copy_hashed(src: Path, dst: Path) -> str:
+    """Copy ``src`` to ``dst``; the sha256 of exactly the bytes written (one read)."""
+    h = hashlib.sha256()
+    with open(src, "rb", buffering=0) as fin, open(dst, "wb", buffering=0) as fout:
+        buf = bytearray(1 << 20)
+        view = memoryview(buf)
+        while n := fin.readinto(buf):
+            h.update(view[:n])
+            fout.write(view[:n])
+    return h.hexdigest()
+
+
+def keep(paths: Sequence[Path], out: Path, *, replace: bool) -> list[tuple[Path, str]]:
+    """Copy the artifacts to ``out`` (each file written atomically): (copy, sha256) of each.
+
+    The digest is taken of the bytes as they are copied, so what is reported (and signed) is
+    what the build produced, whatever later happens to the copy in ``out``.
+    """
     if replace:
         remove_tree(out)
     try:
@@ -236,9 +259,9 @@ def keep(paths: Sequence[Path], out: Path, *, replace: bool) -> list[Path]:
         for path in paths:
             target = out / path.name
             partial = out / f".{path.name}.wotr-partial"
-            shutil.copyfile(path, partial)
+            digest = _copy_hashed(path, partial)
             os.replace(partial, target)
-            copies.append(target)
+            copies.append((target, digest))
     except OSError as exc:
         raise BadInput(
             f"cannot keep the artifacts in {out}: {exc.strerror}", "pass --out DIR"
@@ -308,7 +331,6 @@ def build(
             build_path = ws.src
     finally:
         os.umask(old_umask)
-    digests = hashing.sha256_files(copies)
     return Built(
         commit=revision.commit,
         tree=revision.tree,
@@ -321,8 +343,68 @@ def build(
         out=target,
         artifacts=tuple(
             Artifact(c.name, c, f.relative_to(build_path).as_posix(), d)
-            for f, c, d in zip(found, copies, digests, strict=True)
+            for f, (c, d) in zip(found, copies, strict=True)
         ),
+    )
+
+
+# --- signing what was built -----------------------------------------------------------------
+
+
+def _still_as_built(repo: git.Repo, built: Built) -> None:
+    """Refuse (before anything is written) when what is about to be signed is no longer
+    what was built and reported: the tag moved, or a kept artifact changed."""
+    if built.tag is not None:
+        res = git.run(
+            repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{built.tag}^{{commit}}"
+        )
+        now = res.stdout.decode("ascii", "replace").strip() if res.returncode == 0 else ""
+        if now != built.commit:
+            tag = built.tag.removeprefix("refs/tags/")
+            where = f"now points at {now[:12]}" if now else "is gone"
+            raise SignError(
+                f"tag {tag} {where}, but {built.commit[:12]} was built: nothing was signed",
+                f"build the tag again, or sign the commit with --rev {built.commit}",
+            )
+    paths = [a.path for a in built.artifacts]
+    try:
+        now_digests = hashing.sha256_files(paths)
+    except BadInput as exc:
+        raise SignError(f"a kept artifact is gone or unreadable: {exc.message}") from exc
+    for art, digest in zip(built.artifacts, now_digests, strict=True):
+        if digest != art.sha256:
+            raise SignError(
+                f"the kept artifact {art.path} changed after it was built "
+                f"(built sha256:{art.sha256}, now sha256:{digest}): nothing was signed",
+                "something else writes to that directory; build again with --out DIR",
+            )
+
+
+def sign_built(
+    repo: git.Repo,
+    built: Built,
+    *,
+    role: str | None = None,
+    key: str | None = None,
+    policy: Policy | None = None,
+) -> Signed:
+    """Sign exactly what ``build`` reported: its commit (resolved once, never again), its
+    tag (refused if the tag moved meanwhile) and its digests (refused, with the note as it
+    was, if a kept copy changed since). ``policy``: refuse a claim it would not count."""
+    from . import sign as sign_mod
+
+    revision = git.Revision(commit=built.commit, tree=built.tree, tag=built.tag, spelled=built.rev)
+    return sign_mod.sign(
+        repo,
+        [a.path for a in built.artifacts],
+        rev=built.commit,
+        role=role,
+        key=key,
+        allow_dirty=True,  # the artifacts come from a clean checkout, not the working tree
+        revision=revision,
+        digests=[a.sha256 for a in built.artifacts],
+        before_append=lambda: _still_as_built(repo, built),
+        policy=policy,
     )
 
 
@@ -542,5 +624,6 @@ __all__ = [
     "compare",
     "comparison_text",
     "parse_recipe",
+    "sign_built",
     "summary_text",
 ]

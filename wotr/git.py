@@ -1,8 +1,14 @@
 """The only module that runs the git program: small functions that turn failures into errors.
 
-Network operations go through the user's own git, so ssh config and credential helpers work
-exactly as for ``git push``. Inherited ``GIT_*`` variables are stripped in ``_proc``; every
-user-supplied revision is refused if it could be read as an option.
+Every git process wotr starts sees the object graph as it really is and runs no program a
+repository's config chooses (see :func:`_argv`/:func:`_env`, docs/threat-model.md "The
+repository's surroundings"): no replace refs, no grafts, no hooks, no fsmonitor, no lazy fetch
+from a promisor remote. Network operations (fetch, push) go through the user's own git, so ssh
+config, credential helpers and hooks work exactly as for ``git push``. The repository is the one
+the user named (``git --git-dir``/``-C``/``--work-tree``, ``GIT_DIR``…) or git's discovery found
+from the working directory, where a bare repository git finds by itself is refused unless the
+user's own config allows it (``safe.bareRepository``). Every user-supplied revision is refused if
+it could be read as an option.
 """
 
 from __future__ import annotations
@@ -17,6 +23,59 @@ from .errors import BadInput, EnvironmentProblem, WotrError
 
 NOTES_REF = "refs/notes/wotr"
 
+# Given on every git command line (``git -c``): a command-line setting wins over every config file
+# and over the user's own ``git -c`` (which git hands wotr in GIT_CONFIG_PARAMETERS, read first).
+# - Replace refs: git 2.39 lets a repository's ``core.useReplaceRefs = true`` override
+#   GIT_NO_REPLACE_OBJECTS and even ``--no-replace-objects``; only this setting wins over it.
+# - core.fsmonitor names a program that ``git status`` (sign) would run.
+_FORCED = ("core.useReplaceRefs=false", "core.fsmonitor=false")
+# Also for every command that is not the user's own fetch or push: no hooks (reference-transaction,
+# post-index-change), no automatic gc or maintenance, no colours or columns in parsed output.
+_OFFLINE = (
+    f"core.hooksPath={os.devnull}",
+    "gc.auto=0",
+    "maintenance.auto=false",
+    "color.ui=false",
+    "column.ui=never",
+)
+_NETWORK = frozenset({"fetch", "push", "ls-remote"})
+# GIT_ALLOW_PROTOCOL names the only transports git may use, whatever any config says (also for
+# the ``git fetch`` a partial clone starts to get a missing object): none, outside fetch/push.
+NO_PROTOCOL = "wotr-allows-no-transport-here"
+
+
+def _argv(args: tuple[str, ...] | list[str]) -> list[str]:
+    network = bool(args) and args[0] in _NETWORK
+    out = ["git"]
+    for setting in _FORCED if network else (*_FORCED, *_OFFLINE):
+        out += ["-c", setting]
+    return [*out, *args]
+
+
+def _env(
+    repo: Repo | Path | None, args: tuple[str, ...] | list[str], extra: dict[str, str] | None
+) -> dict[str, str]:
+    """What wotr forces in a git process's environment (on top of ``_proc.clean_env``)."""
+    env = {
+        "GIT_NO_REPLACE_OBJECTS": "1",
+        "GIT_GRAFT_FILE": os.devnull,  # info/grafts: another parent list for a commit id
+        "GIT_PAGER": "cat",
+    }
+    if not (args and args[0] in _NETWORK):
+        env["GIT_ALLOW_PROTOCOL"] = NO_PROTOCOL
+    for name in ("GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY"):  # the user's, relative to their cwd
+        value = os.environ.get(name)
+        if value and not os.path.isabs(value):
+            env[name] = os.path.abspath(value)
+    if isinstance(repo, Repo):
+        # The repository found once, named to every later process: no second discovery.
+        env["GIT_DIR"] = str(repo.git_dir)
+        if repo.top is not None:
+            env["GIT_WORK_TREE"] = str(repo.top)
+    if extra:
+        env.update(extra)
+    return env
+
 
 class GitError(WotrError):
     """A git command failed; the message carries git's own last line."""
@@ -27,6 +86,9 @@ class Repo:
     git_dir: Path
     common_dir: Path
     top: Path | None  # None for a bare repository
+    # False for a bare repository that git's discovery found by itself (the user named none):
+    # a project's files can look like one, so its own config chooses nothing (no wotr.policy).
+    config_trusted: bool = True
 
     @property
     def cwd(self) -> Path:
@@ -49,7 +111,9 @@ def run(
     max_stdout: int | None = None,
 ) -> _proc.Result:
     cwd = repo.cwd if isinstance(repo, Repo) else repo
-    return _proc.run(["git", *args], cwd=cwd, env=env, input=input, max_stdout=max_stdout)
+    return _proc.run(
+        _argv(args), cwd=cwd, env=_env(repo, args, env), input=input, max_stdout=max_stdout
+    )
 
 
 def check(
@@ -66,26 +130,54 @@ def check(
     return res.stdout.decode("utf-8", "surrogateescape").strip()
 
 
+class NotARepository(BadInput):
+    """The working directory is in no git repository (wotr may then work offline)."""
+
+
+_DISCOVER = (
+    "rev-parse",
+    "--path-format=absolute",
+    "--git-dir",
+    "--git-common-dir",
+    "--is-bare-repository",
+    "--show-toplevel",
+)
+_IMPLICIT_BARE = re.compile(rb"cannot use bare repository '(.*)' \(safe\.bareRepository")
+
+
 def open_repo(where: Path | None = None) -> Repo:
+    """The repository the user means: the one named by what git hands its subcommands
+    (``GIT_DIR``, ``GIT_WORK_TREE``, … from ``git --git-dir``, ``--work-tree``, ``-C``), else
+    the one git's discovery finds from ``where`` (default: the working directory).
+
+    A bare repository that discovery finds by itself is refused as git does with
+    ``safe.bareRepository=explicit`` (a project can commit files that look like one), unless it
+    is a ``.git`` directory or the user's own config sets ``safe.bareRepository = all``; even
+    then its config chooses no policy (``Repo.config_trusted``).
+    """
     cwd = where or Path.cwd()
+    explicit = bool(os.environ.get("GIT_DIR"))
     # One process answers all four questions in a work tree (the common case, e.g. verify);
     # in a bare repository --show-toplevel fails after printing the first three answers.
-    res = _proc.run(
-        [
-            "git",
-            "rev-parse",
-            "--path-format=absolute",
-            "--git-dir",
-            "--git-common-dir",
-            "--is-bare-repository",
-            "--show-toplevel",
-        ],
-        cwd=cwd,
-    )
+    res = _discover(cwd, "explicit")
+    trusted = True
+    refused = _IMPLICIT_BARE.search(res.stderr) if res.returncode != 0 else None
+    if refused is not None:
+        path = refused.group(1).decode("utf-8", "surrogateescape")
+        if _dot_git(path):
+            res = _discover(cwd, "all")  # the .git of a clone (wotr run from inside it)
+        elif _user_allows_bare():
+            res, trusted = _discover(cwd, "all"), False
+        else:
+            raise BadInput(
+                f"{path} looks like a bare git repository that git found by itself; "
+                "a project's files can look like one, so wotr does not use it",
+                f"name it if you mean it: git --git-dir={path} wotr … (or cd elsewhere)",
+            )
     lines = res.stdout.decode("utf-8", "surrogateescape").splitlines()
     if len(lines) < 3:
         if b"not a git repository" in res.stderr:
-            raise BadInput(
+            raise NotARepository(
                 f"{cwd} is not inside a git repository",
                 "run wotr from a clone of the project (or use --bundle)",
             )
@@ -97,7 +189,83 @@ def open_repo(where: Path | None = None) -> Repo:
             top = Path(lines[3])
         else:
             top = Path(check(cwd, "rev-parse", "--show-toplevel"))  # its error, as git says it
-    return Repo(Path(git_dir), Path(common), top)
+    elif not explicit and not _dot_git(git_dir):
+        trusted = False
+    return Repo(Path(git_dir), Path(common), top, trusted)
+
+
+def _discover(cwd: Path, bare: str) -> _proc.Result:
+    args = ("-c", f"safe.bareRepository={bare}", *_DISCOVER)
+    return _proc.run(_argv(args), cwd=cwd, env=_env(None, _DISCOVER, None))
+
+
+def _dot_git(path: str) -> bool:
+    """Is this the git directory of a clone (``…/.git``, a linked worktree's or a submodule's)?
+    Never a project's content: git refuses to check out a path with a ``.git`` component."""
+    parts = Path(path).parts
+    return ".git" in parts and parts.index(".git") in (
+        len(parts) - 1,
+        len(parts) - 3,  # .git/worktrees/NAME, .git/modules/NAME
+    )
+
+
+_USER_SCOPES = frozenset({"system", "global", "command"})
+
+
+def _config_values(repo: Repo | Path | None, key: str) -> list[tuple[str, str, str]]:
+    """(scope, origin, value) of every setting of ``key``, in git's order (the last one wins).
+
+    The origin is as git names it: ``file:PATH`` (relative to the process's directory),
+    ``command line:``, …"""
+    res = run(repo, "config", "-z", "--show-scope", "--show-origin", "--get-all", key)
+    if res.returncode != 0:
+        return []
+    items = res.stdout.decode("utf-8", "surrogateescape").split("\0")
+    return list(zip(items[0:-1:3], items[1::3], items[2::3], strict=False))
+
+
+def _user_allows_bare() -> bool:
+    """Does the user's own config (not a repository's) set ``safe.bareRepository = all``?"""
+    # asked from "/", not from inside the repository in question (its config is not the user's)
+    values = [
+        v
+        for scope, _, v in _config_values(Path("/"), "safe.bareRepository")
+        if scope in _USER_SCOPES
+    ]
+    return bool(values) and values[-1].strip().lower() == "all"
+
+
+def policy_setting(repo: Repo) -> str | None:
+    """``wotr.policy`` from the config scopes that may choose the policy (DESIGN §5): the user's
+    own (system, global, ``git -c``), and the repository's (local, worktree) only when
+    ``repo.config_trusted``; never a value from a file of the working tree (a config that
+    includes the project's own ``.gitconfig``). Nothing a project's files can contain is read."""
+    allowed = _USER_SCOPES | ({"local", "worktree"} if repo.config_trusted else frozenset())
+    values = [
+        v.strip()
+        for scope, origin, v in _config_values(repo, "wotr.policy")
+        if scope in allowed and not _in_work_tree(repo, origin)
+    ]
+    return (values[-1] or None) if values else None
+
+
+def _in_work_tree(repo: Repo, origin: str) -> bool:
+    """Is this config origin a file the repository tracks (a project's own ``.gitconfig`` that
+    a config includes)? Its git directories and untracked files (the user's own
+    ``~/.gitconfig`` in a home-directory repository) are not."""
+    if repo.top is None or not origin.startswith("file:"):
+        return False
+    path = os.path.realpath(os.path.join(repo.cwd, origin[len("file:") :]))
+
+    def inside(directory: Path) -> bool:
+        real = os.path.realpath(directory)
+        return os.path.commonpath([path, real]) == real
+
+    if not inside(repo.top) or inside(repo.git_dir) or inside(repo.common_dir):
+        return False
+    rel = os.path.relpath(path, os.path.realpath(repo.top))
+    res = run(repo, "ls-files", "-z", "--", f":(literal){rel}")
+    return res.returncode != 0 or bool(res.stdout)  # unknown counts as the project's
 
 
 def _check_rev(rev: str) -> str:
@@ -191,8 +359,27 @@ def is_dirty(repo: Repo) -> list[str]:
     """Tracked files with uncommitted changes (staged or not)."""
     if repo.top is None:
         return []
-    out = check(repo, "status", "--porcelain=v1", "-z", "--untracked-files=no")
-    return [entry[3:] for entry in out.split("\0") if len(entry) > 3]
+    res = run(repo, "status", "--porcelain=v1", "-z", "--untracked-files=no")
+    if res.returncode != 0:
+        raise GitError(f"git status failed: {res.err_line}")
+    return status_paths(res.stdout)
+
+
+def status_paths(out: bytes) -> list[str]:
+    """The paths of ``git status --porcelain=v1 -z``: records ``XY path``, and after a rename or
+    copy (X is R or C) one more field, the path it came from. Not stripped: X may be a space."""
+    fields = out.split(b"\0")
+    paths = []
+    i = 0
+    while i < len(fields):
+        entry = fields[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        paths.append(entry[3:].decode("utf-8", "surrogateescape"))
+        if entry[:1] in (b"R", b"C"):
+            i += 1  # the source of the rename or copy
+    return paths
 
 
 def config_get(repo: Repo | None, key: str) -> str | None:
@@ -228,7 +415,9 @@ def config_all(repo: Repo | None) -> Config:
 
 
 def tags_at(repo: Repo, commit: str) -> list[str]:
-    out = check(repo, "tag", "--points-at", commit)
+    out = check(
+        repo, "for-each-ref", "--points-at", commit, "--format=%(refname:strip=2)", "refs/tags/"
+    )
     return [t for t in out.splitlines() if t]
 
 
@@ -255,7 +444,8 @@ class ObjectReader:
     """
 
     def __init__(self, repo: Repo) -> None:
-        self._proc = _proc.start(["git", "cat-file", "--batch"], cwd=repo.cwd)
+        args = ("cat-file", "--batch")
+        self._proc = _proc.start(_argv(args), cwd=repo.cwd, env=_env(repo, args, None))
 
     def get(self, name: str, limit: int | None = None) -> tuple[str, str, bytes] | None:
         """(object id, type, contents) of ``name``; None when git has no such object.
@@ -293,3 +483,15 @@ class ObjectReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def is_ancestor(repo: Repo, ancestor: str, descendant: str) -> bool:
+    """Is commit ``ancestor`` reachable from ``descendant`` (or the same)? Asked of git, which
+    sees no grafts (libgit2 reads ``info/grafts``) and uses its commit-graph and generation
+    numbers: milliseconds where libgit2's ``descendant_of`` walks the history."""
+    res = run(repo, "merge-base", "--is-ancestor", "--end-of-options", ancestor, descendant)
+    if res.returncode in (0, 1):
+        return res.returncode == 0
+    raise GitError(
+        f"cannot tell whether {ancestor[:12]} precedes {descendant[:12]}: {res.err_line}"
+    )

@@ -531,3 +531,14 @@ def export_public(key: str | None) -> tuple[str, bytes]:
     fpr = str(secret[0]["fingerprint"]).upper()
     armored = g.export_keys(fpr)
     return fpr, armored.encode("ascii") if isinstance(armored, str) else bytes(armored)
+
+
+def own_public(key: str | None) -> tuple[str, bytes] | None:
+    """(primary fingerprint, binary public key) of the key ``sign`` would use; None when gpg
+    has no such single secret key. Used to recognise one's own claims (``follow``)."""
+    try:
+        fpr = _secret_key(key) if key else export_public(None)[0]
+    except (SignError, EnvironmentProblem):
+        return None
+    public = _user_gpg("--export", "--", fpr).stdout
+    return (fpr, public) if public else None

@@ -37,6 +37,7 @@ from .errors import BadInput
 from .policy import Policy
 
 _FULL_OID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_HEXISH = re.compile(r"[0-9a-fA-F]{4,64}")  # what git could take for an object id
 
 
 # Bundles read by one verify (every candidate for every artifact), in bytes: four at the size
@@ -84,6 +85,13 @@ def _wanted(rev: str | None) -> tuple[str | None, str | None]:
         return None, None
     if _FULL_OID.fullmatch(rev):
         return rev, None
+    if _HEXISH.fullmatch(rev):  # 02fed46 is not read as a tag: refs/tags/02fed46 names one
+        raise BadInput(
+            f"--rev {rev!r} looks like an abbreviated commit id, which cannot be resolved "
+            "without a repository",
+            f"offline, give the full commit id ('git rev-parse {rev}' in a clone) or a tag "
+            f"(a tag with this name: --rev refs/tags/{rev})",
+        )
     tag = rev if rev.startswith("refs/tags/") else f"refs/tags/{rev}"
     if rev in ("HEAD", "@") or not claim_mod._REF.fullmatch(tag) or rev.startswith("-"):
         raise BadInput(
@@ -432,6 +440,8 @@ def to_json(outcome: Outcome) -> str:
         "tag": only["tag"] if only else None,
         "threshold": outcome.policy.threshold,
         "policy": str(outcome.policy.path),
+        "policy_serial": render.policy_id(outcome.policy)[0],
+        "policy_digest": render.policy_id(outcome.policy)[1],
         "reason": outcome.reason or (only["reason"] if only else ""),
         "artifacts": artifacts,
         "dissent": dissent,

@@ -6,8 +6,9 @@
   union of lines, so no claim present here is ever dropped, whatever the remote's history did.
 - ``push`` fetches, builds the union commit *without* moving ``refs/notes/wotr``, pushes that
   commit without force and moves the local ref only once the remote took it. A rejection
-  (another party pushed first) retries fetch-merge-push with jittered exponential backoff, a
-  bounded number of times. A failed push or fetch leaves ``refs/notes/wotr`` as it was.
+  (another party pushed first) retries fetch-merge-push with jittered exponential backoff
+  within a time budget (120 s, git config ``wotr.pushTimeout``); each retry merges only what
+  the remote gained since. A failed push or fetch leaves ``refs/notes/wotr`` as it was.
 - ``notes.rewriteRef`` is never set: a claim names its commit and tree, so a copy on a rebased
   or amended commit would count for nothing there (and would look like a forgery).
 """
@@ -19,14 +20,17 @@ import re
 import time
 from collections.abc import Callable
 
-from . import _proc, git, notes
+from . import _proc, git, notes, notes_merge
 from ._record import record
 from .errors import SyncError
 
 DEFAULT_REMOTE = "origin"
-PUSH_ATTEMPTS = 12
-_BACKOFF_BASE = 0.05  # seconds; attempt n sleeps uniform(0, min(cap, base * 2**n))
-_BACKOFF_CAP = 2.0
+PUSH_BUDGET = 120.0  # seconds push keeps retrying (git config wotr.pushTimeout)
+# After rejected try n, push sleeps uniform(0, min(cap, max(base, t) * 2**n)) seconds, t being
+# how long that try took: with many pushers on a busy machine a try takes seconds, and pauses
+# shorter than a try only make the pushers collide again (each losing try costs everyone CPU).
+_BACKOFF_BASE = 0.05
+_BACKOFF_CAP = 30.0
 _RETRYABLE = (
     "fetch first",
     "non-fast-forward",
@@ -61,7 +65,7 @@ def _exact_refspec(remote: str) -> str:
 class Fetched:
     remote: str
     remote_tip: str | None  # None: the remote has no claims yet
-    merged: notes.Merged
+    merged: notes_merge.Merged
 
 
 @record
@@ -157,6 +161,13 @@ def _unreachable(remote: str, res: _proc.Result, action: str) -> SyncError:
     )
 
 
+def _policy_chain(repo: git.Repo, remote: str, *, push: bool) -> None:
+    """The policy chain (refs/wotr/policy) travels with the claims: see wotr/chainstore.py."""
+    from . import chainstore
+
+    (chainstore.push if push else chainstore.fetch)(repo, remote)
+
+
 # --- fetch ---------------------------------------------------------------------------------------
 
 
@@ -176,7 +187,7 @@ def _fetch_only(repo: git.Repo, remote: str) -> str | None:
         if f"couldn't find remote ref {git.NOTES_REF}".encode() in res.stderr:
             return None
         raise _unreachable(remote, res, "fetch claims from")
-    return notes.tip(repo, tracking_ref(remote))
+    return notes_merge.tip(repo, tracking_ref(remote))
 
 
 def fetch(repo: git.Repo, remote: str = DEFAULT_REMOTE) -> Fetched:
@@ -184,10 +195,11 @@ def fetch(repo: git.Repo, remote: str = DEFAULT_REMOTE) -> Fetched:
     _check_remote(repo, remote)
     _preflight(repo)
     remote_tip = _fetch_only(repo, remote)
+    _policy_chain(repo, remote, push=False)
     if remote_tip is None:
-        return Fetched(remote, None, notes.Merged(notes.tip(repo), 0, 0, False))
+        return Fetched(remote, None, notes_merge.Merged(notes_merge.tip(repo), 0, 0, False))
     try:
-        merged = notes.merge_union(repo, remote_tip, f"wotr: union with {remote}")
+        merged = notes_merge.merge_union(repo, remote_tip, f"wotr: union with {remote}")
     except notes.NotesError as exc:
         raise SyncError(f"fetched claims from {remote} but {exc.message}", exc.hint) from exc
     return Fetched(remote, remote_tip, merged)
@@ -232,50 +244,83 @@ def _push_once(repo: git.Repo, remote: str, commit: str) -> str | None:
     )
 
 
+def push_budget(repo: git.Repo) -> float:
+    """Seconds ``push`` keeps retrying: git config ``wotr.pushTimeout``, else 120."""
+    raw = git.config_get(repo, "wotr.pushTimeout")
+    if raw is None:
+        return PUSH_BUDGET
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 86400:
+        raise SyncError(
+            f"git config wotr.pushTimeout is {raw!r}, not a number of seconds",
+            "set it to e.g. 120 with 'git config wotr.pushTimeout 120'",
+        )
+    return value
+
+
 def push(
     repo: git.Repo,
     remote: str = DEFAULT_REMOTE,
     *,
-    attempts: int = PUSH_ATTEMPTS,
+    budget: float | None = None,
+    attempts: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Pushed:
     """Fetch, merge and push until the remote holds every local claim; never forces.
 
     refs/notes/wotr moves only after the remote accepted the union (to that union, or to a
-    union with whatever was signed here meanwhile), so on failure it is unchanged.
+    union with whatever was signed here meanwhile), so on failure it is unchanged. A rejected
+    push (another party pushed first) is retried after a jittered, growing pause for up to
+    ``budget`` seconds (:func:`push_budget`; ``attempts`` caps the tries too, for tests);
+    each retry fetches what is new and merges it into the previous union, nothing more.
     """
     _check_remote(repo, remote)
     _preflight(repo)
-    rejections = 0
-    for attempt in range(attempts):
+    budget = push_budget(repo) if budget is None else budget
+    start = clock()
+    message = f"wotr: union with {remote}"
+    local = notes_merge.tip(repo)  # where refs/notes/wotr was: moved only after a push
+    work = local  # the union so far: local claims and every remote tip merged in
+    rejections = gained = 0
+    attempt = 0
+    while True:
+        attempt += 1
+        tried = clock()
         remote_tip = _fetch_only(repo, remote)
-        message = f"wotr: union with {remote}"
-        if remote_tip is None:
-            base = target = notes.tip(repo)
-            gained = 0
-        else:
+        if attempt == 1:
+            _policy_chain(repo, remote, push=True)
+        target = work
+        if remote_tip is not None:
             try:
-                base, plan = notes.plan_union(repo, remote_tip, message)
+                plan = notes_merge.plan_onto(repo, work, remote_tip, message)
             except notes.NotesError as exc:
                 raise SyncError(exc.message, exc.hint) from exc
-            target, gained = plan.tip, plan.gained
+            target, gained = plan.tip, gained + plan.gained
         if target is None:
             return Pushed(remote, None, False, rejections, 0)  # no claims here or there
         sent = target != remote_tip
-        if sent:
-            reason = _push_once(repo, remote, target)
-            if reason is not None:
-                rejections += 1
-                if attempt + 1 < attempts:
-                    sleep(random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)))  # noqa: S311
-                continue
-        try:
-            notes.advance(repo, base, target, message)
-        except notes.NotesError as exc:
-            raise SyncError(f"pushed claims to {remote}, but {exc.message}", exc.hint) from exc
-        return Pushed(remote, target, sent, rejections, gained)
+        reason = _push_once(repo, remote, target) if sent else None
+        if reason is None:
+            try:
+                notes_merge.advance(repo, local, target, message)
+            except notes.NotesError as exc:
+                raise SyncError(f"pushed claims to {remote}, but {exc.message}", exc.hint) from exc
+            return Pushed(remote, target, sent, rejections, gained)
+        rejections += 1
+        work = target
+        now = clock()
+        left = budget - (now - start)
+        if (attempts is not None and attempt >= attempts) or left <= 0:
+            break
+        scale = max(_BACKOFF_BASE, now - tried) * 2**attempt
+        sleep(min(left, random.uniform(0, min(_BACKOFF_CAP, scale))))  # noqa: S311
     raise SyncError(
-        f"could not push claims to {remote}: rejected {rejections} times, others kept pushing "
-        f"first ({attempts} tries)",
-        f"your claims are kept here; run 'git wotr push {remote}' again in a moment",
+        f"could not push claims to {remote}: rejected {rejections} times in "
+        f"{clock() - start:.0f} s, others kept pushing first",
+        f"your claims are kept here; run 'git wotr push {remote}' again in a moment, or "
+        "allow more time with 'git config wotr.pushTimeout SECONDS'",
     )
