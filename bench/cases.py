@@ -28,6 +28,7 @@ class Sizes:
     big_artifact_size: int  # case 7b: the same number of larger artifacts
     noted_commits: int  # case 5
     junk_lines: int  # case 6
+    audit_commits: int = 30_000  # case 8 (issue 11)
 
     @staticmethod
     def full() -> Sizes:
@@ -36,7 +37,7 @@ class Sizes:
 
     @staticmethod
     def quick() -> Sizes:
-        return Sizes(8 << 20, 4, 1 << 20, 20, 1 << 10, 4 << 10, 300, 50)
+        return Sizes(8 << 20, 4, 1 << 20, 20, 1 << 10, 4 << 10, 300, 50, 300)
 
 
 @dataclass
@@ -386,6 +387,38 @@ def _sign_case(ctx: Ctx, number: str, size: int) -> Row:
     )
 
 
+# --- 8: audit (issue 11) ------------------------------------------------------------------------
+
+
+def case_8(ctx: Ctx) -> Row:
+    """git wotr audit over many noted commits, against one verify of one commit: the notes that
+    cannot hold a counting claim of the signer are passed over without gpg."""
+    keys = ctx.keys.get(3)
+    art = fx.write_artifacts(ctx.root / "c8" / "dist", 1, 4096)
+    one = fx.scene(ctx.root / "c8" / "one", keys, signers=3, artifacts=art)
+    repo = fx.many_commits_repo(ctx.root / "c8" / "many", ctx.sizes.audit_commits)
+    head_note = b"".join(fx.signed_lines(keys, fx.claim_for(repo, art)))
+    noted = fx.note_every_commit(repo, head_note, next(fx.iter_lines(one.note)) + b"\n")
+    audit: list[str | Path] = ["git", "wotr", "audit", "--signer", "p00", "--policy", one.policy]
+    t = _times(
+        ctx,
+        {
+            "one": cmd(_verify(ctx, one, *art), cwd=one.repo, env=ctx.env),
+            "audit": cmd(audit, cwd=repo, env=ctx.env),
+        },
+        reps=min(ctx.reps, 3),
+    )
+    per = (t.median("audit") - t.median("one")) / max(1, noted) * 1e6
+    return Row(
+        "8",
+        f"audit over {noted} noted commits",
+        f"{per:.0f} us / noted commit",
+        "<= 100",
+        per <= 100,
+        f"audit {ms(t.median('audit'))}, one verify {ms(t.median('one'))}",
+    )
+
+
 CASES: list[tuple[str, Callable[[Ctx], Row | list[Row]]]] = [
     ("1", case_1),
     ("2", case_2),
@@ -394,4 +427,5 @@ CASES: list[tuple[str, Callable[[Ctx], Row | list[Row]]]] = [
     ("5", case_5),
     ("6", case_6),
     ("7", case_7),
+    ("8", case_8),
 ]

@@ -12,14 +12,16 @@ import shutil
 import subprocess
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from wotr import __version__
 
 from . import fixtures as fx
+from . import scale_offline, ssh_cases
 from .cases import CASES, Ctx, Row, Sizes
 from .cases_status import case_16
+from .sync_cases import SYNC_CASES
 from .timing import machine
 
 
@@ -59,6 +61,11 @@ def table(rows: Sequence[Row], *, judged: bool = True) -> str:
     return "\n".join(lines)
 
 
+def all_cases() -> list[tuple[str, Callable[[Ctx], Row | list[Row]]]]:
+    """Every case ``bench/run`` knows, by number."""
+    return [*CASES, ("16", case_16), *scale_offline.CASES, *SYNC_CASES, *ssh_cases.CASES]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench/run", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="tiny sizes, 1 repetition, no timing")
@@ -92,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     broken = False
     try:
-        for number, case in [*CASES, ("16", case_16)]:
+        for number, case in all_cases():
             if only and number not in only:
                 continue
             try:
@@ -106,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  done: case {number}", file=sys.stderr, flush=True)
     finally:
         keys.close()
+        ssh_cases.close()
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     print(table(rows, judged=not args.quick))

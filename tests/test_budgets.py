@@ -220,3 +220,48 @@ def test_a_bundle_relabelled_with_another_tag_cannot_leave_out_lines(world: sim.
     (store / "relabelled.wotr").write_bytes(bundle.to_bytes(relabelled))
     outcome = offline.verify(policy, artifacts=[artifact], sources=sources)
     assert not outcome.verified, offline.text(outcome)
+
+
+def test_honest_offline_work_is_not_refused_by_the_run_budget(
+    world: sim.World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: the signature budget of one offline verify grows with the artifacts asked
+    about, so many honest packages from many commits verify (it used to be refused past 4,096
+    signatures: 1,366 packages of 3 claims); all their commits share one gpg home."""
+    import subprocess
+
+    from wotr import bundle, gpg, offline
+
+    world.policy(2)
+    store = world.root / "bundles"
+    store.mkdir()
+    arts = []
+    for i in range(4):
+        world.artifact(f"pkg{i}.tar", b"package %d\n" % i)
+        sim.commit(world.repo, f"release {i}", {"v": b"%d" % i})
+        claim = world.claim({f"pkg{i}.tar": b"package %d\n" % i})
+        note = b"".join(
+            sim.envelope_line(_key(world, name), claim) + b"\n" for name in ("alice", "bob")
+        )
+        obj = subprocess.run(
+            ["git", "cat-file", "commit", "HEAD"], cwd=world.repo, capture_output=True, check=True
+        ).stdout
+        made, _ = bundle.build(world.head(), obj, None, note)
+        (store / f"pkg{i}.wotr").write_bytes(bundle.to_bytes(made))
+        arts.append(world.root / "dist" / f"pkg{i}.tar")
+    monkeypatch.setattr(verify_mod, "MAX_CHECKED_SIGNATURES_PER_RUN", 2)  # < 8 signatures
+    homes: list[int] = []
+    real_init = gpg.Verifier.__init__
+
+    def counting_init(self: Any, *a: Any, **kw: Any) -> None:
+        homes.append(1)
+        real_init(self, *a, **kw)
+
+    monkeypatch.setattr(gpg.Verifier, "__init__", counting_init)
+    policy = load(world.policy_dir / "threshold.toml")
+    outcome = offline.verify(policy, artifacts=arts, sources=offline.Sources(directory=store))
+    assert outcome.verified, offline.text(outcome)
+    assert len(outcome.groups) == 4 and homes == [1]
+    monkeypatch.setattr(offline, "PER_TARGET_SIGNATURES", 0)  # the old fixed budget: refused
+    outcome = offline.verify(policy, artifacts=arts, sources=offline.Sources(directory=store))
+    assert not outcome.verified and "limit of 2 signatures" in outcome.reason

@@ -333,9 +333,11 @@ def test_init_exits_2_when_it_cannot_pin_the_policy(world: sim.World) -> None:
     assert res.returncode == 2, res.stderr
     error = one_line_error(res)
     assert "not pinned yet" in error and "surprise" in error
-    assert not (world.repo / ".git" / "wotr").exists() or not any(
-        p.name.startswith("pin") for p in (world.repo / ".git" / "wotr").iterdir()
-    )
+    assert "not pinned" in one_line_error(world.run("verify", world.root / "dist" / "x"))
+    sim.git(world.repo, "remote", "add", "origin", str(world.root / "nowhere.git"))
+    assert world.run("init", party="alice").returncode == 2
+    fetch = sim.git(world.repo, "config", "--get-all", "remote.origin.fetch").splitlines()
+    assert not any("notes" in refspec for refspec in fetch)  # a failed command changes nothing
 
 
 def test_init_adds_notes_fetch_refspec_without_touching_push(
@@ -508,6 +510,8 @@ def test_an_empty_rev_is_refused_by_every_command(world: sim.World) -> None:
             extra = [art] if path in (["sign"], ["verify"]) else []
             if path == ["verify"]:
                 extra = ["--policy", pol, *extra]
+            if path[:1] == ["oci"]:
+                extra = ["127.0.0.1:1/app:1"]  # REF (nothing listens: --rev fails first)
             res = _wotr(world.repo, *path, *spelling, *extra)
             assert res.returncode == 2, (path, res.stdout, res.stderr)
             assert "is empty" in one_line_error(res), path

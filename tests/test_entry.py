@@ -9,6 +9,7 @@ dataclasses, which brings inspect).
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -124,6 +125,63 @@ def test_fast_path_imports_no_heavy_module(signed: sim.World) -> None:
     code, out, _ = _run(signed, ["-c", probe], args, signed.repo)
     assert code == 0
     assert out.splitlines()[-1] == "0 []"
+
+
+# Every module a plain verify in a repository may import, and why (issue 17). A new import on
+# this path must be added here with its reason: an installer pays for it on every package.
+VERIFY_PATH_WOTR = {
+    "wotr", "wotr.entry", "wotr.errors", "wotr.commands", "wotr.commands.common",
+    "wotr.commands.verify", "wotr.hashing", "wotr._threads", "wotr.render", "wotr.verify",
+    "wotr.consensus", "wotr.claim", "wotr._record", "wotr.policy", "wotr._openpgp", "wotr.git",
+    "wotr._proc", "wotr._fs", "wotr.gpg", "wotr.notes",
+}  # fmt: skip
+VERIFY_PATH_STDLIB = {
+    # `from __future__ import annotations` in every module
+    "__future__",
+    # pathlib (paths everywhere) and what it imports
+    "pathlib", "fnmatch", "ntpath", "urllib", "urllib.parse", "ipaddress",
+    # re (parsing git's and gpg's output) and what it imports
+    "re", "re._casefix", "re._compiler", "re._constants", "re._parser", "_sre", "enum",
+    "copyreg", "functools", "_functools", "operator", "_operator", "collections",
+    "collections.abc", "_collections", "itertools", "keyword", "reprlib", "types",
+    # typing (records: TypeVar, overload, dataclass_transform; tomllib)
+    "typing", "typing.io", "typing.re", "_typing", "_weakrefset", "contextlib",
+    # hashing artifacts and policy files
+    "hashlib", "_hashlib", "_blake2",
+    # hashing and the gpg chains run in threads
+    "threading",
+    # notes, claims and the --json report
+    "json", "json.decoder", "json.encoder", "json.scanner", "_json", "base64", "binascii",
+    # OpenPGP packets of the policy's key files
+    "struct", "_struct",
+    # the policy file (tomllib imports datetime and string)
+    "tomllib", "tomllib._parser", "tomllib._re", "tomllib._types", "datetime", "_datetime",
+    "math", "string", "_string",
+    # running git and gpg (subprocess and what it imports)
+    "subprocess", "_posixsubprocess", "select", "selectors", "signal", "errno", "fcntl",
+    "locale", "_locale", "warnings",
+}  # fmt: skip
+
+
+def test_the_verify_path_imports_only_what_it_uses(signed: sim.World) -> None:
+    """Extends the HEAVY list: the exact wotr modules a verify imports, and no standard module
+    beyond the ones named above with their reasons."""
+    art = str(signed.root / "dist" / "app.tar.gz")
+    signed.sign("carol", Path(art))
+    probe = (
+        "import sys; before = set(sys.modules); from wotr.entry import main; "
+        "code = main(sys.argv[1:]); "
+        "print(code, sorted(set(sys.modules) - before))"
+    )
+    args = ["verify", "--threshold", "2", "--policy", str(signed.policy_dir / "threshold.toml")]
+    code, out, err = _run(signed, ["-c", probe], [*args, art], signed.repo)
+    assert code == 0, err
+    verdict, _, listed = out.splitlines()[-1].partition(" ")
+    assert verdict == "0"
+    imported = set(ast.literal_eval(listed))  # module names printed by repr()
+    assert {m for m in imported if m.split(".")[0] == "wotr"} == VERIFY_PATH_WOTR
+    extra = {m for m in imported if m.split(".")[0] != "wotr"} - VERIFY_PATH_STDLIB
+    assert not extra, f"imported on the verify path without a reason: {sorted(extra)}"
 
 
 @pytest.mark.parametrize(

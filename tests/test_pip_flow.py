@@ -163,6 +163,8 @@ def test_below_threshold_and_bad_inputs(world: sim.World, wheels: Path) -> None:
         world, locked, "tinya", "--find-links", wheels, extra=["--policy", str(world.policy(3))]
     )
     assert res.returncode == 1 and not locked.exists()
+    # wotr's reason, as apt's hook shows it: who signed, how many were needed
+    assert "FAIL  tinyb==1.2" in res.stderr and "2 of 3 needed; signed by alice, bob" in res.stderr
     world.policy(2)
     # a local source directory has no fixed archive: refused, not waved through
     project = world.root / "proj"
@@ -195,6 +197,18 @@ def test_below_threshold_and_bad_inputs(world: sim.World, wheels: Path) -> None:
         check=False,
     )
     assert res.returncode == 3 and not locked.exists()
+    # a verifier that crashes (here: cannot import) is "wotr failed", never "not verified"
+    crash = f"{sys.executable} -c 'import wotr_no_such_module'"
+    res = subprocess.run(
+        [sys.executable, str(LOCK), "-o", str(locked), "--", "tinya", "--find-links", str(wheels)],
+        env=pip_env() | {"WOTR_VERIFY_CMD": crash},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 3 and not locked.exists(), res.stderr
+    assert "REFUSED: wotr failed: exit 1 without a report" in res.stderr
+    assert "ModuleNotFoundError" in res.stderr and "not verified" not in res.stderr
     shutil.rmtree(project)
 
 

@@ -391,3 +391,26 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
     )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Unknown" not in res.stderr, res.stderr
+
+
+def test_status_shows_a_withdrawn_claim(world: sim.World) -> None:
+    """bob withdraws his claim on v1.0: his cell says so and v1.0 no longer verifies at 2."""
+    from wotr import git
+    from wotr import policy as policy_mod
+
+    sim.commit(world.repo, "rel", files={"rel.txt": b"1"})
+    sim.git(world.repo, "tag", "v1.0")
+    art = world.artifact("app.tar.gz", b"good\n")
+    policy = world.policy(2, ["alice", "bob"])
+    for name in ("alice", "bob"):
+        res = world.run("sign", "--rev", "v1.0", "--policy", policy, art, party=name)
+        assert res.returncode == 0, res.stderr
+    pol = policy_mod.load(policy)
+    before = status.collect(git.open_repo(world.repo), pol, pattern="v*").releases[0]
+    assert before.verified
+    res = world.run("withdraw", "--rev", "v1.0", "--all", party="bob")
+    assert res.returncode == 0, res.stdout + res.stderr
+    (after,) = status.collect(git.open_repo(world.repo), pol, pattern="v*").releases
+    cells = {c.signer: c.state for c in after.cells}
+    assert cells == {"alice": status.AGREE, "bob": status.WITHDRAWN}, after.cells
+    assert not after.verified

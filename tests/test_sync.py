@@ -293,7 +293,7 @@ def test_push_gives_up_after_bounded_tries(
     sleeps: list[float] = []
     with pytest.raises(SyncError, match=r"rejected 3 times in \d+ s, others kept pushing first"):
         sync.push(git.open_repo(world.repo), "origin", attempts=3, sleep=sleeps.append)
-    assert len(sleeps) == 2 and 0 <= sleeps[0] <= 0.1 and 0 <= sleeps[1] <= 0.2
+    assert len(sleeps) == 2 and all(s >= 0 for s in sleeps)
     assert sim.notes_tip(world.repo) == before
     assert len(remote_lines(bare, sim.git(rival, "rev-parse", "HEAD"))) == 3
     # without a cap on tries: as many as fit in the time budget, pauses growing with jitter
@@ -561,6 +561,17 @@ def test_a_remote_tree_listing_a_note_twice_is_not_adopted(
 # --- a hostile remote's notes tree that spells billions of paths with a few objects -------------
 
 
+def _bounded(world: sim.World, command: str) -> subprocess.CompletedProcess[str]:
+    """``git wotr COMMAND`` with a time limit: a test of bounded work fails, never hangs."""
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "wotr", command],
+            cwd=world.repo, env=sim.base_env(), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{command} still ran after 120 s")
+
+
 def _bomb(bare: Path, levels: int, blob: bytes, width: int = 256) -> str:
     """A notes tree of ``levels`` levels whose every entry points to one subtree (the last
     level to one blob): ``width ** levels`` note paths from ``levels + 1`` objects."""
@@ -591,8 +602,8 @@ def test_a_remote_tree_of_billions_of_paths_is_refused_quickly(
     tree = _bomb(bare, 20, b"x" * 300 + b"\n")
     _hostile_child(bare, f"echo {tree}")
     start = time.monotonic()
-    res = world.run(command)
-    assert time.monotonic() - start < 30  # unbounded before: killed after minutes
+    res = _bounded(world, command)  # unbounded before: killed after minutes, memory growing
+    assert time.monotonic() - start < 60
     assert res.returncode == 2, res.stdout + res.stderr
     error = one_line_error(res)
     assert "the notes of origin hold one tree at two paths" in error
@@ -622,7 +633,7 @@ def test_a_remote_copying_one_huge_note_to_every_path_is_refused(
         check=True,
     ).stdout.decode().strip()  # fmt: skip
     _hostile_child(bare, f"echo {tree}")
-    res = world.run("fetch")
+    res = _bounded(world, "fetch")
     assert res.returncode == 2, res.stdout + res.stderr
     assert "the notes of origin copy notes to many paths" in one_line_error(res)
     assert sim.notes_tip(world.repo) == before
@@ -641,3 +652,77 @@ def test_a_few_copies_of_a_note_are_merged(shared: tuple[sim.World, Path]) -> No
     assert res.returncode == 0, res.stderr
     assert local_lines(world.repo, new) == local_lines(world.repo, world.head())
     assert world.verify(art).returncode == 0
+
+
+def test_the_documented_squash_keeps_every_line_and_sticks(shared: tuple[sim.World, Path]) -> None:
+    """docs/performance.md: squash the remote's notes history as a new root holding the same
+    tree, then move a clone with an unpushed claim onto it; no line is lost, no old commit
+    comes back with the next push."""
+    world, bare = shared
+    art = _signed_and_pushed(world)
+    bob = clone(world, "bob")
+    assert world.run("fetch", cwd=bob).returncode == 0
+    world.sign("carol", art, cwd=bob)  # not pushed yet
+    squash = (
+        "set -e; git wotr fetch >/dev/null; old=$(git rev-parse refs/notes/remotes/origin/wotr); "
+        'new=$(git commit-tree -m squashed "$old^{tree}"); '
+        'git push -q --force-with-lease=refs/notes/wotr:$old origin "$new:refs/notes/wotr"'
+    )
+    move = (
+        "set -e; git wotr fetch >/dev/null; u=$(git rev-parse refs/notes/wotr); "
+        "s=$(git rev-parse refs/notes/remotes/origin/wotr); "
+        'git update-ref refs/notes/wotr "$(git commit-tree -p "$s" -m onto "$u^{tree}")" "$u"'
+    )
+    env = {**sim.base_env(), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    subprocess.run(["sh", "-c", squash], cwd=world.repo, env=env, check=True)
+    assert sim.git(bare, "rev-list", "--count", "refs/notes/wotr") == "1"
+    subprocess.run(["sh", "-c", move], cwd=bob, env=env, check=True)
+    assert world.run("push", cwd=bob).returncode == 0
+    assert sim.git(bare, "rev-list", "--count", "refs/notes/wotr") == "2"
+    assert len(remote_lines(bare, world.head())) == 3
+    assert world.run("fetch").returncode == 0
+    assert world.verify(art).returncode == 0
+
+
+@pytest.mark.parametrize("mislabelled", ["blob-as-tree", "tree-as-note"])
+def test_a_notes_tree_with_mislabelled_objects_is_not_adopted(
+    shared: tuple[sim.World, Path], in_process: None, mislabelled: str
+) -> None:
+    """Found attacking the merge: a tree entry whose mode says tree but names a blob (or says
+    note but names a tree) made the merge crash with a traceback. git will not serve such a
+    tree (its pack-objects dies: fetch exits 2), but objects can also come from a bundle or an
+    alternate, so the merge itself must take it: not adopted, local claims kept."""
+    world, _ = shared
+    art = _signed_and_pushed(world)
+    repo = world.repo
+    env = sim.base_env()
+
+    def git_out(*args: str, data: bytes | None = None) -> str:
+        res = subprocess.run(
+            ["git", *args], cwd=repo, env=env, input=data, capture_output=True, check=True
+        )
+        return res.stdout.decode().strip()
+
+    tip = git_out("rev-parse", "refs/notes/wotr")
+    ours = git_out("ls-tree", tip).split()[2]
+    junk = git_out("hash-object", "-w", "--stdin", data=b"x" * 300 + b"\n")
+    other = bytes.fromhex(world.head())[::-1].hex()  # another note-like name
+    if mislabelled == "blob-as-tree":
+        odd = b"40000 " + other[:2].encode() + b"\0" + bytes.fromhex(junk)
+    else:
+        tree = git_out("rev-parse", f"{tip}^{{tree}}")
+        odd = b"100644 " + other.encode() + b"\0" + bytes.fromhex(tree)
+    entries = sorted(
+        [odd, b"100644 " + world.head().encode() + b"\0" + bytes.fromhex(ours)],
+        key=lambda e: e.split(b"\0")[0].split(b" ")[1],
+    )
+    made = git_out(
+        "hash-object", "-w", "-t", "tree", "--literally", "--stdin", data=b"".join(entries)
+    )
+    theirs = git_out("commit-tree", "-p", tip, "-m", "odd", made)
+    merged = notes_merge.merge_union(git.open_repo(repo), theirs)
+    assert merged.tip != theirs  # not adopted as it is
+    assert world.verify(art).returncode == 0
+    assert local_lines(repo, world.head()) >= set(
+        remote_lines(world.root / "remote.git", world.head())
+    )

@@ -28,10 +28,13 @@ TESTS = [
     "tests/test_notes.py",
     "tests/test_bundle.py",
     "tests/test_budgets.py",
+    "tests/test_ssh.py",
+    "tests/test_ssh_attacks.py",
 ]
 
 
 SURROUNDINGS = ("tests/test_surroundings.py",)
+OCI_TESTS = ("tests/test_oci.py",)
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,93 @@ class Mutation:
     file: str
     edits: tuple[tuple[str, str], ...]
     tests: tuple[str, ...] = ()  # the tests that must kill it [default: TESTS]
+    # the same rule enforced in a second place (defence in depth): (file, edits) removed too
+    also: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
+
+APT_SCOPE = "tests/hooks/test_apt_scope.py"
+PACMAN_ARGS = "tests/hooks/test_pacman_args.py"
+HOOK_MUTATIONS = [
+    # issue 10 section 4: apt's configuration keys are case-insensitive
+    Mutation(
+        "hook-apt-key-case",
+        "hooks",
+        "hooks/apt/wotr-apt-hook",
+        (
+            (
+                "folded = urllib.parse.unquote(key).casefold()",
+                "folded = urllib.parse.unquote(key)",
+            ),
+            (
+                "return self.config.get(key.casefold()) or None",
+                "return self.config.get(key) or None",
+            ),
+        ),
+        (f"{APT_SCOPE}::test_apt_keys_are_case_insensitive",),
+    ),
+    # issue 10 section 4: pacman's getopt_long: attached values, abbreviations
+    Mutation(
+        "hook-pacman-attached-value",
+        "hooks",
+        "hooks/pacman/wotr-pacman-hook",
+        (('if SHORT_OPTS[k + 1 : k + 2] == ":":', "if False:"),),
+        (PACMAN_ARGS,),
+    ),
+    Mutation(
+        "hook-pacman-abbreviation",
+        "hooks",
+        "hooks/pacman/wotr-pacman-hook",
+        (
+            (
+                "matches = [n for n in LONG_OPTS if n.startswith(text)] if text else []",
+                "matches = []",
+            ),
+        ),
+        (PACMAN_ARGS,),
+    ),
+    # issue 12: what the hook cannot place is inside the scope; a bad hooks.toml refuses
+    Mutation(
+        "hook-scope-unknown-inside",
+        "hooks",
+        "hooks/wotr_hooklib.py",
+        (
+            (
+                "        if sources is None:\n            return True",
+                "        if sources is None:\n            return False",
+            ),
+        ),
+        (f"{APT_SCOPE}::test_local_file_no_archive_lists_is_inside_an_archive_scope",),
+    ),
+    Mutation(
+        "hook-config-unknown-key",
+        "hooks",
+        "hooks/wotr_hooklib.py",
+        (('_unknown(table, ("packages", *SELECTORS), f"{path}: [scope]")', "pass"),),
+        (f"{APT_SCOPE}::test_invalid_configuration_refuses_every_package",),
+    ),
+    Mutation(
+        "hook-env-other-case",
+        "hooks",
+        "hooks/wotr_hooklib.py",
+        (("if other != name and other.upper() == name:", "if False:"),),
+        (f"{APT_SCOPE}::test_environment_variable_in_other_case_refuses",),
+    ),
+    # only exit 0 WITH a report saying verified installs
+    Mutation(
+        "hook-exit0-needs-report",
+        "hooks",
+        "hooks/wotr_hooklib.py",
+        (
+            (
+                'if o.rc == V_OK and o.report is not None and o.report["verified"] is True:',
+                "if o.rc == V_OK:",
+            ),
+        ),
+        ("tests/hooks/test_apt_hook.py::test_fail_closed",),
+    ),
+]
+CHAIN = ("tests/test_chain.py",)  # issue 11: the policy chain
+WITHDRAW = ("tests/test_withdraw.py",)  # issue 11: withdrawn claims
 
 MUTATIONS = [
     Mutation(
@@ -220,7 +309,7 @@ MUTATIONS = [
         "wotr/verify.py",
         (
             (
-                "    if jobs:\n        with gpg.Verifier(",
+                "    if pgp_jobs:\n        with gpg.Verifier(",
                 "    if True:\n        with gpg.Verifier(",
             ),
         ),
@@ -249,7 +338,12 @@ MUTATIONS = [
         "issuer-gate",
         "8",
         "wotr/verify.py",
-        (("            ours = ids & policy.issuer_ids", "            ours = ids or {'none'}"),),
+        (
+            (
+                "    return ids, ids & policy.issuer_ids",
+                "    return ids, ids or frozenset({'none'})",
+            ),
+        ),
     ),
     Mutation(
         "signature-budget",
@@ -573,11 +667,357 @@ MUTATIONS = [
         (('        if (top / "keys").is_symlink():', "        if False:"),),
         SURROUNDINGS,
     ),
+    Mutation(
+        "build-resolves-rev-twice",
+        "§10.6",
+        "wotr/build.py",
+        (
+            ("        rev=built.commit,", "        rev=built.rev,"),
+            ("        revision=revision,\n", ""),
+        ),
+        (
+            "tests/test_build.py::test_a_build_that_moves_head_or_its_branch_signs_the_commit_it_built",
+        ),
+    ),
+    Mutation(
+        "build-signs-after-tag-moved",
+        "§10.6",
+        "wotr/build.py",
+        (("        if now != built.commit:", "        if False:"),),
+        (
+            "tests/test_build.py::test_a_tag_moved_during_the_build_is_refused_and_nothing_is_signed",
+        ),
+    ),
+    Mutation(
+        "build-signs-changed-copy",
+        "§10.6",
+        "wotr/build.py",
+        (("        if digest != art.sha256:", "        if False:"),),
+        (
+            "tests/test_build.py::test_a_kept_artifact_changed_before_signing_leaves_the_notes_ref_as_it_was",
+        ),
+    ),
+    Mutation(
+        "merge-walks-reused-trees",
+        "§10.6",
+        "wotr/notes_merge.py",
+        (("            if len(self.r[entry.id]) == 0:", "            if True:"),),
+        ("tests/test_sync.py::test_a_remote_tree_of_billions_of_paths_is_refused_quickly",),
+    ),
+    Mutation(
+        "merge-reads-copies-unbounded",
+        "§10.6",
+        "wotr/notes_merge.py",
+        (("            if self.repeated <= MAX_NOTE_BYTES:", "            if True:"),),
+        ("tests/test_sync.py::test_a_remote_copying_one_huge_note_to_every_path_is_refused",),
+    ),
+    Mutation(
+        "merge-trusts-entry-modes",
+        "§10.6",
+        "wotr/notes_merge.py",
+        (
+            (
+                '    if kind == "blob":\n        try:',
+                "    if False:\n        try:",
+            ),
+            (
+                "    return obj if obj is not None and obj.type_str == kind else None",
+                "    return obj",
+            ),
+        ),
+        ("tests/test_sync.py::test_a_notes_tree_with_mislabelled_objects_is_not_adopted",),
+    ),
+    # --- OCI registries (§11, wotr/oci/): a hostile registry can only make verification fail
+    Mutation(
+        "oci-manifest-digest",
+        "§11",
+        "wotr/oci/registry.py",
+        (
+            (
+                "        if _DIGEST.fullmatch(reference) and digest != reference:",
+                "        if False:",
+            ),
+        ),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-blob-digest",
+        "§11",
+        "wotr/oci/registry.py",
+        (('        if got != size or "sha256:" + h.hexdigest() != digest:', "        if False:"),),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-byte-cap",
+        "§11",
+        "wotr/oci/registry.py",
+        (("                if total > limit:", "                if False:"),),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-redirect-off-registry",
+        "§11",
+        "wotr/oci/registry.py",
+        (("                if not anywhere:", "                if False:"),),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-credentials-follow-redirect",
+        "§11",
+        "wotr/oci/registry.py",
+        (('                headers.pop("Authorization", None)', "                pass"),),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-token-realm-anywhere",
+        "§11",
+        "wotr/oci/registry.py",
+        (
+            (
+                "        if creds is not None and auth.may_send(self.host, parts.netloc):",
+                "        if creds is not None:",
+            ),
+        ),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-plain-http-anywhere",
+        "§11",
+        "wotr/oci/registry.py",
+        (
+            (
+                'self.scheme = "http" if plain_http or is_loopback(host) else "https"',
+                'self.scheme = "http"',
+            ),
+        ),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-deadline-watchdog",
+        "§11",
+        "wotr/oci/registry.py",
+        (("            watchdog.start()", "            pass"),),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-unbounded-attachments",
+        "§11",
+        "wotr/oci/referrers.py",
+        (("tuple(wotr[:MAX_ATTACHMENTS])", "tuple(wotr)"),),
+        OCI_TESTS,
+    ),
+    Mutation(
+        "oci-helm-chart-with-extras",
+        "§11",
+        "wotr/oci/check.py",
+        (
+            (
+                "        if len(charts) == 1 and not others and len(found) <= 2:",
+                "        if len(charts) == 1:",
+            ),
+        ),
+        OCI_TESTS,
+    ),
+    # --- the policy chain (DESIGN §7) and withdrawals (§8), issue 11 ---
+    Mutation(
+        "chain-update-threshold",
+        "§7",
+        "wotr/chain.py",
+        (("    ok = len(counted) >= needed", "    ok = len(counted) >= 1"),),
+        CHAIN,
+    ),
+    Mutation(
+        "chain-update-signers",
+        "§7",
+        "wotr/chain.py",
+        (("        elif signer.name not in voters:", "        elif False:"),),
+        CHAIN,
+    ),
+    Mutation(
+        "chain-self-authorizing",
+        "§7",
+        "wotr/chain.py",
+        (
+            (
+                "    voters = set(current.update_signers)",
+                "    voters = set(candidate.update_signers)",
+            ),
+            (
+                "        signer = current.signer_for(vote.fingerprint)",
+                "        signer = candidate.signer_for(vote.fingerprint)",
+            ),
+        ),
+        CHAIN,
+    ),
+    Mutation(
+        "chain-statement-binding",
+        "§7",
+        "wotr/chain.py",
+        (("        if vote.payload != expected:", "        if False:"),),
+        CHAIN,
+        also=(
+            ("wotr/chainstore.py", (("        if env.payload != expected:", "        if False:"),)),
+        ),
+    ),
+    Mutation(
+        "chain-fork",
+        "§7",
+        "wotr/chain.py",
+        (("    if len(valid) > 1:", "    if False:"),),
+        CHAIN,
+    ),
+    Mutation(
+        "chain-flood-unchecked",
+        "§7",
+        "wotr/chain.py",
+        (("    if not complete:", "    if False:"),),
+        CHAIN,
+    ),
+    Mutation(
+        "chain-proposal-reads-local-files",
+        "§7",
+        "wotr/chainstore.py",
+        (("    _own_keys_only(p)\n", ""),),
+        CHAIN,
+    ),
+    Mutation(
+        "withdraw-ignored",
+        "§8",
+        "wotr/verify.py",
+        (("    if withdrawals or left_out:", "    if False:"),),
+        WITHDRAW,
+    ),
+    Mutation(
+        "withdraw-by-anyone",
+        "§8",
+        "wotr/withdraw.py",
+        (
+            (
+                "        line = everything.get(c.signer)",
+                "        line = next(iter(everything.values()), None)",
+            ),
+        ),
+        WITHDRAW,
+    ),
+    Mutation(
+        "withdraw-copied",
+        "§8",
+        "wotr/withdraw.py",
+        (("        if w.commit != commit or w.tree != tree:", "        if False:"),),
+        WITHDRAW,
+        also=(
+            (
+                "wotr/verify.py",
+                (
+                    (
+                        "        if parsed.commit != ctx.commit or parsed.tree != ctx.tree:",
+                        "        if isinstance(parsed, claim_mod.Claim) and (\n"
+                        "            parsed.commit != ctx.commit or parsed.tree != ctx.tree\n"
+                        "        ):",
+                    ),
+                ),
+            ),
+        ),
+    ),
+    Mutation(
+        "withdraw-unchecked-worst-case",
+        "§8",
+        "wotr/verify.py",
+        (
+            (
+                "    left_out = withdraw.left_out(policy, groups, kept)",
+                "    left_out: list[tuple[int, frozenset[str]]] = []",
+            ),
+        ),
+        WITHDRAW,
+    ),
+    # DESIGN §9: SSH claims (wotr/_sshsig.py, wotr/ssh.py, the policy's ssh field).
+    Mutation(
+        "ssh-namespace",
+        "9",
+        "wotr/_sshsig.py",
+        (("    if namespace != NAMESPACE.encode():", "    if False:"),),
+    ),
+    Mutation(
+        "ssh-issuer-gate",
+        "8",
+        "wotr/verify.py",
+        (
+            (
+                "        ours = frozenset({fpr}) if any(f == fpr for f, _ in policy.ssh_keys) else frozenset()",
+                "        ours = frozenset({fpr})",
+            ),
+        ),
+    ),
+    Mutation(
+        "ssh-one-queue",
+        "8",
+        "wotr/verify.py",
+        (("        ours = frozenset({fpr}) if any(", '        ours = frozenset({"ssh"}) if any('),),
+    ),
+    Mutation(
+        "ssh-trailing-bytes",
+        "3",
+        "wotr/_sshsig.py",
+        (("    inner = _Reader(r.string())\n    r.end()\n", "    inner = _Reader(r.string())\n"),),
+    ),
+    Mutation(
+        "ssh-bad-signature-counts",
+        "3",
+        "wotr/ssh.py",
+        (
+            (
+                '        if res.returncode == 0 and good.startswith(expected) and good.endswith(f" key {fpr}"):',
+                "        if True:",
+            ),
+        ),
+    ),
+    Mutation(
+        "ssh-rsa-bits",
+        "9",
+        "wotr/_sshsig.py",
+        (("        if bits < MIN_RSA_BITS:", "        if False:"),),
+    ),
+    Mutation("ssh-dsa", "9", "wotr/_sshsig.py", (('    "ssh-dss": "DSA', '    "ssh-dsx": "DSA'),)),
+    Mutation(
+        "ssh-inprocess-accepts",
+        "3",
+        "wotr/ssh.py",
+        (("            key.verify(sig.value, sig.signed_data(message))", "            pass"),),
+    ),
+    Mutation(
+        "ssh-ed25519-canonical",
+        "3",
+        "wotr/_sshsig.py",
+        (('int.from_bytes(value[32:], "little") >= _ED25519_L', "False"),),
+    ),
+    Mutation(
+        "ssh-key-two-signers",
+        "9",
+        "wotr/policy.py",
+        (("        if key.fingerprint in owner:", "        if False:"),),
+    ),
 ]
+MUTATIONS += HOOK_MUTATIONS
 
 
 def run(mutation: Mutation, scratch: Path) -> bool:
     """True when the mutation is killed (some test fails)."""
+    for file, edits in mutation.also:
+        text = (ROOT / file).read_text()
+        for old, new in edits:
+            if old not in text:
+                raise SystemExit(f"{mutation.name}: pattern not found in {file}: {old!r}")
+            text = text.replace(old, new)
+        (scratch / file).write_text(text)
+    try:
+        return _run_one(mutation, scratch)
+    finally:
+        for file, _ in mutation.also:
+            (scratch / file).write_text((ROOT / file).read_text())
+
+
+def _run_one(mutation: Mutation, scratch: Path) -> bool:
     target = scratch / mutation.file
     original = (ROOT / mutation.file).read_text()
     text = original
@@ -617,6 +1057,9 @@ def missing_patterns(mutations: list[Mutation]) -> list[str]:
     for m in mutations:
         text = (ROOT / m.file).read_text()
         out += [f"{m.name}: {old!r} not in {m.file}" for old, _ in m.edits if old not in text]
+        for file, edits in m.also:
+            extra = (ROOT / file).read_text()
+            out += [f"{m.name}: {old!r} not in {file}" for old, _ in edits if old not in extra]
     return out
 
 

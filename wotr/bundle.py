@@ -122,6 +122,12 @@ def _subjects(commit: str, lines: Iterable[bytes]) -> tuple[claim_mod.Subject, .
     return tuple(sorted(found))
 
 
+def _parse_any(payload: bytes) -> object:
+    from .withdraw import parse_any
+
+    return parse_any(payload)
+
+
 def build(commit: str, commit_object: bytes, tag: str | None, note: bytes) -> tuple[Bundle, int]:
     """A bundle of the well-formed envelopes in ``note``; also how many lines were left out."""
     tree = tree_of(commit_object, len(commit))
@@ -135,7 +141,7 @@ def build(commit: str, commit_object: bytes, tag: str | None, note: bytes) -> tu
     for _, line in split.candidates:
         try:
             line.decode("ascii")  # envelopes are ASCII JSON; anything else is not one
-            claim_mod.parse_payload(claim_mod.parse_line(line).payload)
+            _parse_any(claim_mod.parse_line(line).payload)  # a claim or a withdrawal (§8)
         except HOSTILE:  # ClaimError, or anything odd data makes the standard library raise
             skipped += 1
             continue

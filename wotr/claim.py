@@ -12,7 +12,6 @@ import base64
 import binascii
 import json
 import re
-import unicodedata
 from typing import Any
 
 from ._record import record
@@ -46,6 +45,12 @@ def check_role(role: str) -> str:
     return role
 
 
+def _invisible(name: str) -> bool:
+    import unicodedata  # only for names that are not plain ASCII (not on the common path)
+
+    return any(unicodedata.category(c) in _INVISIBLE for c in name)
+
+
 def check_artifact_name(name: str) -> str:
     if (
         not name
@@ -58,7 +63,7 @@ def check_artifact_name(name: str) -> str:
         name.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ClaimError(f"artifact name {name!r} is not valid UTF-8") from exc
-    if not name.isascii() and any(unicodedata.category(c) in _INVISIBLE for c in name):
+    if not name.isascii() and _invisible(name):
         # C1 controls, bidi overrides, zero-width and line separators would let a name
         # print as another one in a report.
         raise ClaimError(f"artifact name {name!r} holds invisible or control characters")

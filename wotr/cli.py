@@ -108,7 +108,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @cli.command(context_settings=_CONTEXT)
 @click.option("--rev", default="HEAD", show_default=True, help="Commit or tag that was built.")
 @click.option("--role", help="Role of this claim [default: git config wotr.role, else author].")
-@click.option("--key", help="gpg key [default: git config user.signingkey, else gpg's default].")
+@click.option(
+    "--key",
+    help="gpg key, or SSH key (.pub file or key::...) [default: git config user.signingkey "
+    "(SSH when gpg.format is ssh), else gpg's default].",
+)
 @click.option("--allow-dirty", is_flag=True, help="Sign HEAD even with uncommitted changes.")
 @click.option(
     "--push",
@@ -194,6 +198,13 @@ def sign(
     metavar="DIR",
     help="Find bundles by digest in DIR [default: $WOTR_BUNDLES, else /var/lib/wotr/bundles].",
 )
+@click.option(
+    "--oci",
+    "oci_ref",
+    metavar="REF",
+    help="Verify an image in a registry (REGISTRY/REPO:TAG or @sha256:…) by its attached claims.",
+)
+@click.option("--plain-http", is_flag=True, help="With --oci: allow plain HTTP off loopback.")
 @click.argument("artifacts", nargs=-1, type=click.Path(path_type=Path, dir_okay=True))
 def verify(
     rev: str | None,
@@ -204,6 +215,8 @@ def verify(
     digests: tuple[str, ...],
     bundle_files: tuple[Path, ...],
     bundle_dir: Path | None,
+    oci_ref: str | None,
+    plain_http: bool,
     artifacts: tuple[Path, ...],
 ) -> int:
     """Exit 0 only if M distinct trusted signers agree on each ARTIFACT at REV.
@@ -212,9 +225,35 @@ def verify(
     repository, they come from bundles: --bundle FILE, ARTIFACT.wotr next to each file, and the
     bundles directory searched by digest; the surrounding repository is then not consulted
     (policy: --policy, $WOTR_POLICY, else /etc/wotr/policy.toml). See docs/bundles.md.
+
+    With --oci REF the claims are the bundles attached to the image in its registry (or the
+    mirror configured for it), and REF's manifest digest is what must reach the quorum
+    (a Helm chart's: its chart layer, the .tgz). See docs/helm-oci.md.
     """
     # The body is shared with the click-free fast path, which parses these same options itself
     # (wotr/entry.py: parse_verify); a new option here must be added there, or it goes to click.
+    # --oci is not there: it always comes here (wotr/oci/check.py).
+    if oci_ref is not None or plain_http:
+        from .errors import BadInput
+
+        if oci_ref is None or artifacts or digests or bundle_dir:
+            raise BadInput(
+                "--oci REF verifies one image: it takes no ARTIFACT, --digest or --bundles"
+                if oci_ref is not None
+                else "--plain-http is for --oci REF",
+            )
+        from .oci import check
+
+        return check.run(
+            reference=oci_ref,
+            policy_path=policy_path,
+            threshold=threshold,
+            rev=rev,
+            strict=strict,
+            as_json=as_json,
+            plain_http=plain_http,
+            bundle_files=bundle_files,
+        )
     from .commands.verify import run_verify
 
     return run_verify(
@@ -267,7 +306,11 @@ def init(threshold: int | None) -> int:
 )
 @click.option("--sign", "do_sign", is_flag=True, help="Sign the result (also when it differs).")
 @click.option("--role", help="Role of the claim [default: git config wotr.role, else author].")
-@click.option("--key", help="gpg key [default: git config user.signingkey, else gpg's default].")
+@click.option(
+    "--key",
+    help="gpg key, or SSH key (.pub file or key::...) [default: git config user.signingkey "
+    "(SSH when gpg.format is ssh), else gpg's default].",
+)
 @click.option(
     "--push",
     "push_remote",
@@ -514,6 +557,243 @@ def report(out: Path, pattern: str, limit: int, policy_path: str | None) -> int:
     from .commands.report import run_report
 
     return run_report(out=out, pattern=pattern, limit=limit, policy_path=policy_path)
+
+
+# --- OCI registries (issue 15, wotr/oci/) -----------------------------------------------------
+
+
+@cli.group(context_settings=_CONTEXT)
+def oci() -> None:
+    """Claims for container images and Helm charts in OCI registries (docs/helm-oci.md)."""
+
+
+_PLAIN_HTTP = click.option(
+    "--plain-http", is_flag=True, help="Allow plain HTTP to a registry off loopback."
+)
+
+
+@oci.command("sign", context_settings=_CONTEXT)
+@click.option("--rev", default="HEAD", show_default=True, help="Commit or tag that was built.")
+@click.option("--role", help="Role of this claim [default: git config wotr.role, else author].")
+@click.option("--key", help="gpg key [default: git config user.signingkey, else gpg's default].")
+@click.option(
+    "--layout",
+    "layouts",
+    multiple=True,
+    metavar="DIR[:TAG]",
+    help="An OCI image layout directory (index.json) holding the image (repeatable).",
+)
+@click.option(
+    "--digest",
+    "digests",
+    multiple=True,
+    nargs=2,
+    metavar="sha256:HEX NAME",
+    help="A manifest digest and the name to claim it under (repeatable).",
+)
+@click.option("--name", help="Name of the image in the claim [default: REPO's last part:TAG].")
+@click.option(
+    "--push",
+    "push_remote",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[REMOTE]",
+    help="Share the claim right away (default remote: origin).",
+)
+@click.option("--policy", "policy_path", metavar="FILE", help="Check the claim against FILE.")
+@click.option(
+    "--allow-uncounted", is_flag=True, help="Sign even if the policy would not count the claim."
+)
+@_PLAIN_HTTP
+@click.argument("refs", nargs=-1)
+def oci_sign(
+    rev: str,
+    role: str | None,
+    key: str | None,
+    layouts: tuple[str, ...],
+    digests: tuple[tuple[str, str], ...],
+    name: str | None,
+    push_remote: str | None,
+    policy_path: str | None,
+    allow_uncounted: bool,
+    plain_http: bool,
+    refs: tuple[str, ...],
+) -> int:
+    """Sign a claim that REV built the image REF... (its manifest digest), as 'sign' does files.
+
+    REF is REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:HEX; the digest is that of the manifest
+    (or index) the registry serves, hashed here. A Helm chart needs no image claim: sign the
+    .tgz with 'git wotr sign'; its digest is the chart layer's in the registry.
+    """
+    from .commands.oci import run_oci_sign
+
+    return run_oci_sign(
+        rev=rev,
+        role=role,
+        key=key,
+        refs=refs,
+        layouts=layouts,
+        digests=digests,
+        name=name,
+        push_remote=push_remote,
+        plain_http=plain_http,
+        policy_path=policy_path,
+        allow_uncounted=allow_uncounted,
+    )
+
+
+@oci.command("attach", context_settings=_CONTEXT)
+@click.option("--rev", default="HEAD", show_default=True, help="Commit or tag whose claims go.")
+@_PLAIN_HTTP
+@click.argument("reference", metavar="REF")
+def oci_attach(rev: str, plain_http: bool, reference: str) -> int:
+    """Push the claims on REV (its bundle) to the registry, attached to the image REF.
+
+    The bundle becomes an OCI artifact (application/vnd.wotr.bundle.v1+json) whose subject is
+    REF's manifest: listed by the referrers API, or under the tag sha256-<hex> where the
+    registry has no such API. Run it again after more parties signed.
+    """
+    from .commands.oci import run_oci_attach
+
+    return run_oci_attach(rev=rev, reference=reference, plain_http=plain_http)
+
+
+@oci.command("copy", context_settings=_CONTEXT)
+@_PLAIN_HTTP
+@click.argument("source", metavar="SRC")
+@click.argument("target", metavar="DST")
+def oci_copy(plain_http: bool, source: str, target: str) -> int:
+    """Copy the image SRC (manifest or index, blobs) and its wotr attachments to DST.
+
+    DST is REGISTRY/REPO[:TAG] (the tag defaults to SRC's). Every manifest and blob is
+    digest-checked; the copy has the same digest, so claims verify against it.
+    """
+    from .commands.oci import run_oci_copy
+
+    return run_oci_copy(source=source, target=target, plain_http=plain_http)
+
+
+# --- policy chain, withdrawals, audit (issue 11; bodies in policycmd/withdraw/audit) ----------
+
+
+@cli.group(context_settings=_CONTEXT)
+def policy() -> None:
+    """Change the policy by a quorum of its own signers (a chain of serials; docs/policy.md)."""
+
+
+@policy.command("propose", context_settings=_CONTEXT)
+@click.option("--key", help="gpg key [default: git config user.signingkey, else gpg's default].")
+def policy_propose(key: str | None) -> int:
+    """Sign the edited threshold.toml (serial N+1) as a proposal in refs/wotr/policy."""
+    from . import policycmd
+
+    done = policycmd.propose(_repo(), key=key)
+    click.echo(policycmd.signed_text(done, "proposed"))
+    return EXIT_OK
+
+
+@policy.command("sign", context_settings=_CONTEXT)
+@click.option("--key", help="gpg key [default: git config user.signingkey, else gpg's default].")
+@click.option("--digest", help="Which proposal, when there are several (a prefix).")
+def policy_sign(key: str | None, digest: str | None) -> int:
+    """Add your signature to the pending proposal for the next serial."""
+    from . import policycmd
+
+    done = policycmd.sign(_repo(), key=key, digest=digest)
+    click.echo(policycmd.signed_text(done, "signed"))
+    return EXIT_OK
+
+
+@policy.command("show", context_settings=_CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def policy_show(as_json: bool) -> int:
+    """The chain: each serial, who signed it, which one is in effect, what is pending."""
+    import json
+
+    from . import policycmd
+
+    doc = policycmd.show(_repo())
+    click.echo(json.dumps(doc, indent=2) if as_json else policycmd.show_text(doc))
+    return EXIT_OK
+
+
+@policy.command("pin", context_settings=_CONTEXT)
+@click.option(
+    "--policy", "policy_path", required=True, metavar="FILE", help="e.g. /etc/wotr/policy.toml"
+)
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Pin state [default: $WOTR_POLICY_STATE, else /var/lib/wotr/policy].",
+)
+def policy_pin(policy_path: str, state: Path | None) -> int:
+    """Pin an installer's policy (no repository needed); verify then follows the chain."""
+    from . import policycmd
+
+    where = policycmd.pin_installer(Path(policy_path), state or policycmd.installer_state())
+    click.echo(f"pinned {policy_path} in {where}")
+    return EXIT_OK
+
+
+@policy.command("export", context_settings=_CONTEXT)
+@click.option(
+    "-o", "--output", required=True, metavar="FILE", help="e.g. bundles/project.wotr-policy"
+)
+def policy_export(output: str) -> int:
+    """Write the policy chain to a file that offline verify reads beside the bundles."""
+    from . import policycmd
+
+    Path(output).write_bytes(policycmd.export_chain(_repo()))
+    click.echo(f"wrote the policy chain to {output}")
+    return EXIT_OK
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.option("--rev", default="HEAD", show_default=True, help="Commit or tag the claims are on.")
+@click.option("--all", "everything", is_flag=True, help="Withdraw all your claims on REV.")
+@click.option("--digest", "digests", multiple=True, metavar="sha256:HEX", help="Repeatable.")
+@click.option("--key", help="gpg key [default: git config user.signingkey, else gpg's default].")
+@click.argument("artifacts", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
+def withdraw(
+    rev: str,
+    everything: bool,
+    digests: tuple[str, ...],
+    key: str | None,
+    artifacts: tuple[Path, ...],
+) -> int:
+    """Withdraw your own claims on REV for ARTIFACT... (or --all). Final; see docs/policy.md."""
+    from . import withdrawcmd
+
+    done = withdrawcmd.withdraw(
+        _repo(), rev=rev, everything=everything, artifacts=artifacts, digests=digests, key=key
+    )
+    what = "all claims" if done.withdrawal.all else f"{len(done.withdrawal.subjects)} digest(s)"
+    verb = "withdrew" if done.added else "already withdrawn (identical withdrawal present)"
+    click.echo(f"{verb} {what} on {done.commit[:12]} with key {done.fingerprint}")
+    for name, digest in done.withdrawal.subjects:
+        click.echo(f"  {name}  sha256:{digest}")
+    return EXIT_OK
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.option("--signer", help="Signer name in the policy.")
+@click.option("--key", metavar="FPR", help="A primary fingerprint listed in the policy.")
+@click.option("--policy", "policy_path", metavar="FILE", help="Policy file (threshold.toml).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def audit(signer: str | None, key: str | None, policy_path: str | None, as_json: bool) -> int:
+    """Every noted commit and tag where a signer's claims count, and whether each still
+    verifies without them. Exit 1 when some release verifies only with them."""
+    from . import audit as audit_mod
+    from .errors import BadInput
+
+    if (signer is None) == (key is None):
+        raise BadInput("give exactly one of --signer NAME or --key FPR")
+    repo = _repo()
+    done = audit_mod.audit(repo, _policy(policy_path, repo), signer=signer, key=key)
+    click.echo(audit_mod.to_json(done) if as_json else audit_mod.text(done))
+    risky = any(e.verified and not e.verified_without for e in done.entries)
+    return EXIT_NOT_VERIFIED if risky else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import stat
 import sys
 from collections.abc import Callable, Sequence
@@ -32,7 +31,11 @@ from .errors import EXIT_BAD_INPUT
 _VALUED = {"--rev", "--threshold", "--policy", "--digest", "--bundle", "--bundles"}
 _REPEATABLE = {"--digest", "--bundle"}
 _FLAGS = {"--strict", "--json"}
-_THRESHOLD = re.compile(r"[1-9][0-9]{0,8}")
+
+
+def _plain_threshold(value: str) -> bool:
+    """``[1-9][0-9]{0,8}``: what click.IntRange(min=1) reads as exactly int(value)."""
+    return 1 <= len(value) <= 9 and value.isascii() and value.isdigit() and value[0] != "0"
 
 
 def _click_path_ok(value: str, *, file_okay: bool, dir_okay: bool) -> bool:
@@ -92,7 +95,7 @@ def parse_verify(args: Sequence[str]) -> dict[str, Any] | None:
         else:
             single[name] = value
     threshold = single.get("--threshold")
-    if threshold is not None and not _THRESHOLD.fullmatch(threshold):
+    if threshold is not None and not _plain_threshold(threshold):
         return None
     if not all(_click_path_ok(p, file_okay=True, dir_okay=True) for p in positional):
         return None

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
 
-from . import git, gpg, policy
+from . import git, gpg, policy, ssh
 from ._record import record
 from .errors import BadInput, PolicyError, WotrError
 
@@ -24,14 +25,18 @@ class Initialised:
 def _skeleton(top: Path, repo: git.Repo, threshold: int | None) -> bytes:
     import tomli_w
 
-    signers = []
-    try:
-        fpr, armored = gpg.export_public(git.config_get(repo, "user.signingkey"))
-    except WotrError:
-        fpr, armored = "", b""
+    signers: list[dict[str, object]] = []
+    raw_name = git.config_get(repo, "user.name") or "me"
+    name = re.sub(r"[^A-Za-z0-9._@+-]+", "-", raw_name).strip("-").lower()[:64] or "me"
+    spec = git.config_get(repo, "user.signingkey")
+    ssh_key = ssh.configured_key(spec, git.config_get(repo, "gpg.format"))  # DESIGN §9
+    fpr, armored = "", b""
+    if ssh_key is not None:
+        signers.append({"name": name, "ssh": [f"{ssh_key.line()} {name}"]})
+    else:
+        with contextlib.suppress(WotrError):
+            fpr, armored = gpg.export_public(spec)
     if fpr:
-        raw_name = git.config_get(repo, "user.name") or "me"
-        name = re.sub(r"[^A-Za-z0-9._@+-]+", "-", raw_name).strip("-").lower()[:64] or "me"
         keyfile = Path("keys") / f"{name}.asc"
         (top / "keys").mkdir(exist_ok=True)
         if (top / "keys").is_symlink():
@@ -73,8 +78,28 @@ def init(repo: git.Repo, *, threshold: int | None = None) -> Initialised:
     try:
         loaded = policy.load(path, follow_symlinks=False)  # as verify will read it
     except PolicyError as exc:
-        remotes = sync.setup_remotes(repo)
-        return Initialised(path, created, None, str(exc), None, remotes)
-    pinned = policy.write_pin(repo.common_dir, loaded)
+        # Not pinned: the command fails (exit 2) and, like every failed command, leaves git's
+        # configuration as it was; the remotes are set up by the run that pins.
+        return Initialised(path, created, None, str(exc), None, ())
+    pinned = _pin_forward(repo, loaded)
     remotes = sync.setup_remotes(repo)
     return Initialised(path, created, pinned, "", loaded, remotes)
+
+
+def _pin_forward(repo: git.Repo, loaded: policy.Policy) -> Path:
+    """Pin ``loaded`` unless the pin already moved along the policy chain past its serial (the
+    pin only moves forward, DESIGN §7); then follow the chain from the pin."""
+    from . import policycmd
+
+    chained = policy.chain_pinned(repo.common_dir)
+    ahead = None
+    if chained is not None:
+        try:
+            ahead = policy.load(chained, pin=policy.read_pin(repo.common_dir))
+        except PolicyError:
+            ahead = None
+    if ahead is None or ahead.serial < loaded.serial:
+        policy.write_pin(repo.common_dir, loaded)
+        policycmd.keep_copy(repo, loaded)
+    policycmd.refresh(repo)
+    return repo.common_dir / "wotr" / "policy.pin"

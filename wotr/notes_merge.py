@@ -96,6 +96,20 @@ def _is_note(entry: Any) -> bool:
     return entry is not None and entry.type_str == "blob" and entry.filemode in _REGULAR
 
 
+def _real(r: Any, entry: Any, kind: str) -> Any:
+    """The object ``entry`` names when it exists and really is a ``kind`` ("tree"/"blob"),
+    else None: a hostile tree may list a blob under a tree's mode, or the other way round.
+    For a blob only its header is read (a note may be 64 MiB); the entry stands in for it."""
+    if kind == "blob":
+        try:
+            found = r.odb.read_header(entry.id)[0]
+        except (KeyError, ValueError, _pygit2().GitError):
+            return None
+        return entry if int(found) == _pygit2().GIT_OBJECT_BLOB else None
+    obj = r.get(entry.id)
+    return obj if obj is not None and obj.type_str == kind else None
+
+
 class _Walk:
     """One walk of two notes trees: what was found, and every object met on each side.
 
@@ -166,22 +180,29 @@ def _differing(walk: _Walk, a: Any, b: Any, prefix: str = "") -> set[str]:
                 strange.append(full)  # git reads upper-case hex names as notes too
             continue  # not a note (git keeps such entries; so do we, untouched)
         if len(full) == hexlen:
-            if eb is not None and not _is_note(eb):
+            na = ea if _is_note(ea) and _real(r, ea, "blob") is not None else None
+            nb = eb if _is_note(eb) and _real(r, eb, "blob") is not None else None
+            if eb is not None and nb is None:
                 strange.append(full)
-            for side, e in ((0, ea), (1, eb)):
-                if _is_note(e):
+            for side, e in ((0, na), (1, nb)):
+                if e is not None:
                     walk.meet(side, e, full)
-            if _is_note(ea) or _is_note(eb):
+            if na is not None or nb is not None:
                 out.add(full)
         elif len(name) == 2 and len(full) < hexlen:
             sa = sb = None
             for side, e in ((0, ea), (1, eb)):
                 if e is not None and e.type_str == "tree":
+                    sub = _real(r, e, "tree")
+                    if sub is None:
+                        if side:
+                            strange.append(full + "/")
+                        continue
                     walk.meet(side, e, full + "/")
                     if side:
-                        sb = r[e.id]
+                        sb = sub
                     else:
-                        sa = r[e.id]
+                        sa = sub
             if sa is not None or sb is not None:
                 out |= _differing(walk, sa, sb, full)
     return out
@@ -200,13 +221,13 @@ def _find_all(r: Any, tree: Any, name: str) -> list[tuple[str, Any]]:
     path, rest = "", name
     while True:
         entry = _entry(tree, rest)
-        if _is_note(entry):
+        if _is_note(entry) and _real(r, entry, "blob") is not None:
             found.append((path + rest, entry.id))
         head = rest[:2]
         sub = _entry(tree, head) if len(rest) > 2 else None
-        if sub is None or sub.type_str != "tree":
+        tree = _real(r, sub, "tree") if sub is not None and sub.type_str == "tree" else None
+        if tree is None:
             return found
-        tree = r[sub.id]
         path, rest = f"{path}{head}/", rest[2:]
 
 
@@ -226,7 +247,11 @@ def _apply(r: Any, tree: Any, changes: Mapping[str, Any]) -> Any:
             tb.insert(head, oid, pg.GIT_FILEMODE_BLOB)
     for head, sub in inner.items():
         existing = tb.get(head)
-        subtree = r[existing.id] if existing is not None and existing.type_str == "tree" else None
+        subtree = (
+            _real(r, existing, "tree")
+            if existing is not None and existing.type_str == "tree"
+            else None
+        )
         new = _apply(r, subtree, sub)
         if len(r[new]) == 0:
             if existing is not None:

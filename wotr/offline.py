@@ -440,6 +440,8 @@ def to_json(outcome: Outcome) -> str:
         "tag": only["tag"] if only else None,
         "threshold": outcome.policy.threshold,
         "policy": str(outcome.policy.path),
+        "policy_serial": render.policy_id(outcome.policy)[0],
+        "policy_digest": render.policy_id(outcome.policy)[1],
         "reason": outcome.reason or (only["reason"] if only else ""),
         "artifacts": artifacts,
         "dissent": dissent,

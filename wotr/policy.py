@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import _openpgp, _record
+from . import _openpgp, _record, _sshsig
 from ._record import field, record
 from .claim import ClaimError, check_role
 from .errors import PolicyError
@@ -23,8 +23,10 @@ from .errors import PolicyError
 _FPR = re.compile(r"[0-9A-F]{40}")
 _SHORT_ID = re.compile(r"(0x)?([0-9A-Fa-f]{8}|[0-9A-Fa-f]{16})")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
-_TOP_FIELDS = {"version", "threshold", "signers", "require"}
-_SIGNER_FIELDS = {"name", "roles", "keys", "fingerprints"}
+_TOP_FIELDS = {"version", "serial", "threshold", "signers", "require", "update"}
+_UPDATE_FIELDS = {"threshold", "signers"}
+MAX_SERIAL = 2**31 - 1
+_SIGNER_FIELDS = {"name", "roles", "keys", "fingerprints", "ssh"}
 
 
 @record
@@ -52,6 +54,13 @@ class Policy:
     # signatures naming no such issuer are refused before any gpg call (DESIGN §6 rule 8).
     issuer_ids: frozenset[str] = frozenset()
     digests: tuple[tuple[str, str], ...] = ()  # (file, sha256) of the policy and key files read
+    # The policy chain (DESIGN §7): this policy's place in it, and who may sign the next one.
+    serial: int = 1
+    update_threshold: int = 1
+    update_signers: tuple[str, ...] = ()
+    # SSH keys of the signers (DESIGN §9): ("SHA256:…" fingerprint, "<type> <base64>") each.
+    # Signer.fingerprints holds the same "SHA256:…" strings, so signer_for serves both kinds.
+    ssh_keys: tuple[tuple[str, str], ...] = ()
 
     def signer_for(self, fingerprint: str) -> Signer | None:
         for signer in self.signers:
@@ -148,6 +157,7 @@ def load(
     issuer_ids: set[str] = set()
     subs_of: dict[str, set[str]] = {}
     copies = False
+    ssh_keys: list[tuple[str, str]] = []
     for i, entry in enumerate(raw_signers):
         at = f"{where}: signers[{i}]"
         if not isinstance(entry, dict):
@@ -167,6 +177,10 @@ def load(
                 roles = frozenset(check_role(r) for r in _str_list(entry["roles"], f"{at}.roles"))
             except ClaimError as exc:
                 raise PolicyError(f"{at}.roles: {exc}") from exc
+        ssh_fprs = _ssh_keys(entry, at, owner, name, ssh_keys)
+        if ssh_fprs and "keys" not in entry and "fingerprints" not in entry:
+            signers.append(Signer(name, roles, frozenset(ssh_fprs)))
+            continue
         fprs: list[str] = []
         for fpr in _str_list(entry.get("fingerprints"), f"{at}.fingerprints"):
             if _SHORT_ID.fullmatch(fpr):
@@ -210,7 +224,7 @@ def load(
             for listed in (fpr, *sorted(subs_of.get(fpr, ()))):
                 issuer_ids.update((listed, listed[-16:]))
             copies = copies or len(found[fpr]) > 1
-        signers.append(Signer(name, roles, frozenset(fprs)))
+        signers.append(Signer(name, roles, frozenset(fprs + ssh_fprs)))
 
     threshold = _check_threshold(doc.get("threshold"), len(signers), where)
     require: list[tuple[str, int]] = []
@@ -232,6 +246,7 @@ def load(
             )
         require.append((role, count))
 
+    serial, update_threshold, update_signers = _chain_fields(doc, signers, threshold, where)
     return Policy(
         path=path,
         threshold=threshold,
@@ -241,7 +256,67 @@ def load(
         keyring_has_copies=copies,
         issuer_ids=frozenset(issuer_ids),
         digests=tuple(sorted(digests.items())),
+        serial=serial,
+        update_threshold=update_threshold,
+        update_signers=update_signers,
+        ssh_keys=tuple(ssh_keys),
     )
+
+
+def _chain_fields(
+    doc: dict[str, Any], signers: list[Signer], threshold: int, where: str
+) -> tuple[int, int, tuple[str, ...]]:
+    """``serial`` (absent = 1) and the ``[update]`` table (DESIGN §7), checked."""
+    serial = doc.get("serial", 1)
+    if not isinstance(serial, int) or isinstance(serial, bool) or not 1 <= serial <= MAX_SERIAL:
+        raise PolicyError(f"{where}: serial must be a whole number of at least 1")
+    update = doc.get("update", {})
+    if not isinstance(update, dict):
+        raise PolicyError(f"{where}: [update] must be a table (threshold, signers)")
+    unknown = set(update) - _UPDATE_FIELDS
+    if unknown:
+        raise PolicyError(f"{where}: unknown field update.{sorted(unknown)[0]}")
+    names = [s.name for s in signers]
+    chosen = names
+    if "signers" in update:
+        chosen = _str_list(update["signers"], f"{where}: update.signers")
+        for name in chosen:
+            if name not in names:
+                raise PolicyError(
+                    f"{where}: update.signers names {name!r}, which is not a signer",
+                    "list names of [[signers]] entries",
+                )
+        if len(set(chosen)) != len(chosen):
+            raise PolicyError(f"{where}: update.signers names a signer twice")
+    k = _check_threshold(update.get("threshold", threshold), len(chosen), f"{where}: update")
+    return serial, k, tuple(sorted(chosen))
+
+
+def _ssh_keys(
+    entry: dict[str, Any], at: str, owner: dict[str, str], name: str, out: list[tuple[str, str]]
+) -> list[str]:
+    """The signer's ``ssh`` lines, checked (DESIGN §9): their fingerprints; keys go to ``out``."""
+    if "ssh" not in entry:
+        return []
+    fprs: list[str] = []
+    for n, line in enumerate(_str_list(entry["ssh"], f"{at}.ssh")):
+        try:
+            key = _sshsig.parse_key_line(line)
+        except _sshsig.SshFormatError as exc:
+            raise PolicyError(
+                f"{at}.ssh[{n}]: not an SSH public key wotr accepts: {exc}",
+                "give the line of the key's .pub file ('ssh-ed25519 AAAA… comment')",
+            ) from exc
+        if key.fingerprint in owner:
+            raise PolicyError(
+                f"{at}.ssh[{n}]: key {key.fingerprint} is also listed under "
+                f"{owner[key.fingerprint]!r}",
+                "a key belongs to exactly one signer",
+            )
+        owner[key.fingerprint] = name
+        fprs.append(key.fingerprint)
+        out.append((key.fingerprint, key.line()))
+    return fprs
 
 
 def _changed(file: Path, why: str = "") -> PolicyError:
@@ -284,6 +359,20 @@ def read_pin(common_dir: Path) -> dict[str, str] | None:
     return {str(k): v for k, v in files.items()}
 
 
+def chain_pinned(common_dir: Path) -> Path | None:
+    """The policy file the pin names when it moved along the policy chain (DESIGN §7)."""
+    import json
+
+    try:
+        doc = json.loads(_pin_file(common_dir).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None  # no pin, or read_pin says what is wrong with it
+    where = doc.get("dir") if isinstance(doc, dict) else None
+    if not isinstance(where, str) or not where.startswith("policy-chain/") or ".." in where:
+        return None
+    return _pin_file(common_dir).parent / where / "threshold.toml"
+
+
 def write_pin(common_dir: Path, policy: Policy) -> Path:
     import json
 
@@ -312,6 +401,9 @@ def find(
         if source:
             return load(Path(source).expanduser().absolute())
     if top is not None and common_dir is not None:
+        chained = chain_pinned(common_dir)
+        if chained is not None:  # the pin moved along the policy chain (wotr/chainstore.py)
+            return load(chained, pin=read_pin(common_dir))
         candidate = top / WORKTREE_POLICY
         if os.path.lexists(candidate):  # a link to nowhere is a changed policy, not "none"
             pin = read_pin(common_dir)

@@ -19,9 +19,19 @@ def _head(report: Report) -> str:
         where += f" ({report.tag.removeprefix('refs/tags/')})"
     if report.policy is not None:
         where += f" · policy {report.policy.path} · threshold {report.policy.threshold}"
+        if report.policy.serial > 1:  # the policy chain (DESIGN §7) moved: say which serial
+            serial, digest = policy_id(report.policy)
+            where += f" · serial {serial} ({_short(digest)})"
     if report.repository is not None:
         where += f" · repository {report.repository}"
     return where
+
+
+def policy_id(policy: Any) -> tuple[int, str]:
+    """The serial and digest of the policy used (DESIGN §7), for the report and --json."""
+    from .chain import policy_digest
+
+    return policy.serial, policy_digest(policy)
 
 
 NO_CLAIMS = "no claims on this commit — did you run 'git wotr fetch'?"
@@ -91,6 +101,8 @@ def verify_json(report: Report) -> str:
         "tag": report.tag,
         "threshold": result.threshold,
         "policy": str(report.policy.path) if report.policy else None,
+        "policy_serial": policy_id(report.policy)[0] if report.policy else None,
+        "policy_digest": policy_id(report.policy)[1] if report.policy else None,
         "repository": report.repository,
         "reason": result.reason,
         "artifacts": [
@@ -130,6 +142,9 @@ def verify_json(report: Report) -> str:
             for u in result.doubts
         ],
     }
+    withdrawn = [r for r in result.rejected if r.reason.startswith(("withdrawn", "in part:"))]
+    if withdrawn:  # DESIGN §8; absent when nothing was withdrawn
+        doc["withdrawn"] = [{"line": r.line, "signer": r.signer} for r in withdrawn]
     return json.dumps(doc, indent=2, ensure_ascii=False)
 
 
@@ -151,7 +166,8 @@ def show_text(report: Report, no_claims: str = NO_CLAIMS) -> str:
                 if ln.keyid
                 else "unknown"
             )
-            head = f"  line {ln.line}: REJECTED {who}: {ln.reason}"
+            label = "WITHDRAWAL" if ln.reason.startswith("withdrawal") else "REJECTED"
+            head = f"  line {ln.line}: {label} {who}: {ln.reason}"
         out.append(head)
         if ln.claim is not None:
             ref = f" for {ln.claim.ref}" if ln.claim.ref else ""

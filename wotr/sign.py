@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import claim as claim_mod
-from . import git, gpg, hashing, notes
+from . import git, gpg, hashing, notes, ssh
 from ._record import record
 from ._threads import started
 from .errors import BadInput, SignError
@@ -216,8 +216,9 @@ def sign(
         ref=revision.tag,
     )
     payload = claim.payload()
+    with_ssh = ssh.uses_ssh(key, config.value("gpg.format"))  # DESIGN §9: as git decides
     key = key or config.value("user.signingkey")
-    signature = gpg.sign(claim_mod.pae(payload), key)
+    signature = (ssh.sign if with_ssh else gpg.sign)(claim_mod.pae(payload), key)
     envelope = claim_mod.Envelope(payload=payload, sig=signature.sig, keyid=signature.fingerprint)
     line = envelope.line()
     if policy is not None:

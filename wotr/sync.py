@@ -26,8 +26,11 @@ from .errors import SyncError
 
 DEFAULT_REMOTE = "origin"
 PUSH_BUDGET = 120.0  # seconds push keeps retrying (git config wotr.pushTimeout)
-_BACKOFF_BASE = 0.05  # seconds; after try n it sleeps uniform(0, min(cap, base * 2**n))
-_BACKOFF_CAP = 4.0
+# After rejected try n, push sleeps uniform(0, min(cap, max(base, t) * 2**n)) seconds, t being
+# how long that try took: with many pushers on a busy machine a try takes seconds, and pauses
+# shorter than a try only make the pushers collide again (each losing try costs everyone CPU).
+_BACKOFF_BASE = 0.05
+_BACKOFF_CAP = 30.0
 _RETRYABLE = (
     "fetch first",
     "non-fast-forward",
@@ -158,6 +161,13 @@ def _unreachable(remote: str, res: _proc.Result, action: str) -> SyncError:
     )
 
 
+def _policy_chain(repo: git.Repo, remote: str, *, push: bool) -> None:
+    """The policy chain (refs/wotr/policy) travels with the claims: see wotr/chainstore.py."""
+    from . import chainstore
+
+    (chainstore.push if push else chainstore.fetch)(repo, remote)
+
+
 # --- fetch ---------------------------------------------------------------------------------------
 
 
@@ -185,6 +195,7 @@ def fetch(repo: git.Repo, remote: str = DEFAULT_REMOTE) -> Fetched:
     _check_remote(repo, remote)
     _preflight(repo)
     remote_tip = _fetch_only(repo, remote)
+    _policy_chain(repo, remote, push=False)
     if remote_tip is None:
         return Fetched(remote, None, notes_merge.Merged(notes_merge.tip(repo), 0, 0, False))
     try:
@@ -278,7 +289,10 @@ def push(
     attempt = 0
     while True:
         attempt += 1
+        tried = clock()
         remote_tip = _fetch_only(repo, remote)
+        if attempt == 1:
+            _policy_chain(repo, remote, push=True)
         target = work
         if remote_tip is not None:
             try:
@@ -298,10 +312,12 @@ def push(
             return Pushed(remote, target, sent, rejections, gained)
         rejections += 1
         work = target
-        pause = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))  # noqa: S311
-        if (attempts is not None and attempt >= attempts) or clock() - start + pause > budget:
+        now = clock()
+        left = budget - (now - start)
+        if (attempts is not None and attempt >= attempts) or left <= 0:
             break
-        sleep(pause)
+        scale = max(_BACKOFF_BASE, now - tried) * 2**attempt
+        sleep(min(left, random.uniform(0, min(_BACKOFF_CAP, scale))))  # noqa: S311
     raise SyncError(
         f"could not push claims to {remote}: rejected {rejections} times in "
         f"{clock() - start:.0f} s, others kept pushing first",

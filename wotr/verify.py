@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import _openpgp, consensus, git, gpg, hashing, notes
+from . import _openpgp, _sshsig, consensus, git, gpg, hashing, notes, ssh, withdraw
 from . import claim as claim_mod
 from ._record import field, record
 from ._threads import started
@@ -55,7 +55,7 @@ class Context:
 # few per signer; a note with more is hostile, and each bad signature can cost a gpg process.
 MAX_CHECKED_SIGNATURES = 1024
 
-_Item = tuple[int, claim_mod.Envelope, claim_mod.Claim]
+_Item = tuple[int, claim_mod.Envelope, "claim_mod.Claim | withdraw.Withdrawal"]
 
 # Offline, one verify may check many commits (bundles are attacker data: a directory can hold
 # bundles of any number of made-up commits naming the artifact's digest). All of them together
@@ -85,13 +85,17 @@ class _Sink:
     overflow: int = 0
 
     def drop(
-        self, number: int, why: str, keyid: str = "", parsed: claim_mod.Claim | None = None
+        self,
+        number: int,
+        why: str,
+        keyid: str = "",
+        parsed: claim_mod.Claim | withdraw.Withdrawal | None = None,
     ) -> None:
         if len(self.rejected) >= MAX_LISTED_REJECTIONS:
             self.overflow += 1
             return
         self.rejected.append(Rejection(number, why))
-        self.shown[number] = Line(number, keyid, parsed, reason=why)
+        self.shown[number] = Line(number, keyid, _claim(parsed), reason=why)
 
 
 def _issuer_signers(policy: Policy) -> dict[str, tuple[str, ...]]:
@@ -143,12 +147,10 @@ def _gate(
         for item in items:
             number, env, _ = item
             try:
-                _openpgp.check_single_signature(env.sig)
-                ids = _openpgp.issuers(env.sig)
-            except _openpgp.PacketError as exc:
+                ids, ours = _issuers(policy, env.sig)
+            except (_openpgp.PacketError, _sshsig.SshFormatError) as exc:
                 drop(item, str(exc))
                 continue
-            ours = ids & policy.issuer_ids
             if not ours:
                 named = ", ".join(sorted(ids, key=len, reverse=True)[:1]) or "no issuer"
                 drop(item, f"signed by key {named}, which is not in the policy")
@@ -172,9 +174,12 @@ def _gate(
     def skip(item: _Item, why: str) -> None:
         drop(item, why)
         number, env, parsed = item
-        ids = _openpgp.issuers(env.sig) & policy.issuer_ids
-        who = tuple(sorted({name for i in ids for name in owners.get(i, ())}))
-        unchecked.append(consensus.Unchecked(number, who, parsed, why))
+        ids = _issuers(policy, env.sig)[1]
+        ssh_owners = (policy.signer_for(i) for i in ids if i.startswith("SHA256:"))
+        names = {name for i in ids for name in owners.get(i, ())}
+        who = tuple(sorted(names | {s.name for s in ssh_owners if s is not None}))
+        if isinstance(parsed, claim_mod.Claim):  # withdrawals: see withdraw.left_out
+            unchecked.append(consensus.Unchecked(number, who, parsed, why))
 
     budget = MAX_CHECKED_SIGNATURES
     for payload, item in order:
@@ -199,6 +204,56 @@ def _gate(
     return kept, unchecked
 
 
+def _issuers(policy: Policy, sig: bytes) -> tuple[frozenset[str], frozenset[str]]:
+    """(every issuer hint of ``sig``, those naming a policy key). An SSH signature names one key,
+    the public key inside it (DESIGN §9); its namespace and form are checked here, before any
+    process starts."""
+    if _sshsig.is_sshsig(sig):
+        fpr = _sshsig.parse_signature(sig).key.fingerprint
+        ours = frozenset({fpr}) if any(f == fpr for f, _ in policy.ssh_keys) else frozenset()
+        return frozenset({fpr}), ours
+    _openpgp.check_single_signature(sig)
+    ids = _openpgp.issuers(sig)
+    return ids, ids & policy.issuer_ids
+
+
+def _check_jobs(policy: Policy, jobs: list[tuple[bytes, list[bytes]]]) -> list[list[gpg.SigCheck]]:
+    """Each job's signatures checked by their own backend (DESIGN §9): OpenPGP ones by gpg
+    (:meth:`gpg.Verifier.check_many`), SSH ones all together by :class:`ssh.Verifier`. A backend
+    with nothing to check sets nothing up."""
+    found: list[list[gpg.SigCheck]] = [[] for _ in jobs]
+    slots: list[list[gpg.SigCheck | None]] = [[None] * len(sigs) for _, sigs in jobs]
+    pgp_jobs: list[tuple[bytes, list[bytes]]] = []
+    pgp_at: list[tuple[int, list[int]]] = []
+    ssh_items: list[tuple[bytes, bytes]] = []
+    ssh_at: list[tuple[int, int]] = []
+    for j, (data, sigs) in enumerate(jobs):
+        idx = [k for k, sig in enumerate(sigs) if not _sshsig.is_sshsig(sig)]
+        if idx:
+            pgp_jobs.append((data, [sigs[k] for k in idx]))
+            pgp_at.append((j, idx))
+        for k, sig in enumerate(sigs):
+            if _sshsig.is_sshsig(sig):
+                ssh_items.append((data, sig))
+                ssh_at.append((j, k))
+    # In a mixed note the in-process SSH verifier is imported while gpg runs.
+    warm = started(ssh.warm_up, len(ssh_items)) if ssh_items and pgp_jobs else None
+    if pgp_jobs:
+        with gpg.Verifier(policy.keyring, merge_copies=policy.keyring_has_copies) as verifier:
+            for (j, idx), res in zip(pgp_at, verifier.check_many(pgp_jobs), strict=True):
+                for k, one in zip(idx, res, strict=True):
+                    slots[j][k] = one
+    if warm is not None:
+        warm.join()
+    if ssh_items:
+        with ssh.Verifier(policy.ssh_keys) as ssh_verifier:
+            for (j, k), one in zip(ssh_at, ssh_verifier.check(ssh_items), strict=True):
+                slots[j][k] = one
+    for j, row in enumerate(slots):
+        found[j] = [r if r is not None else gpg.SigCheck(False, None, "not checked") for r in row]
+    return found
+
+
 @record(frozen=False)
 class _Prepared:
     """A note parsed and gated, its signatures not yet checked (see :func:`check_many`)."""
@@ -209,6 +264,9 @@ class _Prepared:
     groups: dict[bytes, list[_Item]]  # payload -> lines whose signatures go to gpg
     unchecked: list[consensus.Unchecked]
     too_large: bool = False
+    # withdrawal lines (number, issuer ids) naming a policy key that a limit kept from gpg:
+    # each taken at its worst (DESIGN §8, wotr/withdraw.py)
+    withdrawals_left_out: list[tuple[int, frozenset[str]]] = field(default_factory=list)
 
 
 def _prepare(policy: Policy | None, note: bytes, ctx: Context, run: Budget | None) -> _Prepared:
@@ -225,14 +283,14 @@ def _prepare(policy: Policy | None, note: bytes, ctx: Context, run: Budget | Non
     groups: dict[bytes, list[_Item]] = defaultdict(list)
     # Lines that share one payload (every honest claim of a build, or hostile copies) parse
     # it once: parsing is a pure function of the bytes.
-    payloads: dict[bytes, claim_mod.Claim | claim_mod.ClaimError] = {}
+    payloads: dict[bytes, claim_mod.Claim | withdraw.Withdrawal | claim_mod.ClaimError] = {}
     for number, raw in split.candidates:
         try:
             env = claim_mod.parse_line(raw)
             known = payloads.get(env.payload)
             if known is None:
                 try:
-                    known = claim_mod.parse_payload(env.payload)
+                    known = withdraw.parse_any(env.payload)  # a claim, or a withdrawal (§8)
                 except claim_mod.ClaimError as exc:
                     known = exc
                 payloads[env.payload] = known
@@ -256,11 +314,12 @@ def _prepare(policy: Policy | None, note: bytes, ctx: Context, run: Budget | Non
         for items in groups.values():
             for number, env, parsed in items:
                 sink.shown[number] = Line(
-                    number, env.keyid, parsed, reason="signature not checked: no policy"
+                    number, env.keyid, _claim(parsed), reason="signature not checked: no policy"
                 )
         return _Prepared(ctx, sink, split.count, {}, [])
     kept, unchecked = _gate(policy, groups, sink, run)
-    return _Prepared(ctx, sink, split.count, kept, unchecked)
+    left_out = withdraw.left_out(policy, groups, kept)
+    return _Prepared(ctx, sink, split.count, kept, unchecked, withdrawals_left_out=left_out)
 
 
 def _finish(
@@ -270,25 +329,43 @@ def _finish(
     ctx, sink = prep.ctx, prep.sink
     rejected, shown = sink.rejected, sink.shown
     checked: dict[int, Checked] = {}
+    withdrawals: list[withdraw.CheckedWithdrawal] = []
     for payload, items in prep.groups.items():
         for (number, env, parsed), res in zip(items, results[payload], strict=True):
             if res.ok and res.fingerprint:
-                checked[number] = Checked(number, res.fingerprint, parsed)
+                if isinstance(parsed, withdraw.Withdrawal):
+                    withdrawals.append(withdraw.CheckedWithdrawal(number, res.fingerprint, parsed))
+                else:
+                    checked[number] = Checked(number, res.fingerprint, parsed)
                 continue
             signer = policy.signer_for(res.fingerprint) if res.fingerprint else None
             name = signer.name if signer else None
             rejected.append(Rejection(number, res.reason, name, res.fingerprint))
             shown[number] = Line(
-                number, env.keyid, parsed, name, res.fingerprint, reason=res.reason
+                number, env.keyid, _claim(parsed), name, res.fingerprint, reason=res.reason
             )
     counted, refused = consensus.admit(
         policy, checked.values(), commit=ctx.commit, tree=ctx.tree, tag=ctx.tag
     )
     rejected.extend(refused)
+    left_out = prep.withdrawals_left_out
+    if withdrawals or left_out:  # DESIGN §8: each signer's own withdrawals cancel its claims
+        applied = withdraw.apply(
+            policy, counted, withdrawals, left_out, commit=ctx.commit, tree=ctx.tree
+        )
+        counted = list(applied.counted)
+        refused = [*refused, *applied.rejected]
+        rejected.extend(applied.rejected)
+        by_line = {w.line: w.fingerprint for w in withdrawals}
+        for number, text in applied.lines:
+            fpr = by_line.get(number)
+            shown[number] = Line(number, fpr or "", None, None, fpr, reason=text)
     for c in counted:
         shown[c.line] = Line(c.line, c.fingerprint, c.claim, c.signer, c.fingerprint, True)
     for r in refused:
-        item = checked[r.line]
+        item = checked.get(r.line)
+        if item is None:
+            continue
         shown[r.line] = Line(
             r.line, item.fingerprint, item.claim, r.signer, r.fingerprint, reason=r.reason
         )
@@ -319,8 +396,7 @@ def check_many(
     # No signature left for gpg: no isolated home either (setting one up can cost a gpg
     # process, and offline a flood of bundles would pay it once per made-up commit).
     if jobs:
-        with gpg.Verifier(policy.keyring, merge_copies=policy.keyring_has_copies) as verifier:
-            found = verifier.check_many(jobs)
+        found = _check_jobs(policy, jobs)
     out: list[CheckedNote] = []
     at = 0
     for prep in preps:
@@ -346,6 +422,10 @@ def check_note(
         return [], _listed(sink), [sink.shown[k] for k in sorted(sink.shown)], prep.count
     done = check_many(policy, [(note, ctx)], run)[0]
     return list(done.counted), list(done.rejected), list(done.lines), done.note_lines
+
+
+def _claim(parsed: claim_mod.Claim | withdraw.Withdrawal | None) -> claim_mod.Claim | None:
+    return parsed if isinstance(parsed, claim_mod.Claim) else None
 
 
 def _listed(sink: _Sink) -> list[Rejection]:

@@ -11,6 +11,7 @@ checked to be byte-identical around every apt-get run.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -108,7 +109,7 @@ def refused_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
 def test_hook_is_executable() -> None:
     assert os.access(HOOK, os.X_OK)
     assert HOOK.read_text().startswith("#!/usr/bin/env python3\n")
-    assert "import wotr" not in HOOK.read_text()
+    assert not re.search(r"^\s*(import|from) wotr(\.|\s|$)", HOOK.read_text(), re.M)
 
 
 @pytest.mark.parametrize(("protocol", "fd"), PROTOCOLS)
@@ -123,12 +124,12 @@ def test_approved_deb_installs(
     assert (sb.root / "usr/share/good-pkg/payload").read_bytes() == b"honest payload\n"
     text = output(proc)
     assert "wotr-apt-hook: verified 1 package file(s)" in text
-    assert "2 of 2 needed  alice, bob" in text and "VERIFIED" in text  # wotr's own report
-    # one verifier call, from /, always with --bundles, naming the absolute .deb path
+    # one verifier call, from /, with --json, the policy, always --bundles, the absolute path
     records = verifier.records()
     assert len(records) == 1 and records[0]["cwd"] == "/"
     argv = verifier.calls()[0]
     assert argv[argv.index("--bundles") + 1] == str(verifier.bundles)
+    assert argv[0] == "--json" and argv[argv.index("--policy") + 1] == str(verifier.policy)
     assert verifier.files() == [[str(d.resolve())]]
 
 
@@ -210,8 +211,10 @@ def test_mix_installs_nothing(tmp_path: Path, verifier: Verifier) -> None:
     for name in ("good-pkg", "good-two", "evil-pkg"):
         assert not (sb.root / "usr/share" / name).exists()
     refused = refused_lines(proc)
-    assert len(refused) == 1 and "evil-pkg" in refused[0], refused
-    # the verdict comes from ONE call on all files; later calls only name the culprit
+    assert len(refused) == 1 and "evil-pkg 1.0" in refused[0], refused
+    assert "no bundle names this digest" in refused[0]
+    # ONE call on all files; the culprit is named from its --json report
+    assert len(verifier.calls()) == 1
     first = verifier.files()[0]
     assert sorted(first) == sorted(str(p.resolve()) for p in (good, evil, good2))
 
@@ -232,7 +235,8 @@ def test_policy_and_bundles_from_apt_config(tmp_path: Path, verifier: Verifier) 
     shutil.copy(next(verifier.bundles.glob("*.wotr")), spaced / "copy.wotr")
     proc = sb.install([d], env=verifier.env())
     assert proc.returncode == 0, output(proc)
-    expected = ["--policy", str(verifier.policy), "--bundles", str(spaced), "--", str(d.resolve())]
+    expected = ["--json", "--policy", str(verifier.policy), "--bundles", str(spaced), "--"]
+    expected.append(str(d.resolve()))
     assert verifier.calls()[-1] == expected
 
 
@@ -243,10 +247,10 @@ def test_bundles_default_and_environment(tmp_path: Path, verifier: Verifier) -> 
     verifier.approve(d, d2)
     proc = sb.install([d], env=env(verifier))
     assert proc.returncode == 0, output(proc)
-    assert verifier.calls()[-1][:2] == ["--bundles", str(verifier.bundles)]
+    assert verifier.calls()[-1][3:5] == ["--bundles", str(verifier.bundles)]
     proc = sb.install([d2], env={**verifier.env(), "WOTR_POLICY": str(verifier.policy)})
     if Path(DEFAULT_BUNDLES).is_dir():
-        assert verifier.calls()[-1][:2] == ["--bundles", DEFAULT_BUNDLES]
+        assert verifier.calls()[-1][3:5] == ["--bundles", DEFAULT_BUNDLES]
     else:
         assert proc.returncode == 100, output(proc)
         assert f"bundles directory {DEFAULT_BUNDLES} does not exist" in output(proc)
@@ -363,7 +367,9 @@ def test_parser_bug_in_a_mixed_run_installs_nothing(
     proc = sb.install([good, evil], env=env(v, **override))
     assert_refused(sb, proc, "evil-pkg")
     assert sb.status() == {}
-    assert [line for line in refused_lines(proc) if "good-pkg" in line] == []  # named: the culprit
+    # exit 2 gives no report: no culprit can be told apart, so every package is named
+    named = [line for line in refused_lines(proc) if "wotr failed: bad input" in line]
+    assert any("good-pkg" in line for line in named)
 
 
 @pytest.mark.parametrize("override", OVERRIDES)
@@ -373,7 +379,7 @@ def test_rejected_package_refused_with_or_without_override(
     sb = sandbox(tmp_path, verifier)
     proc = sb.install([evil_deb(tmp_path, verifier)], env={**env(verifier), **override})
     assert_refused(sb, proc, "evil-pkg")
-    assert "not verified by wotr" in output(proc)
+    assert "evil-pkg 1.0 (all): not verified: no bundle names this digest" in output(proc)
 
 
 @pytest.mark.parametrize("override", OVERRIDES)
@@ -386,7 +392,7 @@ def test_rejected_package_refused_with_or_without_override(
         "sh -c 'exit 127' wotr",  # a wrapper whose own command is missing: it DID start
         "sh -c 'kill -9 $$' wotr",  # crashed
         "sleep 30",  # hangs: WOTR_HOOK_TIMEOUT
-        "",  # empty command
+        "sh -c 'echo {} ; exit 0' wotr",  # exit 0 without a report saying verified
     ],
 )
 def test_fail_closed(
@@ -463,7 +469,7 @@ def test_override_lets_through_only_a_verifier_that_cannot_start(
     assert verifier.calls() == []
 
 
-@pytest.mark.parametrize("value", ["yes", "true", "0", "", " 1", "1 "])
+@pytest.mark.parametrize("value", ["yes", "true", "0", " 1", "1 "])  # "" is unset
 def test_override_needs_exact_value(tmp_path: Path, verifier: Verifier, value: str) -> None:
     sb = sandbox(tmp_path, verifier)
     proc = sb.install(
@@ -524,6 +530,22 @@ def test_paths_with_spaces(tmp_path: Path, verifier: Verifier) -> None:
     )
     proc = run_hook(text, verifier.env())
     assert proc.returncode == 1, proc.stderr
-    assert f"REFUSED: evil ({evil}): not verified by wotr" in proc.stderr
+    assert "REFUSED: evil 1 (all): not verified: no bundle names this digest" in proc.stderr
     assert "REFUSED: good" not in proc.stderr
     assert verifier.files()[0] == [str(evil), str(good)]
+
+
+def test_two_spellings_of_one_key_with_two_values_refuse(
+    tmp_path: Path, verifier: Verifier
+) -> None:
+    # apt merges keys that differ only in case; two values for one Wotr key cannot come from it
+    good = tmp_path / "good.deb"
+    good.write_bytes(b"fine")
+    text = (
+        f"VERSION 3\nWotr::Policy={verifier.policy}\nwotr::policy=/tmp/other.toml\n"
+        f"Wotr::Bundles={verifier.bundles}\n\ngood - - none < 1 all none {good}\n"
+    )
+    proc = run_hook(text, verifier.env())
+    assert proc.returncode == 1, proc.stderr
+    assert "twice with two values" in proc.stderr
+    assert verifier.calls() == []

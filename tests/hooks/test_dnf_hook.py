@@ -44,6 +44,7 @@ def sandbox(tmp_path: Path, verifier: Verifier, conf: str | None = None) -> DnfS
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     shutil.copy(PLUGIN_DIR / "wotr.py", plugins / "wotr.py")
+    shutil.copy(REPO / "hooks" / "wotr_hooklib.py", plugins / "wotr_hooklib.py")
     confdir = tmp_path / "plugin-conf"
     confdir.mkdir()
     if conf is None:
@@ -96,10 +97,10 @@ def test_approved_rpm_installs(tmp_path: Path, sb: DnfSandbox, verifier: Verifie
     assert (sb.root / "opt/good-rpm/payload").read_bytes() == b"honest payload\n"
     text = output(proc)
     assert "wotr: verified 1 package file(s)" in text
-    assert "2 of 2 needed  alice, bob" in text
     records = verifier.records()
     assert len(records) == 1 and records[0]["cwd"] == "/"
-    expected = ["--policy", str(verifier.policy), "--bundles", str(verifier.bundles), "--"]
+    expected = ["--json", "--policy", str(verifier.policy), "--bundles", str(verifier.bundles)]
+    expected.append("--")
     assert verifier.calls() == [[*expected, str(p.resolve())]]
 
 
@@ -108,7 +109,7 @@ def test_tampered_rpm_refused(tmp_path: Path, sb: DnfSandbox, verifier: Verifier
     assert proc.returncode == 1, output(proc)
     assert not sb.installed("evil-rpm")
     assert not (sb.root / "opt/evil-rpm").exists()
-    assert "REFUSED: evil-rpm-1.0-1.noarch: not verified by wotr" in output(proc)
+    assert "REFUSED: evil-rpm-1.0-1.noarch: not verified: no bundle names" in output(proc)
     assert "no bundle names this digest" in output(proc)
 
 
@@ -237,7 +238,7 @@ def test_rejected_package_refused_with_or_without_override(
 ) -> None:
     proc = sb.install([evil(tmp_path, verifier)], env={**verifier.env(), **override})
     assert_refused(sb, proc, "evil-rpm")
-    assert "not verified by wotr" in output(proc)
+    assert "evil-rpm-1.0-1.noarch: not verified: " in output(proc)
 
 
 @pytest.mark.parametrize("override", OVERRIDES)
@@ -298,10 +299,40 @@ def test_override_lets_through_only_a_verifier_that_cannot_start(
     assert verifier.calls() == []
 
 
-@pytest.mark.parametrize("value", ["yes", "0", ""])
+@pytest.mark.parametrize("value", ["yes", "0"])  # "" is unset
 def test_override_needs_exact_value(tmp_path: Path, sb: DnfSandbox, value: str) -> None:
     proc = sb.install(
         [rpm(tmp_path)], env={"WOTR_VERIFY_CMD": "/nonexistent/wotr", OVERRIDE: value}
     )
     assert_refused(sb, proc, "good-rpm")
     assert f"ignoring {OVERRIDE}" in output(proc)
+
+
+def test_scope_by_repo_id_and_name(tmp_path: Path, sb: DnfSandbox, verifier: Verifier) -> None:
+    # a local file's repo id is @commandline; outside the scope it installs unverified
+    toml = tmp_path / "hooks.toml"
+    toml.write_text('[scope]\npackages = ["vendor-*"]\n[scope.dnf]\nrepos = ["vendor"]\n')
+    env = {**verifier.env(), "WOTR_HOOKS_CONFIG": str(toml)}
+    proc = sb.install([rpm(tmp_path, "other-rpm")], env=env)
+    assert proc.returncode == 0, output(proc)
+    assert sb.installed("other-rpm") and verifier.calls() == []
+    proc = sb.install([rpm(tmp_path, "vendor-rpm")], env=env)
+    assert proc.returncode != 0, output(proc)
+    assert "REFUSED: vendor-rpm-1.0-1.noarch: not verified" in output(proc)
+
+
+def test_plugin_without_the_shared_runner_refuses(tmp_path: Path, verifier: Verifier) -> None:
+    # dnf goes on without a plugin that fails to import: the plugin must load and refuse
+    box = sandbox(tmp_path, verifier)
+    (box.pluginpath / "wotr_hooklib.py").write_text("raise ImportError('broken install')\n")
+    proc = box.install([good(tmp_path, verifier)], env=verifier.env())
+    assert proc.returncode != 0, output(proc)
+    assert not box.installed("good-rpm")
+    assert "wotr failed: cannot load wotr_hooklib.py" in output(proc)
+
+
+def test_unknown_plugin_option_refuses(tmp_path: Path, verifier: Verifier) -> None:
+    box = sandbox(tmp_path, verifier, conf=f"polcy={verifier.policy}\n")
+    proc = box.install([good(tmp_path, verifier)], env=verifier.env())
+    assert proc.returncode != 0, output(proc)
+    assert "unknown option 'polcy'" in output(proc)

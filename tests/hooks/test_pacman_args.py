@@ -25,10 +25,11 @@ def _hook() -> Any:
     return module
 
 
-def _parent(argv: list[str]) -> Any:
+def _parent(argv: list[str], posix: bool = False) -> Any:
     hook = _hook()
     parent = hook.Parent.__new__(hook.Parent)
     parent.argv = ["pacman", *argv]
+    parent.parse(argv, posixly_correct=posix)
     return parent
 
 
@@ -45,13 +46,105 @@ def _parent(argv: list[str]) -> Any:
         (["-U", "https://x/p.pkg.tar.zst", "f"], ["f"], ["https://x/p.pkg.tar.zst"]),
         (["-S", "name"], [], []),  # -S operands are package names, not files
         (["-Syu"], [], []),
+        # issue 10 section 4: what getopt_long does and the old parser did not
+        (["--upgrade", "--noconf", "f"], ["f"], []),  # --noconfirm abbreviated
+        (["--noco", "-U", "--sysr=/r", "f"], ["f"], []),
+        (["-r/some/rootSD", "-U", "f"], ["f"], []),  # -r with an attached value, not -S
+        (["-Ur/mnt", "f"], ["f"], []),
+        (["-b/db", "-U", "f"], ["f"], []),
+        (["--cache", "/c", "-U", "f"], ["f"], []),  # --cachedir abbreviated, value next
+        (["f", "-U"], ["f"], []),  # GNU getopt permutes: operands may come first
+        (["--asdeps", "-U", "f", "--needed"], ["f"], []),
+        (["--debug=3", "-U", "f"], ["f"], []),
+        (["--debug", "-U", "f"], ["f"], []),  # optional value: only attached
+        (["-U", "", "f"], ["", "f"], []),  # an empty argument stays an operand
     ],
 )
 def test_operands_of_upgrade_are_files(argv: list[str], files: list[str], urls: list[str]) -> None:
     assert _parent(argv).package_files() == (files, urls)
 
 
+@pytest.mark.parametrize(
+    ("argv", "op", "values"),
+    [
+        (["-r/some/rootSD", "-U", "f"], "U", {"root": ["/some/rootSD"]}),
+        (["--cach=/c", "-S", "x"], "S", {"cachedir": ["/c"]}),
+        (["--dbp", "/d", "-U", "f"], "U", {"dbpath": ["/d"]}),
+        (["--sysr", "/s", "-U", "f"], "U", {"sysroot": ["/s"]}),
+        (["-Sr", "/mnt", "x"], "S", {"root": ["/mnt"]}),
+    ],
+)
+def test_options_and_operation(argv: list[str], op: str, values: dict[str, list[str]]) -> None:
+    parent = _parent(argv)
+    assert parent.op == op
+    for name, expected in values.items():
+        assert parent.options(name) == expected
+
+
+def test_posixly_correct_stops_at_the_first_operand() -> None:
+    parent = _parent(["-U", "f", "--cachedir", "/c"], posix=True)
+    assert parent.package_files() == (["f", "--cachedir", "/c"], [])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--no", "-U", "f"],  # ambiguous: nodeps, nosave, noconfirm, ...
+        ["--upgr", "f"],  # ambiguous: --upgrade, --upgrades (as the real pacman says)
+        ["--conf", "/c", "-U", "f"],  # ambiguous: --config, --confirm
+        ["--de", "-U", "f"],  # ambiguous: deps, deptest, debug
+        ["--frobnicate", "-U", "f"],  # unknown
+        ["-Z", "-U", "f"],  # unknown short option
+        ["-U", "-S", "f"],  # two operations
+        ["-UU", "f"],  # the same operation twice: pacman says "only one operation"
+        ["f"],  # no operation
+        ["-U", "--cachedir"],  # a value missing
+        ["-Ur"],
+        ["--noconfirm=yes", "-U", "f"],  # a value for an option that takes none
+    ],
+)
+def test_what_pacman_would_reject_is_refused(argv: list[str]) -> None:
+    hook = _hook()
+    with pytest.raises(hook.HookError):
+        _parent(argv)
+
+
 def test_operands_on_stdin_are_refused() -> None:
     hook = _hook()
     with pytest.raises(hook.HookError, match="stdin"):
         _parent(["-U", "-"]).package_files()
+
+
+@pytest.mark.parametrize(
+    ("argv", "accepted"),
+    [
+        (["--upgrade", "--noconf", "--print", "X"], True),
+        (["-r/tmp", "-U", "--print", "X"], True),
+        (["--cach", "/tmp", "-U", "--print", "X"], True),
+        (["--upgr", "--print", "X"], False),
+        (["--conf", "/dev/null", "-U", "--print", "X"], False),
+        (["--no", "-U", "--print", "X"], False),
+        (["--de", "-U", "--print", "X"], False),
+        (["-UU", "--print", "X"], False),
+    ],
+)
+def test_the_real_pacman_agrees(argv: list[str], accepted: bool, tmp_path: Path) -> None:
+    # the hook's parser against the real pacman 6.0 binary: what one accepts the other does
+    import shutil
+    import subprocess
+
+    if shutil.which("pacman") is None:
+        pytest.skip("needs pacman")
+    proc = subprocess.run(
+        ["pacman", "--config", "/dev/null", "--dbpath", str(tmp_path), *argv],
+        capture_output=True,
+        text=True,
+    )
+    parse_errors = ("ambiguous", "unrecognized", "invalid option", "only one operation")
+    assert (not any(e in proc.stderr for e in parse_errors)) == accepted, proc.stderr
+    hook = _hook()
+    if accepted:
+        _parent(argv)
+    else:
+        with pytest.raises(hook.HookError):
+            _parent(argv)

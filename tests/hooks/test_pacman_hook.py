@@ -55,6 +55,7 @@ class PacmanEnv:
         assert exec_line in hook_text
         self.sb = PacmanSandbox(tmp_path / "root", binds=python_binds(RECORDER.parent))
         script = self.sb.stage(HOOK_DIR / "wotr-pacman-hook")
+        self.sb.stage(REPO / "hooks" / "wotr_hooklib.py", mode=0o644)
         hook_text = hook_text.replace(exec_line, f"Exec = {script}")
         (self.sb.hookdir / "wotr.hook").write_text(hook_text)
         self.verifier: Verifier = factory(
@@ -118,10 +119,11 @@ def test_approved_package_installs(pm: PacmanEnv) -> None:
     assert pm.sb.inside("/opt/good-pkg/payload").read_bytes() == b"honest payload\n"
     text = output(proc)
     assert "wotr-pacman-hook: verified 1 package file(s)" in text
-    assert "2 of 2 needed  alice, bob" in text  # wotr's own report, from inside the chroot
     records = pm.verifier.records()
     assert len(records) == 1 and records[0]["cwd"] == "/"
-    assert pm.verifier.calls()[0][:2] == ["--bundles", "/var/lib/wotr/bundles"]
+    argv = pm.verifier.calls()[0]
+    assert argv[:3] == ["--json", "--policy", "/etc/wotr/policy.toml"]
+    assert argv[3:5] == ["--bundles", "/var/lib/wotr/bundles"]
     files = pm.verifier.files()[0]
     assert len(files) == 1 and files[0].endswith(str(pkg))  # via /proc/<pacman pid>/root
     assert (pm.verifier.bundles / ".wotr-index.json").exists()  # wotr ran in the root
@@ -339,7 +341,8 @@ def test_rejected_package_refused_with_or_without_override(
 ) -> None:
     proc = pm.sb.install([pm.evil()], env=pm.env(**override))
     assert_refused(pm, proc, "evil-pkg")
-    assert "not verified by wotr" in output(proc)
+    assert "evil-pkg 1.0-1 (evil-pkg-1.0-1-any.pkg.tar): not verified: " in output(proc)
+    assert "/proc/" not in output(proc)
 
 
 @pytest.mark.parametrize("override", OVERRIDES)
@@ -412,14 +415,93 @@ def test_override_lets_through_only_a_verifier_that_cannot_start(
     text = output(proc)
     assert "!" * 72 in text and "WARNING" in text
     banner = [line for line in text.splitlines() if "verified by anyone: " in line]
-    assert len(banner) == 1 and banner[0].endswith("/good-pkg-1.0-1-any.pkg.tar"), text
+    assert len(banner) == 1, text
+    assert banner[0].endswith("good-pkg 1.0-1 (good-pkg-1.0-1-any.pkg.tar)"), text
+    assert "/proc/" not in text
     assert command.split()[0] in text
     assert pm.verifier.calls() == []
 
 
-@pytest.mark.parametrize("value", ["yes", "0", ""])
+@pytest.mark.parametrize("value", ["yes", "0"])  # "" is unset
 def test_override_needs_exact_value(pm: PacmanEnv, value: str) -> None:
     env = pm.env(WOTR_VERIFY_CMD="/nonexistent/wotr", **{OVERRIDE: value})
     proc = pm.sb.install([pm.pkg()], env=env)
     assert_refused(pm, proc, "good-pkg")
     assert f"ignoring {OVERRIDE}" in output(proc)
+
+
+def test_attached_root_value_is_not_an_operation(pm: PacmanEnv, tmp_path: Path) -> None:
+    # issue 10 section 4: `-r/some/rootSD` is --root with a value, not -S.  The old parser took
+    # the S for the operation, skipped the -U file and verified an approved archive of the same
+    # name in the cache instead.
+    approved = pm.good("evil-pkg")
+    shutil.copy(approved, pm.sb.cachedir / approved.name)
+    tampered = tmp_path / "upload" / approved.name
+    tampered.parent.mkdir()
+    shutil.copy(approved, tampered)
+    tamper(tampered)
+    alias = tmp_path / "rootSD"
+    alias.symlink_to(pm.sb.root)
+    proc = pm.sb.pacman([f"-r{alias}", "-U", str(tampered)], env=pm.env())
+    assert proc.returncode != 0, output(proc)
+    assert not pm.sb.installed("evil-pkg")
+    assert any("evil-pkg 1.0-1" in line for line in refused(proc)), output(proc)
+    assert [f.endswith(str(tampered)) for f in pm.verifier.files()[0]] == [True]
+
+
+def test_scope_by_package_name(pm: PacmanEnv, tmp_path: Path) -> None:
+    # a cached archive found by name outside the scope installs unverified; files named on the
+    # command line are always inside (their package name is not known for certain)
+    toml = tmp_path / "root/etc/wotr/hooks.toml"
+    toml.write_text('[scope]\npackages = ["vendor-*"]\n')
+    other = pm.pkg("other-tool")
+    shutil.copy(other, pm.sb.cachedir / other.name)
+    proc = pm.sb.pacman(["-U", str(pm.sb.cachedir / other.name)], env=pm.env())
+    assert proc.returncode != 0, output(proc)  # a -U file: inside the scope, unsigned
+    assert not pm.sb.installed("other-tool")
+
+
+def sync_repo(top: Path, name: str, pkgs: list[Path]) -> Path:
+    """A pacman sync repository `name` at `top` (NAME.db, gzip, as repo-add writes it)."""
+    import hashlib
+    import io
+    import tarfile
+
+    top.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(top / f"{name}.db", "w:gz") as tf:
+        for p in pkgs:
+            shutil.copy(p, top / p.name)
+            pkgname, ver, rel, arch = p.name.removesuffix(".pkg.tar").rsplit("-", 3)
+            data = p.read_bytes()
+            desc = (
+                f"%FILENAME%\n{p.name}\n\n%NAME%\n{pkgname}\n\n%VERSION%\n{ver}-{rel}\n\n"
+                f"%CSIZE%\n{len(data)}\n\n%ISIZE%\n{len(data)}\n\n"
+                f"%SHA256SUM%\n{hashlib.sha256(data).hexdigest()}\n\n%ARCH%\n{arch}\n\n"
+            ).encode()
+            info = tarfile.TarInfo(f"{pkgname}-{ver}-{rel}/desc")
+            info.size = len(desc)
+            tf.addfile(info, io.BytesIO(desc))
+    return top
+
+
+def test_scope_by_repository(pm: PacmanEnv, tmp_path: Path) -> None:
+    # issue 12: [scope.pacman] repositories: the sync databases that list the archive's sha256
+    other = pm.pkg("other-tool")
+    unsigned = pm.pkg("vendor-tool")
+    signed = pm.good("vendor-ok")
+    core = sync_repo(tmp_path / "repos/core", "core", [other])
+    vendor = sync_repo(tmp_path / "repos/vendor", "vendor", [unsigned, signed])
+    with pm.sb.config_path.open("a") as fh:
+        fh.write(f"[core]\nServer = file://{core}\n[vendor]\nServer = file://{vendor}\n")
+    pm.sb.inside("/etc/wotr").mkdir(parents=True, exist_ok=True)
+    pm.sb.inside("/etc/wotr/hooks.toml").write_text('[scope.pacman]\nrepositories = ["vendor"]\n')
+    proc = pm.sb.pacman(["-Sy", "other-tool"], env=pm.env())
+    assert proc.returncode == 0, output(proc)
+    assert pm.sb.installed("other-tool") and pm.verifier.calls() == []
+    proc = pm.sb.pacman(["-S", "vendor-tool"], env=pm.env())
+    assert proc.returncode != 0, output(proc)
+    assert not pm.sb.installed("vendor-tool")
+    assert any("vendor-tool 1.0-1" in line for line in refused(proc)), output(proc)
+    proc = pm.sb.pacman(["-S", "vendor-ok"], env=pm.env())
+    assert proc.returncode == 0, output(proc)
+    assert pm.sb.installed("vendor-ok")

@@ -11,7 +11,7 @@ from typing import Any
 from ..errors import EXIT_ENVIRONMENT, WotrError
 
 # click.echo strips these when the stream is not a terminal (click._compat._ansi_re).
-_ANSI = re.compile(r"\033\[[;?0-9]*[a-zA-Z]")
+_ANSI = r"\033\[[;?0-9]*[a-zA-Z]"
 
 
 def echo(message: str, *, err: bool = False) -> None:
@@ -24,8 +24,8 @@ def echo(message: str, *, err: bool = False) -> None:
     except Exception:  # click's isatty() treats any failure as "not a terminal"
         tty = False
     out = message + "\n"
-    if not tty:
-        out = _ANSI.sub("", out)
+    if not tty and "\033" in out:
+        out = re.sub(_ANSI, "", out)  # compiled only when there is an escape to strip
     stream.write(out)
     stream.flush()
 
@@ -93,6 +93,12 @@ def policy_for(explicit: str | None, repo: Any, threshold: int | None = None) ->
     config_value = None
     if repo and not explicit and not os.environ.get("WOTR_POLICY"):
         config_value = git.policy_setting(repo)
+    if (
+        repo
+        and repo.config_trusted
+        and not (explicit or config_value or os.environ.get("WOTR_POLICY"))
+    ):
+        follow_chain(repo)
     found = policy.find(
         explicit,
         top=repo.top if repo else None,
@@ -100,3 +106,36 @@ def policy_for(explicit: str | None, repo: Any, threshold: int | None = None) ->
         config_value=config_value,
     )
     return found.with_threshold(threshold)
+
+
+def follow_chain(repo: Any) -> None:
+    """Move the pin along refs/wotr/policy when there is one (DESIGN §7; wotr/policycmd.py).
+    A repository without a policy chain pays one stat, and imports nothing."""
+    common = repo.common_dir
+    if not (common / "refs/wotr/policy").exists():
+        try:
+            if b" refs/wotr/policy\n" not in (common / "packed-refs").read_bytes():
+                return
+        except OSError:
+            return
+    from .. import policycmd
+
+    policycmd.refresh(repo, force=False)
+
+
+def installer_chain(pol: Any, named_dir: Any, threshold: int | None) -> Any:
+    """An installer that pinned its policy ('wotr policy pin') follows the policy chain files
+    (*.wotr-policy) in the bundles directory. Without a pin: one stat, nothing imported."""
+    from pathlib import Path
+
+    state = Path(os.environ.get("WOTR_POLICY_STATE") or "/var/lib/wotr/policy")
+    if not (state / "policy.pin").exists():
+        return pol
+    from .. import bundle, policycmd
+
+    directory = Path(named_dir) if named_dir else bundle.DEFAULT_DIR
+    try:
+        found = sorted(directory.glob("*" + policycmd.CHAIN_SUFFIX))[:64]
+    except OSError:
+        found = []
+    return policycmd.installer_policy(pol, found, state).with_threshold(threshold)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import EXIT_NOT_VERIFIED, EXIT_OK
-from .common import check_rev, echo, policy_for, repo_or_none
+from .common import check_rev, echo, installer_chain, policy_for, repo_or_none
 
 
 def run_verify(
@@ -41,6 +41,7 @@ def run_verify(
 
         pol = policy_for(policy_path, None, threshold)
         named_dir = bundle_dir or os.environ.get("WOTR_BUNDLES") or None
+        pol = installer_chain(pol, named_dir, threshold)  # the policy chain (DESIGN §7)
         sources = offline.Sources(
             bundles=tuple(bundle_files),
             directory=Path(named_dir) if named_dir else bundle_mod.DEFAULT_DIR,

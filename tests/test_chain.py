@@ -1,0 +1,378 @@
+"""The policy chain (DESIGN §7) end to end: real git, real gpg, the real CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+
+from testing import gpgkeys, sim
+from wotr import chain, chainstore
+from wotr import claim as claim_mod
+from wotr import policy as policy_mod
+
+
+def write_policy(
+    directory: Path,
+    parties: list[sim.Party],
+    threshold: int,
+    serial: int,
+    update: dict[str, Any] | None = None,
+) -> Path:
+    (directory / "keys").mkdir(parents=True, exist_ok=True)
+    for old in (directory / "keys").iterdir():
+        old.unlink()
+    signers = []
+    for p in parties:
+        (directory / "keys" / f"{p.name}.asc").write_bytes(gpgkeys.public_armored(p.key))
+        signers.append(
+            {"name": p.name, "keys": [f"keys/{p.name}.asc"], "fingerprints": [p.fingerprint]}
+        )
+    doc: dict[str, Any] = {"version": 1, "serial": serial, "threshold": threshold}
+    if update:
+        doc["update"] = update
+    doc["signers"] = signers
+    path = directory / "threshold.toml"
+    path.write_bytes(tomli_w.dumps(doc).encode())
+    if (directory / ".git").exists():
+        sim.commit(directory, f"policy {serial}")
+    return path
+
+
+@pytest.fixture
+def project(world: sim.World, keys: Any) -> sim.World:
+    """alice, bob, carol (threshold 2) as serial 1, committed and pinned; dave waits."""
+    world.parties["dave"] = sim.Party("dave", keys.get("dave"), None)
+    three = [world.parties[n] for n in ("alice", "bob", "carol")]
+    write_policy(world.repo, three, 2, 1)
+    res = world.run("init")
+    assert res.returncode == 0, res.stderr
+    return world
+
+
+def serial2(world: sim.World) -> Path:
+    """carol rotates to dave's key (here: carol leaves, dave joins)."""
+    parties = [world.parties[n] for n in ("alice", "bob", "dave")]
+    return write_policy(world.repo, parties, 2, 2)
+
+
+def verify_repo(world: sim.World, *args: str) -> Any:
+    return world.run("verify", "--json", *args)
+
+
+def test_rotation_takes_effect_with_quorum(project: sim.World) -> None:
+    w = project
+    art = w.root / "dist" / "app.tar.gz"
+    serial2(w)
+    res = w.run("policy", "propose", party="alice")
+    assert res.returncode == 0, res.stderr
+    assert "pending" in res.stdout
+    # one signature of two needed: serial 1 still in effect, dave does not count
+    w.sign("alice", art)
+    assert w.run("sign", "--allow-uncounted", art, party="dave").returncode == 0
+    doc = json.loads(verify_repo(w, str(art)).stdout)
+    assert doc["verified"] is False
+    assert doc["policy_serial"] == 1
+    res = w.run("policy", "sign", party="bob")
+    assert res.returncode == 0, res.stderr
+    assert "now in effect" in res.stdout
+    out = verify_repo(w, str(art))
+    doc = json.loads(out.stdout)
+    assert doc["verified"] is True, out.stdout
+    assert doc["policy_serial"] == 2
+    shown = json.loads(w.run("policy", "show", "--json").stdout)
+    assert shown["in_effect"]["serial"] == 2
+    assert shown["steps"][0]["signed_by"] == ["alice", "bob"]
+
+
+def test_update_signed_by_too_few(project: sim.World) -> None:
+    w = project
+    serial2(w)
+    assert w.run("policy", "propose", party="alice").returncode == 0
+    assert json.loads(w.run("policy", "show", "--json").stdout)["in_effect"]["serial"] == 1
+    # signing twice with one key is one vote
+    res = w.run("policy", "sign", party="alice")
+    assert res.returncode == 0, res.stderr
+    shown = json.loads(w.run("policy", "show", "--json").stdout)
+    assert shown["in_effect"]["serial"] == 1
+    assert shown["pending"][0]["signed_by"] == ["alice"]
+
+
+def test_update_signed_by_key_the_update_adds_or_foreign(project: sim.World) -> None:
+    """dave is only in policy 2: his signature on the step to 2 does not count (signers of
+    another serial), nor does it count after he is added."""
+    w = project
+    serial2(w)
+    assert w.run("policy", "propose", party="alice").returncode == 0
+    res = w.run("policy", "sign", party="dave")
+    assert res.returncode == 0, res.stderr
+    shown = json.loads(w.run("policy", "show", "--json").stdout)
+    assert shown["in_effect"]["serial"] == 1
+    assert shown["pending"][0]["signed_by"] == ["alice"]
+
+
+def test_update_signers_table_limits_who_counts(project: sim.World) -> None:
+    w = project
+    three = [w.parties[n] for n in ("alice", "bob", "carol")]
+    # serial 2 says only alice and carol may sign updates, 2 of them
+    write_policy(w.repo, three, 2, 2, {"threshold": 2, "signers": ["alice", "carol"]})
+    assert w.run("policy", "propose", party="alice").returncode == 0
+    assert w.run("policy", "sign", party="bob").returncode == 0
+    assert json.loads(w.run("policy", "show", "--json").stdout)["in_effect"]["serial"] == 2
+    # serial 3 (removing carol) signed by alice and bob: bob may not sign updates of 2
+    write_policy(w.repo, three[:2], 2, 3)
+    assert w.run("policy", "propose", party="alice").returncode == 0
+    assert w.run("policy", "sign", party="bob").returncode == 0
+    shown = json.loads(w.run("policy", "show", "--json").stdout)
+    assert shown["in_effect"]["serial"] == 2
+    assert any("may not sign updates" in r["reason"] for r in shown["pending"][0]["rejected"])
+    assert w.run("policy", "sign", party="carol").returncode == 0
+    assert json.loads(w.run("policy", "show", "--json").stdout)["in_effect"]["serial"] == 3
+
+
+def test_removed_key_stops_counting_and_cannot_sign_next_step(project: sim.World) -> None:
+    w = project
+    art = w.root / "dist" / "app.tar.gz"
+    two = [w.parties[n] for n in ("alice", "bob")]
+    write_policy(w.repo, two, 2, 2)  # carol (compromised) removed
+    assert w.run("policy", "propose", party="alice").returncode == 0
+    assert w.run("policy", "sign", party="bob").returncode == 0
+    w.sign("alice", art)
+    assert w.run("sign", "--allow-uncounted", art, party="carol").returncode == 0
+    doc = json.loads(verify_repo(w, str(art)).stdout)
+    assert doc["verified"] is False and doc["policy_serial"] == 2
+    # carol (removed by 2) and alice try to make serial 3 with carol back: carol's vote is void
+    write_policy(w.repo, [w.parties[n] for n in ("alice", "carol")], 1, 3)
+    assert w.run("policy", "propose", party="carol").returncode == 0
+    assert w.run("policy", "sign", party="alice").returncode == 0
+    shown = json.loads(w.run("policy", "show", "--json").stdout)
+    assert shown["in_effect"]["serial"] == 2
+
+
+def test_wrong_serial_refused_at_propose(project: sim.World) -> None:
+    w = project
+    parties = [w.parties[n] for n in ("alice", "bob", "dave")]
+    write_policy(w.repo, parties, 2, 3)
+    res = w.run("policy", "propose", party="alice")
+    assert res.returncode == 2
+    assert "serial = 2" in res.stderr
+
+
+def _forge_step(
+    w: sim.World,
+    parties: list[str],
+    serial: int,
+    threshold: int,
+    previous: str,
+    signers: list[str],
+    sign_serial: int | None = None,
+) -> chainstore.Proposal:
+    """Write a proposal straight into refs/wotr/policy, as anyone with push access could."""
+    tmp = w.root / f"forge{serial}-{'-'.join(parties)}-{threshold}"
+    path = write_policy(tmp, [w.parties[n] for n in parties], threshold, serial)
+    pol = policy_mod.load(path)
+    files = {n: (tmp / n).read_bytes() for n, _ in chain.chain_digests(pol)}
+    p = chainstore.proposal(files)
+    payload = chain.statement(p.digests(), sign_serial or serial, previous)
+    lines = [
+        claim_mod.Envelope(
+            payload=payload,
+            sig=gpgkeys.sign_detached(w.parties[s].key, claim_mod.pae(payload)),
+            keyid=w.parties[s].fingerprint,
+        )
+        .line()
+        .rstrip(b"\n")
+        for s in signers
+    ]
+    return chainstore.proposal(files, lines)
+
+
+def _add(w: sim.World, p: chainstore.Proposal) -> None:
+    from wotr import git
+
+    chainstore.add(git.open_repo(w.repo), p, "forged")
+
+
+def _digest1(w: sim.World) -> str:
+    return chain.policy_digest(policy_mod.load(w.repo / "threshold.toml"))
+
+
+def test_fork_fails_closed(project: sim.World) -> None:
+    w = project
+    d1 = _digest1(w)
+    _add(w, _forge_step(w, ["alice", "bob"], 2, 2, d1, ["alice", "bob"]))
+    _add(w, _forge_step(w, ["alice", "bob", "dave"], 2, 2, d1, ["alice", "bob"]))
+    res = w.run("verify", "--digest", "sha256:" + "0" * 64)
+    assert res.returncode == 2
+    assert "fork" in res.stderr
+
+
+def test_wrong_previous_and_replayed_serial(project: sim.World) -> None:
+    w = project
+    d1 = _digest1(w)
+    # signed by enough, but naming another previous policy
+    _add(w, _forge_step(w, ["alice", "bob"], 2, 2, "ab" * 32, ["alice", "bob", "carol"]))
+    # a statement for serial 5 over a policy whose TOML says 2
+    _add(w, _forge_step(w, ["alice"], 2, 1, d1, ["alice", "bob"], sign_serial=5))
+    # a replayed old policy: serial 1 again, signed
+    _add(w, _forge_step(w, ["carol"], 1, 1, d1, ["alice", "bob"]))
+    shown = json.loads(w.run("policy", "show", "--json").stdout)
+    assert shown["in_effect"]["serial"] == 1
+    assert len(shown["pending"]) == 2
+    assert all(not p["valid"] for p in shown["pending"])
+
+
+def test_flood_of_fake_updates_fails_closed(project: sim.World, monkeypatch: Any) -> None:
+    w = project
+    d1 = _digest1(w)
+    p = _forge_step(w, ["alice", "bob"], 2, 2, d1, ["alice"])
+    good = p.lines[0]
+    env = claim_mod.parse_line(good)
+    junk = []
+    for i in range(chainstore.MAX_CHECKED_PER_STEP + 5):
+        bad = bytearray(env.sig)
+        bad[-3] ^= (i % 255) + 1
+        bad[-4] ^= i // 255
+        junk.append(claim_mod.Envelope(env.payload, bytes(bad), env.keyid).line().rstrip())
+    _add(w, chainstore.proposal(dict(p.files), [*junk, good]))
+    res = w.run("verify", "--digest", "sha256:" + "0" * 64)
+    assert res.returncode == 2, res.stderr
+    assert "flooded" in res.stderr
+
+
+def test_chain_travels_with_fetch_and_push(project: sim.World, short_tmp: Path) -> None:
+    w = project
+    remote = short_tmp / "remote.git"
+    sim.git(short_tmp, "init", "-q", "--bare", str(remote))
+    sim.git(w.repo, "remote", "add", "origin", str(remote))
+    sim.git(w.repo, "push", "-q", "origin", "HEAD:refs/heads/main")
+    # an installer clones now and pins serial 1
+    clone = short_tmp / "installer"
+    sim.git(short_tmp, "clone", "-q", "-b", "main", str(remote), str(clone))
+    assert w.run("init", cwd=clone).returncode == 0
+    serial2(w)
+    assert w.run("policy", "propose", party="alice").returncode == 0
+    assert w.run("policy", "sign", party="bob").returncode == 0
+    art = w.root / "dist" / "app.tar.gz"
+    w.sign("alice", art)
+    w.sign("dave", art)
+    sim.git(w.repo, "push", "-q", "origin", "HEAD:refs/heads/main")
+    assert w.run("push").returncode == 0
+    sim.git(clone, "fetch", "-q", "origin")  # the release's commit, as any git user gets it
+    res = w.run("fetch", cwd=clone)
+    assert res.returncode == 0, res.stderr
+    out = w.run("verify", "--json", "--rev", w.head(), str(art), cwd=clone)
+    assert out.stdout, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["verified"] is True, out.stdout + out.stderr
+    assert doc["policy_serial"] == 2
+    # the pin moved forward: a re-init with the (old) working-tree file does not move it back
+    assert w.run("init", cwd=clone).returncode == 0
+    assert (
+        json.loads(w.run("verify", "--json", "--rev", w.head(), str(art), cwd=clone).stdout)[
+            "policy_serial"
+        ]
+        == 2
+    )
+
+
+def test_installer_without_repository_follows_chain_file(
+    project: sim.World, short_tmp: Path
+) -> None:
+    w = project
+    etc = short_tmp / "etc"
+    etc.mkdir()
+    shutil.copy(w.repo / "threshold.toml", etc / "policy.toml")
+    shutil.copytree(w.repo / "keys", etc / "keys")
+    state = short_tmp / "state"
+    env = {"WOTR_POLICY_STATE": str(state)}
+    res = w.run("policy", "pin", "--policy", etc / "policy.toml", cwd=short_tmp, env=env)
+    assert res.returncode == 0, res.stderr
+    serial2(w)
+    assert w.run("policy", "propose", party="alice").returncode == 0
+    assert w.run("policy", "sign", party="bob").returncode == 0
+    art = w.root / "dist" / "app.tar.gz"
+    w.sign("alice", art)
+    w.sign("dave", art)
+    bundles = short_tmp / "bundles"
+    bundles.mkdir()
+    assert w.run("export", "-o", bundles / "app.wotr").returncode == 0
+    args: list[str | Path] = ["verify", "--json", "--policy", etc / "policy.toml"]
+    args += ["--bundles", bundles, art]
+    doc = json.loads(w.run(*args, cwd=short_tmp, env=env).stdout)
+    assert doc["verified"] is False  # dave does not count under serial 1
+    assert w.run("policy", "export", "-o", bundles / "p.wotr-policy").returncode == 0
+    out = w.run(*args, cwd=short_tmp, env=env)
+    doc = json.loads(out.stdout)
+    assert doc["verified"] is True, out.stdout + out.stderr
+    # remembered: without the chain file it stays at serial 2
+    (bundles / "p.wotr-policy").unlink()
+    assert json.loads(w.run(*args, cwd=short_tmp, env=env).stdout)["verified"] is True
+
+
+def test_policy_digest_golden_vector() -> None:
+    files = [("threshold.toml", "a" * 64), ("keys/alice.asc", "b" * 64)]
+    assert chain.listing(files) == (
+        b"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  keys/alice.asc\n"
+        b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa  threshold.toml\n"
+    )
+    assert chain.digest_of(files) == (
+        "eab97b6d08a181dcbf259a567fd2209d56568eb0fc82fa891e578233aaf4b8d3"
+    )
+    assert chain.statement(files, 2, "c" * 64) == (
+        b'{"_type":"https://in-toto.io/Statement/v1","predicate":{"previous":"'
+        + b"c" * 64
+        + b'","serial":2},"predicateType":"https://wotr.dev/policy-update/v1","subject":'
+        b'[{"digest":{"sha256":"' + b"b" * 64 + b'"},"name":"keys/alice.asc"},'
+        b'{"digest":{"sha256":"' + b"a" * 64 + b'"},"name":"threshold.toml"}]}'
+    )
+
+
+def test_proposal_cannot_make_wotr_read_local_files(project: sim.World) -> None:
+    """keys = ["/dev/zero"] (or any path outside the proposal) is refused before reading."""
+    w = project
+    d1 = _digest1(w)
+    p = _forge_step(w, ["alice", "bob"], 2, 2, d1, ["alice", "bob"])
+    files = dict(p.files)
+    files["threshold.toml"] = files["threshold.toml"].replace(
+        b'"keys/alice.asc"', b'"' + str(w.root).encode() + b'"'
+    )
+    _add(w, chainstore.proposal(files, p.lines))
+    shown = json.loads(w.run("policy", "show", "--json").stdout)
+    assert shown["in_effect"]["serial"] == 1
+    assert any("which it does not carry" in x for x in shown["problems"]), shown["problems"]
+
+
+def test_hostile_tree_entries_are_skipped(project: sim.World) -> None:
+    """Paths outside the layout, a symbolic link, a wrong digest name: skipped and reported."""
+    w = project
+    blob = sim.git(w.repo, "hash-object", "-w", "--stdin", input=b"x")
+    d = "ab" * 32
+    tree = sim.git(
+        w.repo,
+        "mktree",
+        input=f"100644 blob {blob}\tjunk\n".encode(),
+    )
+    inner = sim.git(
+        w.repo,
+        "mktree",
+        input=(f"120000 blob {blob}\tsignatures\n").encode(),
+    )
+    mid = sim.git(w.repo, "mktree", input=f"040000 tree {inner}\t{d}\n".encode())
+    top = sim.git(
+        w.repo,
+        "mktree",
+        input=f"040000 tree {mid}\t2\n100644 blob {blob}\tREADME\n".encode(),
+    )
+    del tree
+    commit = sim.git(w.repo, "commit-tree", top, "-m", "hostile")
+    sim.git(w.repo, "update-ref", "refs/wotr/policy", commit)
+    res = w.run("policy", "show", "--json")
+    assert res.returncode == 0, res.stderr
+    shown = json.loads(res.stdout)
+    assert shown["in_effect"]["serial"] == 1
+    assert any("not part of a proposal" in x for x in shown["problems"])

@@ -1,0 +1,256 @@
+"""``git wotr audit``: after a key is lost, which releases lean on that signer (DESIGN §8).
+
+For every noted commit (and every tag on one) where the signer's claims count, say whether it
+verifies now and whether it would still verify without them. Work is bounded: every note is
+read once through one ``git cat-file --batch``; a cheap pass keeps only notes holding a line
+for that commit whose signature names one of the signer's keys (lines that could never count
+for it); only those go to gpg, on every core, each note bounded as in ``verify``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from . import _fs, _openpgp, _proc, consensus, git, notes, verify, withdraw
+from . import claim as claim_mod
+from ._record import record
+from .errors import BadInput
+from .policy import Policy
+
+
+@record
+class Entry:
+    commit: str
+    tag: str | None
+    verified: bool  # as the policy stands
+    verified_without: bool  # with that signer's claims left out
+    artifacts: tuple[str, ...]  # names the signer's counting claims cover
+
+
+@record
+class Audit:
+    signer: str
+    fingerprints: tuple[str, ...]
+    entries: tuple[Entry, ...]
+    noted: int  # noted commits read
+    checked: int  # of them, sent to gpg
+
+
+def _signer(policy: Policy, signer: str | None, key: str | None) -> str:
+    if signer is not None:
+        if not any(s.name == signer for s in policy.signers):
+            raise BadInput(
+                f"{signer!r} is not a signer of the policy ({policy.path})",
+                "name one of: " + ", ".join(s.name for s in policy.signers),
+            )
+        return signer
+    fpr = (key or "").upper().removeprefix("0X")
+    found = policy.signer_for(fpr)
+    if found is None:
+        raise BadInput(
+            f"key {key} is not in the policy ({policy.path})",
+            "give a full primary fingerprint listed in the policy",
+        )
+    return found.name
+
+
+def _noted(repo: git.Repo) -> list[tuple[str, str]]:
+    """(note blob, commit) of every note on refs/notes/wotr."""
+    res = git.run(repo, "notes", "--ref=wotr", "list")
+    if res.returncode != 0:
+        return []
+    out = []
+    for line in res.stdout.decode("ascii", "replace").splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            out.append((parts[0], parts[1]))
+    return out
+
+
+def _tags(repo: git.Repo) -> dict[str, list[str]]:
+    res = git.run(
+        repo, "for-each-ref", "--format=%(objectname) %(*objectname) %(refname)", "refs/tags"
+    )
+    by: dict[str, list[str]] = {}
+    for line in res.stdout.decode("utf-8", "replace").splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3:
+            target = parts[1] or parts[0]
+            by.setdefault(target, []).append(parts[2])
+    return by
+
+
+def _stream(repo: git.Repo, blobs: Sequence[str]) -> Iterator[bytes | None]:
+    """Each blob's bytes in order (None: missing, not a blob or over the note limit), from one
+    ``git cat-file --batch`` reading the ids from a file: no round trip per note, and memory
+    bounded by one note."""
+    import subprocess
+
+    with _fs.anonymous_file() as ids:
+        ids.write(b"".join(b.encode("ascii") + b"\n" for b in blobs))
+        ids.seek(0)
+        proc = subprocess.Popen(
+            ["git", "cat-file", "--batch"],
+            cwd=repo.cwd,
+            stdin=ids,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=_proc.clean_env(),
+            bufsize=1 << 20,
+        )
+    stdout = proc.stdout
+    assert stdout is not None
+    try:
+        for _ in blobs:
+            header = stdout.readline().split()
+            if len(header) != 3 or not header[2].isdigit():
+                yield None
+                continue
+            size = int(header[2]) + 1  # and the newline after the object
+            if size > notes.MAX_NOTE_BYTES or header[1] != b"blob":
+                while size > 0:  # discarded in bounded pieces
+                    piece = stdout.read(min(size, 1 << 20))
+                    if not piece:
+                        break
+                    size -= len(piece)
+                yield None
+                continue
+            yield stdout.read(size)[:-1]
+    finally:
+        stdout.close()
+        proc.kill()
+        proc.wait()
+
+
+def b64_needles(needle: bytes) -> tuple[bytes, ...]:
+    """Byte strings of which one occurs in base64(x) whenever ``needle`` occurs in x: the
+    encoding of ``needle`` at each of the three alignments, without the characters that
+    depend on the bytes around it."""
+    import base64
+
+    out = []
+    for k in range(3):
+        enc = base64.b64encode(b"\0" * k + needle)
+        out.append(enc[-(-8 * k // 6) : (k + len(needle)) * 8 // 6])
+    return tuple(out)
+
+
+def _mentions(note: bytes, commit: str, ids: frozenset[str]) -> bool:
+    """Could a line of ``note`` be a counting claim of the signer on ``commit``? (no gpg)"""
+    if notes.too_large(note) or not any(n in note for n in b64_needles(commit.encode())):
+        return False  # no payload in the note names this commit (rule 4): nothing can count
+    needle = commit.encode()
+    for _, raw in notes.split(note).candidates:
+        try:
+            env = claim_mod.parse_line(raw)
+        except claim_mod.ClaimError:
+            continue
+        if needle not in env.payload:
+            continue
+        try:
+            if _openpgp.issuers(env.sig) & ids:
+                return True
+        except _openpgp.PacketError:
+            continue
+    return False
+
+
+def audit(
+    repo: git.Repo, policy: Policy, *, signer: str | None = None, key: str | None = None
+) -> Audit:
+    name = _signer(policy, signer, key)
+    ids = frozenset(i for i, owner in withdraw.issuer_owners(policy).items() if owner == name)
+    fprs = tuple(sorted(next(s for s in policy.signers if s.name == name).fingerprints))
+    noted = _noted(repo)
+    tags = _tags(repo)
+    found: list[tuple[str, bytes]] = []  # commit, note
+    for (_, commit), data in zip(noted, _stream(repo, [b for b, _ in noted]), strict=True):
+        if data is not None and _mentions(data, commit, ids):
+            found.append((commit, data))
+    todo: list[tuple[str, str, bytes]] = []  # commit, tree, note
+    with git.ObjectReader(repo) as reader:
+        for commit, data in found:
+            obj = reader.get(commit, 4 * 1024 * 1024)
+            if obj is None or obj[1] != "commit" or not obj[2].startswith(b"tree "):
+                continue
+            tree = obj[2][5 : obj[2].index(b"\n")].decode("ascii")
+            todo.append((commit, tree, data))
+
+    def one(item: tuple[str, str, bytes]) -> list[Entry]:
+        commit, tree, note = item
+        out = []
+        for tag in (None, *sorted(tags.get(commit, ()))):
+            checked = verify.check(policy, note, verify.Context(commit, tree, tag))
+            mine = [c for c in checked.counted if c.signer == name]
+            if not mine:
+                continue
+            out.append(_entry(policy, checked, mine, name, commit, tag))
+        return out
+
+    workers = max(1, min(8, os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(one, todo))
+    entries = tuple(e for group in results for e in group)
+    return Audit(name, fprs, entries, len(noted), len(todo))
+
+
+def _entry(
+    policy: Policy,
+    checked: verify.CheckedNote,
+    mine: Sequence[consensus.Counted],
+    name: str,
+    commit: str,
+    tag: str | None,
+) -> Entry:
+    now = consensus.decide(policy, checked.counted, checked.rejected, None)
+    others = [c for c in checked.counted if c.signer != name]
+    without = consensus.decide(policy, others, checked.rejected, None)
+    names = sorted({s.name for c in mine for s in c.claim.subjects})
+    return Entry(commit, tag, now.verified, without.verified, tuple(names))
+
+
+def text(result: Audit) -> str:
+    out = [
+        f"audit of {result.signer} ({', '.join(result.fingerprints)}): "
+        f"{len(result.entries)} release(s) where its claims count "
+        f"({result.noted} noted commits read, {result.checked} checked)"
+    ]
+    for e in result.entries:
+        where = e.tag.removeprefix("refs/tags/") if e.tag else "-"
+        now = "verifies" if e.verified else "does not verify"
+        after = "still verifies" if e.verified_without else "NO LONGER VERIFIES"
+        if not e.verified:
+            after = "-"
+        out.append(
+            f"  {e.commit[:12]}  {where:<16} {now:<16} without {result.signer}: {after}  "
+            f"({', '.join(e.artifacts[:3])}{' …' if len(e.artifacts) > 3 else ''})"
+        )
+    at_risk = sum(1 for e in result.entries if e.verified and not e.verified_without)
+    out.append(f"{at_risk} release(s) depend on {result.signer}")
+    return "\n".join(out)
+
+
+def to_json(result: Audit) -> str:
+    import json
+
+    return json.dumps(
+        {
+            "signer": result.signer,
+            "fingerprints": list(result.fingerprints),
+            "noted_commits": result.noted,
+            "checked_commits": result.checked,
+            "releases": [
+                {
+                    "commit": e.commit,
+                    "tag": e.tag,
+                    "verified": e.verified,
+                    "verified_without": e.verified_without,
+                    "artifacts": list(e.artifacts),
+                }
+                for e in result.entries
+            ],
+        },
+        indent=2,
+    )

@@ -1,0 +1,423 @@
+"""``git wotr policy propose|sign|show|pin|export``: the policy-chain command bodies (§7)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from . import _fs, chain, chainstore, git, gpg
+from . import claim as claim_mod
+from . import policy as policy_mod
+from ._record import record
+from .errors import BadInput, PolicyError
+
+INSTALLER_STATE = Path("/var/lib/wotr/policy")
+
+
+def state_dir(repo: git.Repo) -> Path:
+    return repo.common_dir / "wotr"
+
+
+def pinned(repo: git.Repo) -> policy_mod.Policy:
+    """The policy the repository's pin names (the start, or where the chain took it)."""
+    _secure(repo)
+    return policy_mod.find(None, top=repo.top, common_dir=repo.common_dir, config_value=None)
+
+
+def _secure(repo: git.Repo) -> None:
+    """Copy a working-tree pin's files under .git/wotr/ so that editing thresh.toml for the next
+    proposal does not change the policy in effect. The bytes come from the working tree, else
+    from HEAD; each must match its pinned sha256, or nothing is done (verify then says why)."""
+    import hashlib
+
+    if repo.top is None or policy_mod.chain_pinned(repo.common_dir) is not None:
+        return
+    try:
+        pin = policy_mod.read_pin(repo.common_dir)
+    except PolicyError:
+        return
+    if not pin:
+        return
+    files: dict[str, bytes] = {}
+    for rel, sha in pin.items():
+        try:
+            data = (repo.top / rel).read_bytes()
+        except OSError:
+            data = b""
+        if hashlib.sha256(data).hexdigest() != sha:
+            try:
+                data = (state_dir(repo) / "pinned-files" / rel).read_bytes()
+            except OSError:
+                data = b""
+        if hashlib.sha256(data).hexdigest() != sha:
+            res = git.run(repo, "show", f"HEAD:{rel}")
+            data = res.stdout if res.returncode == 0 else b""
+        if hashlib.sha256(data).hexdigest() != sha:
+            return
+        files[chain.POLICY_NAME if rel == policy_mod.WORKTREE_POLICY else rel] = data
+    try:
+        p = chainstore.proposal(files)
+        pol = chainstore.load(p)
+    except PolicyError:
+        return
+    chainstore.write_pin(state_dir(repo), chainstore.Followed(pol, p.digest, (), (), ()), p, {})
+
+
+def keep_copy(repo: git.Repo, pol: policy_mod.Policy) -> None:
+    """Keep a copy of the files ``init`` pinned, so that the pinned policy survives an edit of
+    the working-tree file for the next proposal (see :func:`_secure`)."""
+    import hashlib
+
+    if repo.top is None:
+        return
+    target = state_dir(repo) / "pinned-files"
+    _fs.remove_tree(target)
+    for rel, sha in pol.digests:
+        try:
+            chain.check_name(rel)
+            data = (repo.top / rel).read_bytes()
+        except (OSError, PolicyError):
+            return
+        if hashlib.sha256(data).hexdigest() == sha:
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            (target / rel).write_bytes(data)
+
+
+def _seen(repo: git.Repo, tip: str | None) -> str:
+    """What a follow depends on: the chain's tip and the pin as it stands."""
+    import hashlib
+
+    try:
+        pin = (state_dir(repo) / "policy.pin").read_bytes()
+    except OSError:
+        pin = b""
+    return f"{tip} {hashlib.sha256(pin).hexdigest()}\n"
+
+
+def refresh(repo: git.Repo, *, force: bool = True) -> chainstore.Followed | None:
+    """Follow refs/wotr/policy from the pin; move the pin forward when a step is valid.
+
+    None when the repository has no policy chain, or (``force=False``, verify's case) when
+    neither the chain nor the pin changed since the last follow that succeeded. Forks and
+    floods raise every time (fail closed): only a success is remembered."""
+    if not chainstore.present(repo.common_dir):
+        return None
+    tip = chainstore.tip(repo)
+    seen = state_dir(repo) / "policy-chain.seen"
+    if not force:
+        try:
+            if seen.read_text("ascii") == _seen(repo, tip):
+                return None
+        except (OSError, UnicodeDecodeError):
+            pass
+    start = pinned(repo)
+    followed = chainstore.follow(start, chainstore.read(repo))
+    if followed.links:
+        chainstore.write_pin(
+            state_dir(repo), followed, followed.links[-1].proposal, _history(repo, followed)
+        )
+    seen.parent.mkdir(parents=True, exist_ok=True)
+    seen.write_text(_seen(repo, tip), "ascii")
+    return followed
+
+
+def _history(repo: git.Repo, followed: chainstore.Followed) -> dict[str, Any]:
+    """The steps taken so far, kept in the pin for 'policy show' (the pin forgets old files)."""
+    doc = chainstore.pin_state(state_dir(repo)) or {}
+    old = doc.get("history")
+    history = [h for h in old if isinstance(h, dict)] if isinstance(old, list) else []
+    history += [_link(link) for link in followed.links]
+    return {"history": history[-1000:]}
+
+
+def current(repo: git.Repo) -> tuple[policy_mod.Policy, chainstore.Followed | None]:
+    followed = refresh(repo)
+    return (followed.current if followed else pinned(repo)), followed
+
+
+@record
+class Signed:
+    serial: int
+    digest: str
+    fingerprint: str
+    signer: str | None
+    followed: chainstore.Followed | None
+    proposed: policy_mod.Policy
+
+
+def _sign_into(
+    repo: git.Repo,
+    cur: policy_mod.Policy,
+    p: chainstore.Proposal,
+    new: policy_mod.Policy,
+    key: str | None,
+    verb: str,
+) -> Signed:
+    payload = chain.statement(p.digests(), new.serial, chain.policy_digest(cur))
+    key = key or git.config_get(repo, "user.signingkey")
+    sig = gpg.sign(claim_mod.pae(payload), key)
+    line = claim_mod.Envelope(payload=payload, sig=sig.sig, keyid=sig.fingerprint).line()
+    chainstore.add(
+        repo,
+        chainstore.Proposal(p.digest, p.files, (line.rstrip(b"\n"),)),
+        f"wotr: {verb} policy {new.serial} ({p.digest[:16]})",
+    )
+    who = cur.signer_for(sig.fingerprint)
+    return Signed(
+        new.serial, p.digest, sig.fingerprint, who.name if who else None, refresh(repo), new
+    )
+
+
+def propose(repo: git.Repo, *, key: str | None = None) -> Signed:
+    if repo.top is None:
+        raise BadInput("git wotr policy propose needs a working tree")
+    path = repo.top / policy_mod.WORKTREE_POLICY
+    new = policy_mod.load(path)
+    cur, _ = current(repo)
+    if new.serial != cur.serial + 1:
+        raise PolicyError(
+            f"{path}: serial is {new.serial}, but the policy in effect is serial {cur.serial}",
+            f"set serial = {cur.serial + 1} in the proposed policy",
+        )
+    files: dict[str, bytes] = {}
+    for name, _sha in chain.chain_digests(new):
+        source = path if name == chain.POLICY_NAME else path.parent / name
+        files[chain.check_name(name)] = source.read_bytes()
+    p = chainstore.proposal(files)
+    if chain.chain_digests(chainstore.load(p)) != chain.chain_digests(new):
+        raise PolicyError(f"{path} or its key files changed while they were read")
+    return _sign_into(repo, cur, p, new, key, "propose")
+
+
+def sign(repo: git.Repo, *, key: str | None = None, digest: str | None = None) -> Signed:
+    cur, _ = current(repo)
+    store = chainstore.read(repo)
+    found = []
+    for p in store.proposals:
+        if digest and not p.digest.startswith(digest.lower()):
+            continue
+        try:
+            pol = chainstore.load(p)
+        except PolicyError:
+            continue
+        if pol.serial == cur.serial + 1:
+            found.append((p, pol))
+    if not found:
+        raise BadInput(
+            f"no proposal for policy {cur.serial + 1} to sign",
+            "run 'git wotr fetch' to get it, or 'git wotr policy propose' to make one",
+        )
+    if len(found) > 1:
+        raise BadInput(
+            f"{len(found)} proposals for policy {cur.serial + 1}: "
+            + ", ".join(p.digest[:16] for p, _ in found),
+            "review them with 'git wotr policy show', then pass --digest",
+        )
+    p, pol = found[0]
+    return _sign_into(repo, cur, p, pol, key, "sign")
+
+
+# --- show -------------------------------------------------------------------------------------
+
+
+def show(repo: git.Repo) -> dict[str, Any]:
+    cur, followed = current(repo)
+    doc: dict[str, Any] = {
+        "in_effect": {
+            "serial": cur.serial,
+            "digest": chain.policy_digest(cur),
+            "path": str(cur.path),
+        },
+        "steps": [],
+        "pending": [],
+        "problems": [],
+    }
+    pin = chainstore.pin_state(state_dir(repo)) or {}
+    history = pin.get("history")
+    doc["steps"] = [h for h in history if isinstance(h, dict)] if isinstance(history, list) else []
+    if followed is None:
+        return doc
+    for link in followed.pending:
+        doc["pending"].append(_link(link))
+    doc["problems"] = list(followed.problems)
+    return doc
+
+
+def _link(link: chainstore.Link) -> dict[str, Any]:
+    s = link.step
+    pol = link.policy
+    return {
+        "serial": s.serial,
+        "digest": s.digest,
+        "valid": s.valid,
+        "signed_by": list(s.signers),
+        "needed": s.needed,
+        "reason": s.reason,
+        "threshold": pol.threshold if pol else None,
+        "signers": [x.name for x in pol.signers] if pol else [],
+        "rejected": [{"line": n, "reason": r} for n, r in s.rejected],
+    }
+
+
+def show_text(doc: dict[str, Any]) -> str:
+    eff = doc["in_effect"]
+    out = [
+        f"policy in effect: serial {eff['serial']}  sha256:{eff['digest'][:16]}…  ({eff['path']})"
+    ]
+    for st in doc["steps"]:
+        out.append(
+            f"  serial {st['serial']}  sha256:{st['digest'][:16]}…  signed by "
+            f"{', '.join(st['signed_by'])} ({len(st['signed_by'])} of {st['needed']} needed)  "
+            f"signers: {', '.join(st['signers'])}, threshold {st['threshold']}"
+        )
+    for st in doc["pending"]:
+        who = ", ".join(st["signed_by"]) or "nobody"
+        out.append(
+            f"  PENDING serial {st['serial']}  sha256:{st['digest'][:16]}…  {st['reason']}"
+            f" (signed by {who}); signers would be: {', '.join(st['signers'])}"
+        )
+        for r in st["rejected"][:10]:
+            out.append(f"      signature {r['line']}: {r['reason']}")
+    for p in doc["problems"][:20]:
+        out.append(f"  note: {p}")
+    return "\n".join(out)
+
+
+# --- an installer without a repository ----------------------------------------------------------
+
+
+def installer_state() -> Path:
+    return Path(os.environ.get("WOTR_POLICY_STATE") or INSTALLER_STATE)
+
+
+def pin_installer(policy_path: Path, state: Path) -> Path:
+    """Pin ``policy_path`` (e.g. /etc/wotr/policy.toml) as the installer's start of the chain."""
+    start = policy_mod.load(policy_path.absolute())
+    followed = chainstore.Followed(start, chain.policy_digest(start), (), (), ())
+    return chainstore.write_pin(
+        state, followed, None, {"source": str(start.path), "files": dict(start.digests)}
+    )
+
+
+def installer_policy(
+    given: policy_mod.Policy, chain_files: list[Path], state: Path
+) -> policy_mod.Policy:
+    """The policy an offline verify uses: ``given`` unless the installer pinned it, then the
+    newest policy reachable from the pin through the chain files found (and remember it)."""
+    doc = chainstore.pin_state(state)
+    if doc is None or doc.get("source") != str(given.path):
+        return given
+    where = doc.get("dir")
+    if isinstance(where, str) and where.startswith("policy-chain/") and ".." not in where:
+        files = doc.get("files")
+        start = policy_mod.load(
+            state / where / chain.POLICY_NAME, pin=files if isinstance(files, dict) else {}
+        )
+    else:
+        start = policy_mod.load(given.path, pin=doc.get("files") or {})
+    stores: list[chainstore.Store] = []
+    total = 0
+    for f in chain_files:
+        try:
+            total += f.stat().st_size
+        except OSError:
+            continue
+        if total > MAX_CHAIN_FILE_BYTES * 4:  # rule 8: bounded memory; an unread file = refuse
+            stores.append(chainstore.Store((), (f"{f}: not read (too many bytes)",), False))
+            break
+        stores.append(read_chain_file(f))
+    if not stores:
+        return start
+    followed = chainstore.follow(start, chainstore.union(*stores))
+    if followed.links:
+        chainstore.write_pin(
+            state, followed, followed.links[-1].proposal, {"source": str(given.path)}
+        )
+    return followed.current
+
+
+# --- chain files (the chain inside exported bundles) ------------------------------------------
+
+CHAIN_FORMAT = "https://wotr.dev/policy-chain/v1"
+CHAIN_SUFFIX = ".wotr-policy"
+MAX_CHAIN_FILE_BYTES = 16 * 1024 * 1024
+
+
+def export_chain(repo: git.Repo) -> bytes:
+    import base64
+
+    store = chainstore.read(repo)
+    doc = {
+        "format": CHAIN_FORMAT,
+        "proposals": [
+            {
+                "files": {n: base64.b64encode(d).decode() for n, d in p.files},
+                "signatures": [ln.decode("ascii", "replace") for ln in p.lines],
+            }
+            for p in store.proposals
+        ],
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+
+
+def read_chain_file(path: Path) -> chainstore.Store:
+    """A chain file is attacker data: anything wrong makes it add nothing (reported)."""
+    import base64
+    import binascii
+
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_CHAIN_FILE_BYTES + 1)
+        if len(data) > MAX_CHAIN_FILE_BYTES:
+            raise ValueError("over the size limit")
+        doc = json.loads(data)
+        if not isinstance(doc, dict) or doc.get("format") != CHAIN_FORMAT:
+            raise ValueError("not a wotr policy chain file")
+        raw = doc.get("proposals")
+        if not isinstance(raw, list) or len(raw) > chainstore.MAX_PROPOSALS:
+            raise ValueError("bad or too many proposals")
+        props = []
+        for item in raw:
+            files = item["files"]
+            sigs = item["signatures"]
+            if not isinstance(files, dict) or not isinstance(sigs, list):
+                raise ValueError("bad proposal")
+            if len(files) > chain.MAX_FILES or len(sigs) > chainstore.MAX_SIGNATURE_LINES:
+                raise ValueError("proposal too large")
+            props.append(
+                chainstore.proposal(
+                    {str(n): base64.b64decode(str(v), validate=True) for n, v in files.items()},
+                    [str(s).encode("ascii") for s in sigs],
+                )
+            )
+        return chainstore.union(chainstore.Store(tuple(props)))
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        RecursionError,
+        binascii.Error,
+        UnicodeError,
+        PolicyError,
+    ) as exc:
+        return chainstore.Store((), (f"{path}: ignored: {exc}",), True)
+
+
+def signed_text(done: Signed, verb: str) -> str:
+    who = done.signer or f"key {done.fingerprint} (not a signer of the policy in effect!)"
+    out = [
+        f"{verb} policy {done.serial}  sha256:{done.digest[:16]}…  as {who}",
+        f"  signers: {', '.join(s.name for s in done.proposed.signers)}; "
+        f"threshold {done.proposed.threshold}",
+    ]
+    f = done.followed
+    if f is not None and f.current.serial >= done.serial:
+        out.append(f"policy {done.serial} is now in effect")
+    elif f is not None:
+        for link in f.pending:
+            if link.step.digest == done.digest:
+                out.append(f"  pending: {link.step.reason}")
+    return "\n".join(out)
