@@ -470,3 +470,22 @@ def test_a_projects_own_gitconfig_names_no_policy(world: sim.World, keys: Any) -
     sim.write_note(world.repo, head, sim.envelope_line(mallory.key, claim) + b"\n")
     res = world.run("verify", world.artifact("app.tar.gz", EVIL))
     assert res.returncode == 2 and "no policy" in res.stderr, res.stdout + res.stderr
+
+
+def test_audit_reads_the_notes_as_they_are(world: sim.World) -> None:
+    """``audit`` reads every note blob through its own ``git cat-file --batch``: a replace ref on
+    a note blob must not show it other claims than ``verify`` counts (here: none, hiding that a
+    release depends on the lost signer)."""
+    art = world.root / "dist" / "app.tar.gz"
+    pol = world.policy(2)
+    for p in ("alice", "bob"):
+        world.sign(p, art)
+    note = sim.git(world.repo, "rev-parse", f"refs/notes/wotr:{world.head()}")
+    decoy = sim.git(world.repo, "hash-object", "-w", "--stdin", input=b"nothing here\n")
+    sim.git(world.repo, "replace", "-f", note, decoy)
+    sim.git(world.repo, "config", "core.useReplaceRefs", "true")
+    res = world.run("audit", "--signer", "alice", "--policy", pol, "--json")
+    doc = json.loads(res.stdout)
+    assert [(r["commit"], r["verified_without"]) for r in doc["releases"]] == [
+        (world.head(), False)
+    ], res.stderr

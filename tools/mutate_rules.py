@@ -569,6 +569,18 @@ MUTATIONS = [
         SURROUNDINGS,
     ),
     Mutation(
+        "audit-own-git",
+        "§1",
+        "wotr/audit.py",
+        (
+            (
+                '    argv, env = git.command(repo, "cat-file", "--batch")',
+                '    argv, env = ["git", "cat-file", "--batch"], git._proc.clean_env()',
+            ),
+        ),
+        ("tests/test_surroundings.py::test_audit_reads_the_notes_as_they_are",),
+    ),
+    Mutation(
         "git-dir-dropped",
         "§2",
         "wotr/_proc.py",

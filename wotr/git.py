@@ -77,6 +77,12 @@ def _env(
     return env
 
 
+def command(repo: Repo, *args: str) -> tuple[list[str], dict[str, str]]:
+    """The argv and the full environment of a git process that a caller starts itself (a
+    streaming reader): the same forced settings as :func:`run`, never a bare ``["git", …]``."""
+    return _argv(args), _proc.clean_env(_env(repo, args, None))
+
+
 class GitError(WotrError):
     """A git command failed; the message carries git's own last line."""
 
