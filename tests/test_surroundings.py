@@ -489,3 +489,24 @@ def test_audit_reads_the_notes_as_they_are(world: sim.World) -> None:
     assert [(r["commit"], r["verified_without"]) for r in doc["releases"]] == [
         (world.head(), False)
     ], res.stderr
+
+
+@pytest.mark.parametrize("spelling", ["v1.0", "refs/tags/v1.0", "tags/v1.0", "v1.0^{}", "v1.0~0"])
+@pytest.mark.parametrize("target", ["refs/tags/v0.9", "refs/heads/old"])
+def test_a_symbolic_tag_does_not_switch_off_rule_6(
+    world: sim.World, spelling: str, target: str
+) -> None:
+    """A handed-over ``.git`` (verified with an explicit ``--policy``) whose refs/tags/v1.0 is a
+    symbolic ref to an old release: git names the target for ``--symbolic-full-name``, so the
+    old release's claims (for v0.9, or for no tag) counted for ``--rev v1.0`` — a roll-back."""
+    world.policy(2)
+    art = world.root / "dist" / "app.tar.gz"
+    sim.git(world.repo, "tag", "v0.9")
+    sim.git(world.repo, "branch", "old")
+    world.sign("alice", art, rev="v0.9" if target.startswith("refs/tags/") else "HEAD")
+    world.sign("bob", art, rev="v0.9" if target.startswith("refs/tags/") else "HEAD")
+    sim.commit(world.repo, "v1.0 itself")
+    sim.git(world.repo, "symbolic-ref", "refs/tags/v1.0", target)
+    res = world.verify("--rev", spelling, art)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "symbolic" in res.stderr

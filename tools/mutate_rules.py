@@ -581,6 +581,18 @@ MUTATIONS = [
         ("tests/test_surroundings.py::test_audit_reads_the_notes_as_they_are",),
     ),
     Mutation(
+        "symbolic-tag",
+        "§2",
+        "wotr/git.py",
+        (
+            (
+                "    if symbolic and _tag_commit(repo, base) is not None:",
+                "    if False:",
+            ),
+        ),
+        ("tests/test_surroundings.py::test_a_symbolic_tag_does_not_switch_off_rule_6",),
+    ),
+    Mutation(
         "git-dir-dropped",
         "§2",
         "wotr/_proc.py",

@@ -307,6 +307,15 @@ def resolve(repo: Repo, rev: str) -> Revision:
             "give one commit, tag or branch name",
         )
     full = lines[2] if len(lines) > 2 else ""
+    # git followed a symbolic ref when it names none of the names its lookup rules give:
+    # refs/tags/v1.0 -> refs/tags/v0.9 (or a branch) in a handed-over .git would make the old
+    # release's claims count for --rev v1.0.
+    symbolic = full and base not in ("HEAD", "@") and full not in _expansions(base)
+    if symbolic and _tag_commit(repo, base) is not None:
+        raise BadInput(
+            f"tag {base!r} is a symbolic ref (to {full}); a tag must name its own commit",
+            f"check it with 'git symbolic-ref {_tag_ref(base)}', or give a commit id",
+        )
     if not full:
         # git names no ref for this spelling. Two cases must not skip rule 6:
         # - an ambiguous name (tag v1.0 and a branch v1.0): git still resolves it, to the tag;
@@ -338,6 +347,18 @@ def _starts(spelling: str) -> list[str]:
     """The prefixes of ``spelling`` that end where navigation may begin, longest first."""
     cuts = {m.start() for m in _NAVIGATION.finditer(spelling)}
     return [spelling[:i] for i in sorted(cuts, reverse=True) if i > 0]
+
+
+def _expansions(name: str) -> tuple[str, ...]:
+    """The full ref names git tries for ``name``, in its order (refs.c ref_rev_parse_rules)."""
+    return (
+        name,
+        f"refs/{name}",
+        f"refs/tags/{name}",
+        f"refs/heads/{name}",
+        f"refs/remotes/{name}",
+        f"refs/remotes/{name}/HEAD",
+    )
 
 
 def _tag_ref(name: str) -> str:
