@@ -593,6 +593,18 @@ MUTATIONS = [
         ("tests/test_surroundings.py::test_a_symbolic_tag_does_not_switch_off_rule_6",),
     ),
     Mutation(
+        "group-dash-dash-help",
+        "§5",
+        "wotr/cli.py",
+        (
+            (
+                '        if args and args[0].startswith("-") and not ctx.resilient_parsing:',
+                "        if False:",
+            ),
+        ),
+        ("tests/test_cli.py::test_after_double_dash_a_group_takes_no_help_flag",),
+    ),
+    Mutation(
         "git-dir-dropped",
         "§2",
         "wotr/_proc.py",
