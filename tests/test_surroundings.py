@@ -510,3 +510,27 @@ def test_a_symbolic_tag_does_not_switch_off_rule_6(
     res = world.verify("--rev", spelling, art)
     assert res.returncode == 2, res.stdout + res.stderr
     assert "symbolic" in res.stderr
+
+
+@pytest.mark.parametrize("which", ["threshold.toml", "keys/bob.asc"])
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "huge"])
+def test_a_planted_policy_chain_reads_no_pinned_file_whole(
+    world: sim.World, which: str, kind: str
+) -> None:
+    """Anyone can write refs/wotr/policy; with it present, verify follows the chain, which
+    copied the pinned files from the working tree with a plain read: a link to /dev/zero ran
+    out of memory (exit 3), a named pipe hung. They must read as not matching the pin: the
+    pinned copy under .git is used (here: no claims, exit 1) or the policy has changed (exit 2)."""
+    art = pinned(world)
+    sim.git(world.repo, "update-ref", "refs/wotr/policy", world.head())  # any commit will do
+    target = world.repo / which
+    target.unlink()
+    if kind == "dev-zero":
+        target.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(target)
+    else:
+        with target.open("wb") as f:
+            f.truncate(64 << 30)
+    res = limited(world, "verify", art)
+    assert res.returncode in (1, 2) and "internal error" not in res.stderr, res.stderr

@@ -605,6 +605,19 @@ MUTATIONS = [
         ("tests/test_cli.py::test_after_double_dash_a_group_takes_no_help_flag",),
     ),
     Mutation(
+        "chain-reads-pinned-whole",
+        "§2",
+        "wotr/policycmd.py",
+        (
+            (
+                "        return _fs.read_regular(path, policy_mod.MAX_POLICY_FILE, "
+                "follow_symlinks=follow_symlinks)",
+                "        return path.read_bytes()",
+            ),
+        ),
+        ("tests/test_surroundings.py::test_a_planted_policy_chain_reads_no_pinned_file_whole",),
+    ),
+    Mutation(
         "git-dir-dropped",
         "§2",
         "wotr/_proc.py",
