@@ -534,3 +534,24 @@ def test_a_planted_policy_chain_reads_no_pinned_file_whole(
             f.truncate(64 << 30)
     res = limited(world, "verify", art)
     assert res.returncode in (1, 2) and "internal error" not in res.stderr, res.stderr
+
+
+def test_a_projects_own_gitconfig_names_no_policy_in_a_linked_worktree(
+    world: sim.World, keys: Any
+) -> None:
+    """The same include, read from a linked worktree: the included file is tracked in the main
+    worktree, which is not the work tree wotr runs in — it is the project's content all the same."""
+    mallory = sim.Party("mallory", keys.get("mallory"))
+    pol = sim.write_policy(world.repo / "packaging", [mallory], 1, name="evil.toml")
+    (world.repo / ".gitconfig").write_text(f"[wotr]\n\tpolicy = {pol}\n")
+    sim.git(world.repo, "add", "-A")
+    sim.git(world.repo, "commit", "-q", "-m", "shared config")
+    sim.git(world.repo, "config", "include.path", "../.gitconfig")
+    linked = world.root / "linked"
+    sim.git(world.repo, "worktree", "add", "-q", "--detach", str(linked), "HEAD")
+    assert sim.git(linked, "config", "wotr.policy") == str(pol)  # git reads it there too
+    head = world.head()
+    claim = world.claim({"app.tar.gz": EVIL})
+    sim.write_note(world.repo, head, sim.envelope_line(mallory.key, claim) + b"\n")
+    res = world.run("verify", world.artifact("app.tar.gz", EVIL), cwd=linked)
+    assert res.returncode == 2 and "no policy" in res.stderr, res.stdout + res.stderr

@@ -618,6 +618,21 @@ MUTATIONS = [
         ("tests/test_surroundings.py::test_a_planted_policy_chain_reads_no_pinned_file_whole",),
     ),
     Mutation(
+        "policy-from-other-worktree",
+        "§2",
+        "wotr/git.py",
+        (
+            (
+                "        return any(inside(other) for other in _worktrees(repo))",
+                "        return False",
+            ),
+        ),
+        (
+            "tests/test_surroundings.py::"
+            "test_a_projects_own_gitconfig_names_no_policy_in_a_linked_worktree",
+        ),
+    ),
+    Mutation(
         "git-dir-dropped",
         "§2",
         "wotr/_proc.py",

@@ -259,7 +259,7 @@ def _in_work_tree(repo: Repo, origin: str) -> bool:
     """Is this config origin a file the repository tracks (a project's own ``.gitconfig`` that
     a config includes)? Its git directories and untracked files (the user's own
     ``~/.gitconfig`` in a home-directory repository) are not."""
-    if repo.top is None or not origin.startswith("file:"):
+    if not origin.startswith("file:"):
         return False
     path = os.path.realpath(os.path.join(repo.cwd, origin[len("file:") :]))
 
@@ -267,11 +267,31 @@ def _in_work_tree(repo: Repo, origin: str) -> bool:
         real = os.path.realpath(directory)
         return os.path.commonpath([path, real]) == real
 
-    if not inside(repo.top) or inside(repo.git_dir) or inside(repo.common_dir):
+    if inside(repo.git_dir) or inside(repo.common_dir):
         return False
+    if repo.top is None or not inside(repo.top):
+        # Another worktree of this repository (the main one, seen from a linked worktree, whose
+        # .git/config includes ../.gitconfig): its files are the project's, tracked or not.
+        return any(inside(other) for other in _worktrees(repo))
     rel = os.path.relpath(path, os.path.realpath(repo.top))
     res = run(repo, "ls-files", "-z", "--", f":(literal){rel}")
     return res.returncode != 0 or bool(res.stdout)  # unknown counts as the project's
+
+
+def _worktrees(repo: Repo) -> list[Path]:
+    """The work trees of the repository (``git worktree list``); bare entries have none."""
+    res = run(repo, "worktree", "list", "--porcelain", "-z")
+    out, current, bare = [], "", False
+    for field in [*res.stdout.decode("utf-8", "surrogateescape").split("\0"), ""]:
+        if field.startswith("worktree "):
+            current, bare = field[len("worktree ") :], False
+        elif field == "bare":
+            bare = True
+        elif not field and current:
+            if not bare:
+                out.append(Path(current))
+            current = ""
+    return out
 
 
 def _check_rev(rev: str) -> str:
