@@ -555,3 +555,18 @@ def test_a_projects_own_gitconfig_names_no_policy_in_a_linked_worktree(
     sim.write_note(world.repo, head, sim.envelope_line(mallory.key, claim) + b"\n")
     res = world.run("verify", world.artifact("app.tar.gz", EVIL), cwd=linked)
     assert res.returncode == 2 and "no policy" in res.stderr, res.stdout + res.stderr
+
+
+def test_a_relative_wotr_policy_is_refused(world: sim.World, keys: Any) -> None:
+    """``git config wotr.policy trust/policy.toml`` resolved against the working directory: run
+    from a folder of the project that holds trust/policy.toml, the project chose the keys."""
+    mallory = sim.Party("mallory", keys.get("mallory"))
+    sub = world.repo / "docs"
+    sim.write_policy(sub / "trust", [mallory], 1, name="policy.toml")
+    sim.git(world.repo, "add", "-A")
+    sim.git(world.repo, "commit", "-q", "-m", "docs")
+    sim.git(world.repo, "config", "wotr.policy", "trust/policy.toml")
+    claim = world.claim({"app.tar.gz": EVIL})
+    sim.write_note(world.repo, world.head(), sim.envelope_line(mallory.key, claim) + b"\n")
+    res = world.run("verify", world.artifact("app.tar.gz", EVIL), cwd=sub)
+    assert res.returncode == 2 and "wotr.policy" in res.stderr, res.stdout + res.stderr

@@ -633,6 +633,18 @@ MUTATIONS = [
         ),
     ),
     Mutation(
+        "relative-wotr-policy",
+        "§2",
+        "wotr/git.py",
+        (
+            (
+                "    if value is not None and not os.path.isabs(os.path.expanduser(value)):",
+                "    if False:",
+            ),
+        ),
+        ("tests/test_surroundings.py::test_a_relative_wotr_policy_is_refused",),
+    ),
+    Mutation(
         "git-dir-dropped",
         "§2",
         "wotr/_proc.py",

@@ -252,7 +252,15 @@ def policy_setting(repo: Repo) -> str | None:
         for scope, origin, v in _config_values(repo, "wotr.policy")
         if scope in allowed and not _in_work_tree(repo, origin)
     ]
-    return (values[-1] or None) if values else None
+    value = (values[-1] or None) if values else None
+    if value is not None and not os.path.isabs(os.path.expanduser(value)):
+        # relative to the working directory, which may be a folder of the project's own files
+        raise BadInput(
+            f"git config wotr.policy is a relative path ({value!r}): it would name another "
+            "file in each folder wotr runs from, such as one the project ships",
+            "set an absolute path (or ~/…): git config wotr.policy /path/to/threshold.toml",
+        )
+    return value
 
 
 def _in_work_tree(repo: Repo, origin: str) -> bool:
