@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import _proc
 from ._record import record
-from .errors import BadInput, EnvironmentProblem, WotrError
+from .errors import BadInput, EnvironmentProblem, PolicyError, WotrError
 
 NOTES_REF = "refs/notes/wotr"
 
@@ -255,7 +255,7 @@ def policy_setting(repo: Repo) -> str | None:
     value = (values[-1] or None) if values else None
     if value is not None and not os.path.isabs(os.path.expanduser(value)):
         # relative to the working directory, which may be a folder of the project's own files
-        raise BadInput(
+        raise PolicyError(
             f"git config wotr.policy is a relative path ({value!r}): it would name another "
             "file in each folder wotr runs from, such as one the project ships",
             "set an absolute path (or ~/…): git config wotr.policy /path/to/threshold.toml",
