@@ -376,6 +376,9 @@ def decide(
     # asked about (or met) is a possible dissent (--strict) and, with every claimed name
     # asked about, a digest that would need a quorum of its own.
     harmful = {d.name for d in doubts if d.name in relevant and set(d.digests) - agreed[d.name]}
+    doubters: dict[str, set[str]] = defaultdict(set)
+    for d in doubts:
+        doubters[d.name].add(d.signer)
     if targets is None and harmful:
         artifacts = [
             a
@@ -386,7 +389,7 @@ def decide(
                 a.signers,
                 False,
                 "claims on it by "
-                + ", ".join(sorted({d.signer for d in doubts if d.name == a.name}))
+                + ", ".join(sorted(doubters[a.name]))
                 + " were not checked (a limit; flooded?) and may name another digest",
                 a.others,
             )
