@@ -491,6 +491,19 @@ def test_help_exits_0_only_when_alone_for_every_command(world: sim.World) -> Non
     assert res.returncode == 0 and "  -h  sha256:" in res.stdout, res.stderr
 
 
+def test_after_double_dash_a_group_takes_no_help_flag(world: sim.World) -> None:
+    """`wotr -- -h` (and `wotr oci -- --help`): after '--' the word is a command name; click
+    parsed it again as options and printed help with exit 0."""
+    import click
+
+    groups = [path for path, cmd in _all_commands() if isinstance(cmd, click.Group)]
+    assert len(groups) >= 3, groups
+    for path in groups:
+        for flag in ("-h", "--help"):
+            res = _wotr(world.repo, *path, "--", flag)
+            assert res.returncode == 2 and "Usage:" not in res.stdout, (path, flag, res.stdout)
+
+
 def test_version_exits_0_only_alone(world: sim.World) -> None:
     assert _wotr(world.repo, "--version").returncode == 0
     assert _wotr(world.repo, "--version", "verify").returncode == 2

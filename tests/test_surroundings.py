@@ -485,3 +485,103 @@ def test_a_linked_worktree_is_its_clones(world: sim.World, short_tmp: Path) -> N
     res = world.run("verify", "--json", art, cwd=linked)
     assert res.returncode == 0, res.stdout + res.stderr
     assert json.loads(res.stdout)["repository"].endswith("/.git/worktrees/linked")
+
+
+def test_audit_reads_the_notes_as_they_are(world: sim.World) -> None:
+    """``audit`` reads every note blob through its own ``git cat-file --batch``: a replace ref on
+    a note blob must not show it other claims than ``verify`` counts (here: none, hiding that a
+    release depends on the lost signer)."""
+    art = world.root / "dist" / "app.tar.gz"
+    pol = world.policy(2)
+    for p in ("alice", "bob"):
+        world.sign(p, art)
+    note = sim.git(world.repo, "rev-parse", f"refs/notes/wotr:{world.head()}")
+    decoy = sim.git(world.repo, "hash-object", "-w", "--stdin", input=b"nothing here\n")
+    sim.git(world.repo, "replace", "-f", note, decoy)
+    sim.git(world.repo, "config", "core.useReplaceRefs", "true")
+    res = world.run("audit", "--signer", "alice", "--policy", pol, "--json")
+    doc = json.loads(res.stdout)
+    assert [(r["commit"], r["verified_without"]) for r in doc["releases"]] == [
+        (world.head(), False)
+    ], res.stderr
+
+
+@pytest.mark.parametrize("spelling", ["v1.0", "refs/tags/v1.0", "tags/v1.0", "v1.0^{}", "v1.0~0"])
+@pytest.mark.parametrize("target", ["refs/tags/v0.9", "refs/heads/old"])
+def test_a_symbolic_tag_does_not_switch_off_rule_6(
+    world: sim.World, spelling: str, target: str
+) -> None:
+    """A handed-over ``.git`` (verified with an explicit ``--policy``) whose refs/tags/v1.0 is a
+    symbolic ref to an old release: git names the target for ``--symbolic-full-name``, so the
+    old release's claims (for v0.9, or for no tag) counted for ``--rev v1.0`` — a roll-back."""
+    world.policy(2)
+    art = world.root / "dist" / "app.tar.gz"
+    sim.git(world.repo, "tag", "v0.9")
+    sim.git(world.repo, "branch", "old")
+    world.sign("alice", art, rev="v0.9" if target.startswith("refs/tags/") else "HEAD")
+    world.sign("bob", art, rev="v0.9" if target.startswith("refs/tags/") else "HEAD")
+    sim.commit(world.repo, "v1.0 itself")
+    sim.git(world.repo, "symbolic-ref", "refs/tags/v1.0", target)
+    res = world.verify("--rev", spelling, art)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "symbolic" in res.stderr
+
+
+@pytest.mark.parametrize("which", ["threshold.toml", "keys/bob.asc"])
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "huge"])
+def test_a_planted_policy_chain_reads_no_pinned_file_whole(
+    world: sim.World, which: str, kind: str
+) -> None:
+    """Anyone can write refs/wotr/policy; with it present, verify follows the chain, which
+    copied the pinned files from the working tree with a plain read: a link to /dev/zero ran
+    out of memory (exit 3), a named pipe hung. They must read as not matching the pin: the
+    pinned copy under .git is used (here: no claims, exit 1) or the policy has changed (exit 2)."""
+    art = pinned(world)
+    sim.git(world.repo, "update-ref", "refs/wotr/policy", world.head())  # any commit will do
+    target = world.repo / which
+    target.unlink()
+    if kind == "dev-zero":
+        target.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(target)
+    else:
+        with target.open("wb") as f:
+            f.truncate(64 << 30)
+    res = limited(world, "verify", art)
+    assert res.returncode in (1, 2) and "internal error" not in res.stderr, res.stderr
+
+
+def test_a_projects_own_gitconfig_names_no_policy_in_a_linked_worktree(
+    world: sim.World, keys: Any
+) -> None:
+    """The same include, read from a linked worktree: the included file is tracked in the main
+    worktree, which is not the work tree wotr runs in — it is the project's content all the same."""
+    mallory = sim.Party("mallory", keys.get("mallory"))
+    pol = sim.write_policy(world.repo / "packaging", [mallory], 1, name="evil.toml")
+    (world.repo / ".gitconfig").write_text(f"[wotr]\n\tpolicy = {pol}\n")
+    sim.git(world.repo, "add", "-A")
+    sim.git(world.repo, "commit", "-q", "-m", "shared config")
+    sim.git(world.repo, "config", "include.path", "../.gitconfig")
+    linked = world.root / "linked"
+    sim.git(world.repo, "worktree", "add", "-q", "--detach", str(linked), "HEAD")
+    assert sim.git(linked, "config", "wotr.policy") == str(pol)  # git reads it there too
+    head = world.head()
+    claim = world.claim({"app.tar.gz": EVIL})
+    sim.write_note(world.repo, head, sim.envelope_line(mallory.key, claim) + b"\n")
+    res = world.run("verify", world.artifact("app.tar.gz", EVIL), cwd=linked)
+    assert res.returncode == 2 and "no policy" in res.stderr, res.stdout + res.stderr
+
+
+def test_a_relative_wotr_policy_is_refused(world: sim.World, keys: Any) -> None:
+    """``git config wotr.policy trust/policy.toml`` resolved against the working directory: run
+    from a folder of the project that holds trust/policy.toml, the project chose the keys."""
+    mallory = sim.Party("mallory", keys.get("mallory"))
+    sub = world.repo / "docs"
+    sim.write_policy(sub / "trust", [mallory], 1, name="policy.toml")
+    sim.git(world.repo, "add", "-A")
+    sim.git(world.repo, "commit", "-q", "-m", "docs")
+    sim.git(world.repo, "config", "wotr.policy", "trust/policy.toml")
+    claim = world.claim({"app.tar.gz": EVIL})
+    sim.write_note(world.repo, world.head(), sim.envelope_line(mallory.key, claim) + b"\n")
+    res = world.run("verify", world.artifact("app.tar.gz", EVIL), cwd=sub)
+    assert res.returncode == 2 and "wotr.policy" in res.stderr, res.stdout + res.stderr

@@ -569,6 +569,82 @@ MUTATIONS = [
         SURROUNDINGS,
     ),
     Mutation(
+        "audit-own-git",
+        "§1",
+        "wotr/audit.py",
+        (
+            (
+                '    argv, env = git.command(repo, "cat-file", "--batch")',
+                '    argv, env = ["git", "cat-file", "--batch"], git._proc.clean_env()',
+            ),
+        ),
+        ("tests/test_surroundings.py::test_audit_reads_the_notes_as_they_are",),
+    ),
+    Mutation(
+        "symbolic-tag",
+        "§2",
+        "wotr/git.py",
+        (
+            (
+                "    if symbolic and _tag_commit(repo, base) is not None:",
+                "    if False:",
+            ),
+        ),
+        ("tests/test_surroundings.py::test_a_symbolic_tag_does_not_switch_off_rule_6",),
+    ),
+    Mutation(
+        "group-dash-dash-help",
+        "§5",
+        "wotr/cli.py",
+        (
+            (
+                '        if args and args[0].startswith("-") and not ctx.resilient_parsing:',
+                "        if False:",
+            ),
+        ),
+        ("tests/test_cli.py::test_after_double_dash_a_group_takes_no_help_flag",),
+    ),
+    Mutation(
+        "chain-reads-pinned-whole",
+        "§2",
+        "wotr/policycmd.py",
+        (
+            (
+                "        return _fs.read_regular(path, policy_mod.MAX_POLICY_FILE, "
+                "follow_symlinks=follow_symlinks)",
+                "        return path.read_bytes()",
+            ),
+        ),
+        ("tests/test_surroundings.py::test_a_planted_policy_chain_reads_no_pinned_file_whole",),
+    ),
+    Mutation(
+        "policy-from-other-worktree",
+        "§2",
+        "wotr/git.py",
+        (
+            (
+                "        return any(inside(other) for other in _worktrees(repo))",
+                "        return False",
+            ),
+        ),
+        (
+            "tests/test_surroundings.py::"
+            "test_a_projects_own_gitconfig_names_no_policy_in_a_linked_worktree",
+        ),
+    ),
+    Mutation(
+        "relative-wotr-policy",
+        "§2",
+        "wotr/git.py",
+        (
+            (
+                "    if value is not None and not os.path.isabs(os.path.expanduser(value)):",
+                "    if False:",
+            ),
+        ),
+        ("tests/test_surroundings.py::test_a_relative_wotr_policy_is_refused",),
+    ),
+    Mutation(
         "git-dir-dropped",
         "§2",
         "wotr/_proc.py",

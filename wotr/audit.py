@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from . import _fs, _openpgp, _proc, consensus, git, notes, verify, withdraw
+from . import _fs, _openpgp, consensus, git, notes, verify, withdraw
 from . import claim as claim_mod
 from ._record import record
 from .errors import BadInput
@@ -88,16 +88,17 @@ def _stream(repo: git.Repo, blobs: Sequence[str]) -> Iterator[bytes | None]:
     bounded by one note."""
     import subprocess
 
+    argv, env = git.command(repo, "cat-file", "--batch")  # no replace refs, no lazy fetch
     with _fs.anonymous_file() as ids:
         ids.write(b"".join(b.encode("ascii") + b"\n" for b in blobs))
         ids.seek(0)
         proc = subprocess.Popen(
-            ["git", "cat-file", "--batch"],
+            argv,
             cwd=repo.cwd,
             stdin=ids,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            env=_proc.clean_env(),
+            env=env,
             bufsize=1 << 20,
         )
     stdout = proc.stdout

@@ -92,6 +92,15 @@ class _Group(click.Group):
         _refuse_help_among_other_arguments(self, ctx, args)
         return super().parse_args(ctx, args)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        # After '--' a word is a command name, never an option: click would parse an unknown
+        # '-h' again as options (for its error message) and print help with exit 0.
+        if args and args[0].startswith("-") and not ctx.resilient_parsing:
+            ctx.fail(f"no such command {args[0]!r}")
+        return super().resolve_command(ctx, args)
+
 
 @click.group(cls=_Group, context_settings=_CONTEXT)
 @click.version_option(package_name="wotr")

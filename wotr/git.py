@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import _proc
 from ._record import record
-from .errors import BadInput, EnvironmentProblem, WotrError
+from .errors import BadInput, EnvironmentProblem, PolicyError, WotrError
 
 NOTES_REF = "refs/notes/wotr"
 
@@ -75,6 +75,12 @@ def _env(
     if extra:
         env.update(extra)
     return env
+
+
+def command(repo: Repo, *args: str) -> tuple[list[str], dict[str, str]]:
+    """The argv and the full environment of a git process that a caller starts itself (a
+    streaming reader): the same forced settings as :func:`run`, never a bare ``["git", …]``."""
+    return _argv(args), _proc.clean_env(_env(repo, args, None))
 
 
 class GitError(WotrError):
@@ -246,14 +252,22 @@ def policy_setting(repo: Repo) -> str | None:
         for scope, origin, v in _config_values(repo, "wotr.policy")
         if scope in allowed and not _in_work_tree(repo, origin)
     ]
-    return (values[-1] or None) if values else None
+    value = (values[-1] or None) if values else None
+    if value is not None and not os.path.isabs(os.path.expanduser(value)):
+        # relative to the working directory, which may be a folder of the project's own files
+        raise PolicyError(
+            f"git config wotr.policy is a relative path ({value!r}): it would name another "
+            "file in each folder wotr runs from, such as one the project ships",
+            "set an absolute path (or ~/…): git config wotr.policy /path/to/threshold.toml",
+        )
+    return value
 
 
 def _in_work_tree(repo: Repo, origin: str) -> bool:
     """Is this config origin a file the repository tracks (a project's own ``.gitconfig`` that
     a config includes)? Its git directories and untracked files (the user's own
     ``~/.gitconfig`` in a home-directory repository) are not."""
-    if repo.top is None or not origin.startswith("file:"):
+    if not origin.startswith("file:"):
         return False
     path = os.path.realpath(os.path.join(repo.cwd, origin[len("file:") :]))
 
@@ -261,11 +275,31 @@ def _in_work_tree(repo: Repo, origin: str) -> bool:
         real = os.path.realpath(directory)
         return os.path.commonpath([path, real]) == real
 
-    if not inside(repo.top) or inside(repo.git_dir) or inside(repo.common_dir):
+    if inside(repo.git_dir) or inside(repo.common_dir):
         return False
+    if repo.top is None or not inside(repo.top):
+        # Another worktree of this repository (the main one, seen from a linked worktree, whose
+        # .git/config includes ../.gitconfig): its files are the project's, tracked or not.
+        return any(inside(other) for other in _worktrees(repo))
     rel = os.path.relpath(path, os.path.realpath(repo.top))
     res = run(repo, "ls-files", "-z", "--", f":(literal){rel}")
     return res.returncode != 0 or bool(res.stdout)  # unknown counts as the project's
+
+
+def _worktrees(repo: Repo) -> list[Path]:
+    """The work trees of the repository (``git worktree list``); bare entries have none."""
+    res = run(repo, "worktree", "list", "--porcelain", "-z")
+    out, current, bare = [], "", False
+    for field in [*res.stdout.decode("utf-8", "surrogateescape").split("\0"), ""]:
+        if field.startswith("worktree "):
+            current, bare = field[len("worktree ") :], False
+        elif field == "bare":
+            bare = True
+        elif not field and current:
+            if not bare:
+                out.append(Path(current))
+            current = ""
+    return out
 
 
 def _check_rev(rev: str) -> str:
@@ -301,6 +335,15 @@ def resolve(repo: Repo, rev: str) -> Revision:
             "give one commit, tag or branch name",
         )
     full = lines[2] if len(lines) > 2 else ""
+    # git followed a symbolic ref when it names none of the names its lookup rules give:
+    # refs/tags/v1.0 -> refs/tags/v0.9 (or a branch) in a handed-over .git would make the old
+    # release's claims count for --rev v1.0.
+    symbolic = full and base not in ("HEAD", "@") and full not in _expansions(base)
+    if symbolic and _tag_commit(repo, base) is not None:
+        raise BadInput(
+            f"tag {base!r} is a symbolic ref (to {full}); a tag must name its own commit",
+            f"check it with 'git symbolic-ref {_tag_ref(base)}', or give a commit id",
+        )
     if not full:
         # git names no ref for this spelling. Two cases must not skip rule 6:
         # - an ambiguous name (tag v1.0 and a branch v1.0): git still resolves it, to the tag;
@@ -332,6 +375,18 @@ def _starts(spelling: str) -> list[str]:
     """The prefixes of ``spelling`` that end where navigation may begin, longest first."""
     cuts = {m.start() for m in _NAVIGATION.finditer(spelling)}
     return [spelling[:i] for i in sorted(cuts, reverse=True) if i > 0]
+
+
+def _expansions(name: str) -> tuple[str, ...]:
+    """The full ref names git tries for ``name``, in its order (refs.c ref_rev_parse_rules)."""
+    return (
+        name,
+        f"refs/{name}",
+        f"refs/tags/{name}",
+        f"refs/heads/{name}",
+        f"refs/remotes/{name}",
+        f"refs/remotes/{name}/HEAD",
+    )
 
 
 def _tag_ref(name: str) -> str:

@@ -42,20 +42,12 @@ def _secure(repo: git.Repo) -> None:
         return
     files: dict[str, bytes] = {}
     for rel, sha in pin.items():
-        try:  # the working tree's file: regular, bounded, no link (_fs.NotRegular is an OSError)
-            data = _fs.read_regular(
-                repo.top / rel, policy_mod.MAX_POLICY_FILE, follow_symlinks=False
-            )
-        except OSError:
-            data = b""
+        data = _read_pinned(repo.top / rel, follow_symlinks=False)  # the project's content
         if hashlib.sha256(data).hexdigest() != sha:
-            try:
-                data = (state_dir(repo) / "pinned-files" / rel).read_bytes()
-            except OSError:
-                data = b""
+            data = _read_pinned(state_dir(repo) / "pinned-files" / rel, follow_symlinks=True)
         if hashlib.sha256(data).hexdigest() != sha:
-            res = git.run(repo, "show", f"HEAD:{rel}")
-            data = res.stdout if res.returncode == 0 else b""
+            res = git.run(repo, "show", f"HEAD:{rel}", max_stdout=policy_mod.MAX_POLICY_FILE)
+            data = res.stdout if res.returncode == 0 and not res.truncated else b""
         if hashlib.sha256(data).hexdigest() != sha:
             return
         files[chain.POLICY_NAME if rel == policy_mod.WORKTREE_POLICY else rel] = data
@@ -79,14 +71,22 @@ def keep_copy(repo: git.Repo, pol: policy_mod.Policy) -> None:
     for rel, sha in pol.digests:
         try:
             chain.check_name(rel)
-            data = _fs.read_regular(
-                repo.top / rel, policy_mod.MAX_POLICY_FILE, follow_symlinks=False
-            )
-        except (OSError, PolicyError):
+        except PolicyError:
             return
+        data = _read_pinned(repo.top / rel, follow_symlinks=False)
         if hashlib.sha256(data).hexdigest() == sha:
             (target / rel).parent.mkdir(parents=True, exist_ok=True)
             (target / rel).write_bytes(data)
+
+
+def _read_pinned(path: Path, *, follow_symlinks: bool) -> bytes:
+    """A file that must match its pin: a regular file of bounded size, read once (a link to
+    /dev/zero, a named pipe or a huge file reads as empty, i.e. as not matching); never a hang
+    or a read without limit."""
+    try:
+        return _fs.read_regular(path, policy_mod.MAX_POLICY_FILE, follow_symlinks=follow_symlinks)
+    except OSError:
+        return b""
 
 
 def _seen(repo: git.Repo, tip: str | None) -> str:
@@ -188,7 +188,11 @@ def propose(repo: git.Repo, *, key: str | None = None) -> Signed:
     files: dict[str, bytes] = {}
     for name, _sha in chain.chain_digests(new):
         source = path if name == chain.POLICY_NAME else path.parent / name
-        files[chain.check_name(name)] = source.read_bytes()
+        try:  # bounded, as load() read it: the file may have been swapped since
+            data = _fs.read_regular(source, policy_mod.MAX_POLICY_FILE, follow_symlinks=True)
+        except OSError as exc:
+            raise PolicyError(f"{source} changed while it was read: {exc}") from exc
+        files[chain.check_name(name)] = data
     p = chainstore.proposal(files)
     if chain.chain_digests(chainstore.load(p)) != chain.chain_digests(new):
         raise PolicyError(f"{path} or its key files changed while they were read")
