@@ -413,3 +413,29 @@ def test_status_shows_a_withdrawn_claim(world: sim.World) -> None:
     cells = {c.signer: c.state for c in after.cells}
     assert cells == {"alice": status.AGREE, "bob": status.WITHDRAWN}, after.cells
     assert not after.verified
+
+
+# Git accepts any byte but ASCII controls in a tag name: a raw 0x9b is a CSI on an 8-bit
+# terminal, an 0xff is not UTF-8 at all (a lone surrogate once decoded).
+RAW_TAG = b"v9\xff\x9b31m\xc2\x9b2J"
+
+
+def test_follow_log_lines_show_hostile_tag_names_escaped(world: sim.World) -> None:
+    from wotr import follow, git
+
+    sim.commit(world.repo, "project", files={"a": b"a"})
+    subprocess.run([b"git", b"tag", RAW_TAG], cwd=world.repo, check=True, env=sim.base_env())
+    lines: list[str] = []
+    follow.follow(git.open_repo(world.repo), remote=None, once=True, retries=1, say=lines.append)
+    assert lines and all(all(" " <= ch <= "~" for ch in line) for line in lines), lines
+    assert follow.shown("v1\x9b\udcff") == "v1\\x9b\\udcff"
+
+
+def test_report_survives_a_tag_name_that_is_not_utf8(world: sim.World) -> None:
+    sim.commit(world.repo, "project", files={"a": b"a"})
+    subprocess.run([b"git", b"tag", RAW_TAG], cwd=world.repo, check=True, env=sim.base_env())
+    out = world.root / "site"
+    res = world.run("report", "-o", out, "--policy", world.policy(2))
+    assert res.returncode == 0, res.stderr
+    text = (out / "index.html").read_text()
+    assert "\x9b" not in text and "v9\\udcff\\udc9b31m\\x9b2J" in text

@@ -1073,6 +1073,21 @@ MUTATIONS = [
         "wotr/policy.py",
         (("        if key.fingerprint in owner:", "        if False:"),),
     ),
+    # the status page and the follower's log: a tag name is the attacker's text
+    Mutation(
+        "site-surrogate-escaped",
+        "site",
+        "wotr/site.py",
+        (("        elif 0xD800 <= code <= 0xDFFF:", "        elif False:"),),
+        ("tests/test_rebuilders.py::test_report_survives_a_tag_name_that_is_not_utf8",),
+    ),
+    Mutation(
+        "follow-log-tag-escaped",
+        "follow",
+        "wotr/follow.py",
+        (("        name = shown(tag)", "        name = tag"),),
+        ("tests/test_rebuilders.py::test_follow_log_lines_show_hostile_tag_names_escaped",),
+    ),
 ]
 MUTATIONS += HOOK_MUTATIONS
 

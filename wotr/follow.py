@@ -106,6 +106,13 @@ def _locked(directory: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def shown(text: str) -> str:
+    """A tag name (the project's text) as a log line may carry it: anything but printable
+    ASCII, a C1 control, a raw byte that is not UTF-8 (a CSI on an 8-bit terminal), a bidi
+    control, becomes a visible escape."""
+    return "".join(ch if " " <= ch <= "~" else ascii(ch)[1:-1] for ch in text)
+
+
 def _log_name(tag: str, commit: str) -> str:
     # The tag name is the project's text: only a safe part of it reaches a file name.
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", tag)[:60].lstrip(".") or "tag"
@@ -121,7 +128,7 @@ def fetch_tags(repo: git.Repo, remote: str, say: Callable[[str], None]) -> None:
     clobbered = re.findall(r"\[rejected\]\s+(\S+)\s+->\s+\S+\s+\(would clobber existing tag\)", err)
     if clobbered:
         for tag in clobbered:
-            say(f"warning: tag {tag} on {remote} differs from ours; not followed")
+            say(f"warning: tag {shown(tag)} on {shown(remote)} differs from ours; not followed")
         return
     raise SyncError(f"cannot fetch tags from {remote}: {res.err_line}")
 
@@ -158,7 +165,7 @@ def build_one(
             log=fd,
             timeout=timeout,
             tick=PROGRESS_EVERY,
-            on_tick=lambda t: say(f"  {tag}: still building ({t:.0f} s, log {log})"),
+            on_tick=lambda t: say(f"  {shown(tag)}: still building ({t:.0f} s, log {log})"),
         )
     finally:
         os.close(fd)
@@ -232,12 +239,13 @@ def poll(
     outcomes: list[Outcome] = []
     own: list[tuple[str, bytes] | None] = []  # our key, looked up when first needed
     for tag, commit, _ in status._tags(repo, pattern):
+        name = shown(tag)
         entry = state.tags.get(tag)
         attempts = int(entry.get("attempts", 0)) if entry else 0
         if entry is not None and entry.get("commit") != commit:
             if entry.get("result") != "moved":
                 say(
-                    f"{tag}: MOVED from {str(entry.get('commit'))[:12]} to {commit[:12]}; "
+                    f"{name}: MOVED from {str(entry.get('commit'))[:12]} to {commit[:12]}; "
                     "not rebuilt (a release tag should never move)"
                 )
             outcomes.append(Outcome(tag, commit, "moved", attempts=attempts))
@@ -252,17 +260,17 @@ def poll(
             if not own:
                 own.append(gpg.own_public(key or git.config_get(repo, "user.signingkey")))
             if claimed_by(repo, own[0], tag, commit):
-                say(f"{tag}: already claimed with this signer's key; not rebuilt")
+                say(f"{name}: already claimed with this signer's key; not rebuilt")
                 state.tags[tag] = {"commit": commit, "result": "claimed", "attempts": 0}
                 state.save()
                 continue
         if attempts >= retries:
-            say(f"{tag}: gave up after {attempts} failed build(s); see the logs")
+            say(f"{name}: gave up after {attempts} failed build(s); see the logs")
             state.tags[tag] = {"commit": commit, "result": "gave-up", "attempts": attempts}
             state.save()
             outcomes.append(Outcome(tag, commit, "gave-up", attempts=attempts))
             continue
-        say(f"{tag}: building {commit[:12]} (attempt {attempts + 1} of {retries})")
+        say(f"{name}: building {commit[:12]} (attempt {attempts + 1} of {retries})")
         state.tags[tag] = {"commit": commit, "result": "building", "attempts": attempts + 1}
         state.save()
         result, seconds, log = build_one(
@@ -278,7 +286,7 @@ def poll(
             "timeout": f"build TIMED OUT after {timeout:.0f} s",
             "environment": "environment problem (gpg or git missing?)",
         }[result]
-        say(f"{tag}: {words} in {seconds:.1f} s (log {log})")
+        say(f"{name}: {words} in {seconds:.1f} s (log {log})")
         outcomes.append(Outcome(tag, commit, result, seconds, attempts + 1, str(log)))
         if result == "environment":
             break

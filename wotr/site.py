@@ -58,6 +58,8 @@ def _t(text: str, limit: int = MAX_SHOWN) -> str:
         code = ord(ch)
         if code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0 or 0x202A <= code <= 0x202E:
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        elif 0xD800 <= code <= 0xDFFF:
+            out.append(f"\\u{code:04x}")  # a byte of a non-UTF-8 tag name: cannot be written
         elif 0x2066 <= code <= 0x2069 or code in (0x200E, 0x200F, 0x061C):
             out.append(f"\\u{code:04x}")  # bidi controls could reorder what a reader sees
         else:
