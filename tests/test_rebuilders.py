@@ -439,3 +439,24 @@ def test_report_survives_a_tag_name_that_is_not_utf8(world: sim.World) -> None:
     assert res.returncode == 0, res.stderr
     text = (out / "index.html").read_text()
     assert "\x9b" not in text and "v9\\udcff\\udc9b31m\\x9b2J" in text
+
+
+def test_follow_after_a_crash_between_sign_and_state_save_does_not_sign_again(
+    world: sim.World,
+) -> None:
+    """The build signed (and maybe did not push) when the follower died: the state still says
+    "building". The next follower must not sign a second claim (a build that is not quite
+    reproducible would give this signer two digests, rule 7, and lose its vote), and must
+    still get the claim to the remote."""
+    origin, clone = _published(world)
+    assert _follow(world, clone).returncode == 0
+    commit = sim.git(world.repo, "rev-parse", "v1.0^{commit}")
+    state = clone / ".git" / "wotr" / "follow" / "state.json"
+    state.write_text(state.read_text().replace('"reproduced"', '"building"'))
+    sim.git(world.root, "--git-dir", str(origin), "update-ref", "-d", "refs/notes/wotr")
+    res = _follow(world, clone)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "building" not in res.stdout and "already claimed" in res.stdout
+    assert _remote_note(origin, commit).count(b"\n") == 1
+    local = sim.git(clone, "notes", "--ref=wotr", "show", commit)
+    assert local.count("\n") == 0  # one line (sim.git strips the last newline)

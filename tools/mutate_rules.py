@@ -1088,6 +1088,20 @@ MUTATIONS = [
         (("        name = shown(tag)", "        name = tag"),),
         ("tests/test_rebuilders.py::test_follow_log_lines_show_hostile_tag_names_escaped",),
     ),
+    Mutation(
+        "follow-claimed-after-crash",
+        "7",
+        "wotr/follow.py",
+        (
+            (
+                "        if claimed_by(repo, own[0], tag, commit):",
+                "        if entry is None and claimed_by(repo, own[0], tag, commit):",
+            ),
+        ),
+        (
+            "tests/test_rebuilders.py::test_follow_after_a_crash_between_sign_and_state_save_does_not_sign_again",
+        ),
+    ),
 ]
 MUTATIONS += HOOK_MUTATIONS
 

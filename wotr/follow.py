@@ -256,14 +256,18 @@ def poll(
             continue
         if entry is not None and entry.get("result") == "gave-up":
             continue
-        if entry is None:
-            if not own:
-                own.append(gpg.own_public(key or git.config_get(repo, "user.signingkey")))
-            if claimed_by(repo, own[0], tag, commit):
-                say(f"{name}: already claimed with this signer's key; not rebuilt")
-                state.tags[tag] = {"commit": commit, "result": "claimed", "attempts": 0}
-                state.save()
-                continue
+        # Also after a build that did not finish here (a crash between its sign and our state
+        # save, a timeout or failure after signing): signing again could give this signer a
+        # second digest (rule 7) and lose its vote.
+        if not own:
+            own.append(gpg.own_public(key or git.config_get(repo, "user.signingkey")))
+        if claimed_by(repo, own[0], tag, commit):
+            say(f"{name}: already claimed with this signer's key; not rebuilt")
+            state.tags[tag] = {"commit": commit, "result": "claimed", "attempts": attempts}
+            state.save()
+            if entry is not None and "--push" in build_args:
+                _push_again(repo, build_args, name, say)
+            continue
         if attempts >= retries:
             say(f"{name}: gave up after {attempts} failed build(s); see the logs")
             state.tags[tag] = {"commit": commit, "result": "gave-up", "attempts": attempts}
@@ -291,6 +295,20 @@ def poll(
         if result == "environment":
             break
     return outcomes
+
+
+def _push_again(
+    repo: git.Repo, build_args: Sequence[str], name: str, say: Callable[[str], None]
+) -> None:
+    """The push an interrupted ``build --sign --push`` may not have done."""
+    args = list(build_args)
+    remote = args[args.index("--push") + 1]
+    try:
+        sync.push(repo, remote)
+    except WotrError as exc:
+        say(f"{name}: warning: cannot push the claim to {shown(remote)}: {shown(exc.message)}")
+    else:
+        say(f"{name}: pushed claims to {shown(remote)}")
 
 
 def exit_code(outcomes: Sequence[Outcome]) -> int:
