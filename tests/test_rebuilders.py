@@ -460,3 +460,36 @@ def test_follow_after_a_crash_between_sign_and_state_save_does_not_sign_again(
     assert _remote_note(origin, commit).count(b"\n") == 1
     local = sim.git(clone, "notes", "--ref=wotr", "show", commit)
     assert local.count("\n") == 0  # one line (sim.git strips the last newline)
+
+
+def test_follow_and_report_never_write_through_a_symbolic_link(world: sim.World) -> None:
+    from wotr import follow, git
+    from wotr.errors import BadInput
+
+    elsewhere = world.root / "elsewhere"
+    elsewhere.mkdir()
+    # The status page: an r/ link in the output directory.
+    out = world.root / "site"
+    out.mkdir()
+    (out / "r").symlink_to(elsewhere)
+    release = status.Release("v1", "a" * 40, 0, True, "", (), (), ())
+    with pytest.raises(BadInput, match="symbolic link"):
+        site.write(status.Status("p", 1, ("a",), (release,)), out)
+    # follow: a state file, its temporary file, or the logs directory as links.
+    sim.commit(world.repo, "project", files={"a": b"a"})
+    sim.git(world.repo, "tag", "v1")
+    repo = git.open_repo(world.repo)
+    d = world.repo / ".git" / "wotr" / "follow"
+    d.mkdir(parents=True)
+    (d / "state.json").symlink_to("/dev/zero")
+    with pytest.raises(BadInput, match="not a follow state file"):
+        follow.follow(repo, remote=None, once=True, retries=1, say=lambda _: None)
+    (d / "state.json").unlink()
+    (d / "state.json.tmp").symlink_to(elsewhere / "state")
+    (d / "logs").symlink_to(elsewhere)
+    with pytest.raises(BadInput, match="symbolic link"):
+        follow.follow(repo, remote=None, once=True, retries=1, say=lambda _: None)
+    assert list(elsewhere.iterdir()) == []
+    (d / "logs").unlink()
+    assert follow.follow(repo, remote=None, once=True, retries=1, say=lambda _: None) == 2
+    assert list(elsewhere.iterdir()) == [] and (d / "state.json").is_file()

@@ -1089,6 +1089,20 @@ MUTATIONS = [
         ("tests/test_rebuilders.py::test_follow_log_lines_show_hostile_tag_names_escaped",),
     ),
     Mutation(
+        "site-output-link-refused",
+        "site",
+        "wotr/site.py",
+        (('    if (out / "r").is_symlink():', "    if False:"),),
+        ("tests/test_rebuilders.py::test_follow_and_report_never_write_through_a_symbolic_link",),
+    ),
+    Mutation(
+        "follow-logs-link-refused",
+        "follow",
+        "wotr/follow.py",
+        (("    if logs.is_symlink():", "    if False:"),),
+        ("tests/test_rebuilders.py::test_follow_and_report_never_write_through_a_symbolic_link",),
+    ),
+    Mutation(
         "follow-claimed-after-crash",
         "7",
         "wotr/follow.py",

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import _proc, git, gpg, notes, status, sync
+from . import _fs, _proc, git, gpg, notes, status, sync
 from . import claim as claim_mod
 from ._record import record
 from .errors import (
@@ -41,6 +41,7 @@ DEFAULT_TIMEOUT = 3600.0  # seconds for one build
 DEFAULT_RETRIES = 3  # failed builds of one release before it is left alone
 PROGRESS_EVERY = 60.0  # seconds between "still building" lines
 STATE_VERSION = 1
+MAX_STATE = 64 << 20  # bytes of state.json read (about 300,000 releases)
 
 DONE = ("reproduced", "differs", "claimed")
 
@@ -66,9 +67,11 @@ class State:
         self.path = path
         self.tags: dict[str, dict[str, Any]] = {}
         try:
-            raw = path.read_bytes()
+            raw = _fs.read_regular(path, MAX_STATE, follow_symlinks=False)
         except FileNotFoundError:
             return
+        except _fs.NotRegular as exc:
+            raise BadInput(f"{path} is not a follow state file ({exc})", "move it away") from None
         try:
             doc = json.loads(raw)
             tags = doc["tags"]
@@ -84,7 +87,12 @@ class State:
     def save(self) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
         data = json.dumps({"version": STATE_VERSION, "tags": self.tags}, indent=1, sort_keys=True)
-        tmp.write_text(data + "\n", encoding="utf-8")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        # O_EXCL|O_NOFOLLOW: never write through a link left in the state's place.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(data + "\n")
         os.replace(tmp, self.path)
 
 
@@ -145,6 +153,8 @@ def build_one(
     """Run the build of one release; (result, seconds, log file)."""
     logs = _dir(repo) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    if logs.is_symlink():  # logs would land wherever the link points
+        raise BadInput(f"{logs} is a symbolic link", "remove it; follow makes its own directory")
     log = logs / _log_name(tag, commit)
     argv = [
         sys.executable,
@@ -341,6 +351,8 @@ def follow(
         raise BadInput("--interval and --timeout must be positive and --retries at least 1")
     directory = _dir(repo)
     directory.mkdir(parents=True, exist_ok=True)
+    if directory.is_symlink():
+        raise BadInput(f"{directory} is a symbolic link", "remove it; follow makes its own")
     with _locked(directory):
         while True:
             outcomes = poll(

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from .errors import BadInput
 from .status import AGREE, DISSENT, MISSING, REJECTED, WITHDRAWN, Release, Status
 
 PAGE_SIZE = 50  # releases per index page
@@ -229,6 +230,8 @@ def write(status: Status, out: Path, *, now: float | None = None) -> list[Path]:
     """Write the site into ``out`` (created; files wotr wrote before are replaced)."""
     generated = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(now))
     (out / "r").mkdir(parents=True, exist_ok=True)
+    if (out / "r").is_symlink():  # pages would land wherever the link points
+        raise BadInput(f"{out / 'r'} is a symbolic link", "remove it, or write to a new directory")
     files: list[tuple[str, str]] = [("style.css", _CSS)]
     files += _index_pages(status, generated)
     for i, release in enumerate(status.releases):
