@@ -88,6 +88,39 @@ HOOK_MUTATIONS = [
         ),
         (PACMAN_ARGS,),
     ),
+    # pacman -S: the downloaded file is named by the sync database, not by the package name
+    Mutation(
+        "hook-pacman-sync-filename",
+        "hooks",
+        "hooks/pacman/wotr-pacman-hook",
+        (("listed = sync_filenames(parent, set(missing))", "listed = {}"),),
+        (
+            "tests/hooks/test_pacman_hook.py::test_a_sync_archive_named_like_another_package_is_verified",
+        ),
+    ),
+    Mutation(
+        "hook-pacman-conf-of-parent",
+        "hooks",
+        "hooks/pacman/wotr-pacman-hook",
+        (
+            (
+                'configs = parent.options("config") or [DEFAULT_CONFIG]',
+                'configs = parent.options("config")',
+            ),
+        ),
+        (f"{PACMAN_ARGS}::test_pacman_conf_reads_the_configuration_the_parent_read",),
+    ),
+    # the installed hooks run as root: never writable by others, whatever the umask
+    Mutation(
+        "install-umask",
+        "hooks",
+        "tools/install.sh",
+        (("umask 022\n", "\n"),),
+        (
+            "tests/hooks/test_system_install.py"
+            "::test_install_hooks_under_umask_0_writes_nothing_others_may_change",
+        ),
+    ),
     # issue 12: what the hook cannot place is inside the scope; a bad hooks.toml refuses
     Mutation(
         "hook-scope-unknown-inside",

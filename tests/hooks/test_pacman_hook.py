@@ -505,3 +505,45 @@ def test_scope_by_repository(pm: PacmanEnv, tmp_path: Path) -> None:
     proc = pm.sb.pacman(["-S", "vendor-ok"], env=pm.env())
     assert proc.returncode == 0, output(proc)
     assert pm.sb.installed("vendor-ok")
+
+
+def test_a_sync_archive_named_like_another_package_is_verified(
+    pm: PacmanEnv, tmp_path: Path
+) -> None:
+    """pacman -S downloads a target into the cache under the sync database's %FILENAME%, which
+    a hostile mirror picks freely (libalpm only forbids '/' and a leading '.'; it checks the
+    name inside the archive, not the file name).  With the approved 1.0 cached, an unapproved
+    2.0 served as `other-thing-1-1-any.pkg.tar` (or `good-pkg-2.0-1-any.pkg.tar.sig`) must be
+    the file verified (found by an attacker review: the hook looked the target up by file name
+    only and verified the cached 1.0)."""
+    import hashlib
+    import io
+    import tarfile
+
+    good = pm.good("good-pkg", "1.0")
+    shutil.copy(good, pm.sb.cachedir / good.name)
+    evil = pm.pkg("good-pkg", "2.0")
+    for i, served in enumerate(("other-thing-1-1-any.pkg.tar", "good-pkg-2.0-1-any.pkg.tar.sig")):
+        top = tmp_path / f"repos/core{i}"
+        top.mkdir(parents=True)
+        shutil.copy(evil, top / served)
+        data = evil.read_bytes()
+        desc = (
+            f"%FILENAME%\n{served}\n\n%NAME%\ngood-pkg\n\n%VERSION%\n2.0-1\n\n"
+            f"%CSIZE%\n{len(data)}\n\n%ISIZE%\n{len(data)}\n\n"
+            f"%SHA256SUM%\n{hashlib.sha256(data).hexdigest()}\n\n%ARCH%\nany\n\n"
+        ).encode()
+        with tarfile.open(top / f"core{i}.db", "w:gz") as tf:
+            info = tarfile.TarInfo("good-pkg-2.0-1/desc")
+            info.size = len(desc)
+            tf.addfile(info, io.BytesIO(desc))
+        conf = pm.sb.config_path.read_text().split(f"[core{i - 1}]")[0]
+        pm.sb.config_path.write_text(conf + f"[core{i}]\nServer = file://{top}\n")
+        proc = pm.sb.pacman(["-Sy", "--noconfirm", "good-pkg"], env=pm.env())
+        assert proc.returncode != 0, output(proc)
+        assert not pm.sb.installed("good-pkg")
+        assert any(served in line and "not verified" in line for line in refused(proc)), output(
+            proc
+        )
+        assert (pm.sb.cachedir / served).exists()
+        (pm.sb.cachedir / served).unlink()
