@@ -99,6 +99,16 @@ HOOK_MUTATIONS = [
         ),
     ),
     Mutation(
+        "hook-pacman-file-name-is-not-package",
+        "hooks",
+        "hooks/pacman/wotr-pacman-hook",
+        (("optional = [t for t in targets if t in covered]", "optional: list[str] = []"),),
+        (
+            "tests/hooks/test_pacman_hook.py"
+            "::test_a_dependency_named_like_a_misnamed_command_line_file_is_verified",
+        ),
+    ),
+    Mutation(
         "hook-pacman-conf-of-parent",
         "hooks",
         "hooks/pacman/wotr-pacman-hook",

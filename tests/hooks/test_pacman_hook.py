@@ -446,7 +446,9 @@ def test_attached_root_value_is_not_an_operation(pm: PacmanEnv, tmp_path: Path) 
     assert proc.returncode != 0, output(proc)
     assert not pm.sb.installed("evil-pkg")
     assert any("evil-pkg 1.0-1" in line for line in refused(proc)), output(proc)
-    assert [f.endswith(str(tampered)) for f in pm.verifier.files()[0]] == [True]
+    # the -U file is verified (the cached archive of that name too: a file's name is not its
+    # package name for certain)
+    assert [f.endswith(str(tampered)) for f in pm.verifier.files()[0]].count(True) == 1
 
 
 def test_scope_by_package_name(pm: PacmanEnv, tmp_path: Path) -> None:
@@ -547,3 +549,31 @@ def test_a_sync_archive_named_like_another_package_is_verified(
         )
         assert (pm.sb.cachedir / served).exists()
         (pm.sb.cachedir / served).unlink()
+
+
+def test_a_dependency_named_like_a_misnamed_command_line_file_is_verified(
+    pm: PacmanEnv, tmp_path: Path
+) -> None:
+    """`pacman -U FILE`: FILE's name is not its package name.  An approved `bar` that depends on
+    `foo`, handed over as `foo-1.0-1-any.pkg.tar`, made the hook take the target `foo` as covered
+    by that file; the unapproved `foo` pacman pulled from the sync repository was never verified
+    (found by an attacker review)."""
+    from testing.sandbox import build_pkg
+
+    bar = build_pkg(pm.pkgs, "bar", "1.0", b"honest payload\n", depends=["foo"])
+    pm.verifier.approve(bar)
+    shutil.copy(bar, pm.sb.cachedir / bar.name)  # an older download of bar, approved
+    misnamed = tmp_path / "given" / "foo-1.0-1-any.pkg.tar"
+    misnamed.parent.mkdir()
+    shutil.copy(bar, misnamed)
+    foo = pm.pkg("foo", "1.0")  # not approved
+    core = sync_repo(tmp_path / "repos/core", "core", [foo])
+    with pm.sb.config_path.open("a") as fh:
+        fh.write(f"[core]\nServer = file://{core}\n")
+    assert pm.sb.pacman(["-Sy"], env=pm.env()).returncode == 0
+    proc = pm.sb.pacman(["-U", str(misnamed)], env=pm.env())
+    assert proc.returncode != 0, output(proc)
+    assert not pm.sb.installed("foo") and not pm.sb.installed("bar")
+    assert any("foo 1.0-1" in line and "not verified" in line for line in refused(proc)), output(
+        proc
+    )
