@@ -93,7 +93,7 @@ HOOK_MUTATIONS = [
         "hook-pacman-sync-filename",
         "hooks",
         "hooks/pacman/wotr-pacman-hook",
-        (("listed = sync_filenames(parent, set(missing))", "listed = {}"),),
+        (("listed = sync_filenames(parent, {*missing, *optional})", "listed = {}"),),
         (
             "tests/hooks/test_pacman_hook.py::test_a_sync_archive_named_like_another_package_is_verified",
         ),
