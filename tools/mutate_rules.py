@@ -109,6 +109,21 @@ HOOK_MUTATIONS = [
         ),
     ),
     Mutation(
+        "hook-pacman-every-filename",
+        "hooks",
+        "hooks/pacman/wotr-pacman-hook",
+        (
+            (
+                'leaf not in ("desc", "depends", "files")',
+                'leaf != "desc"',
+            ),
+        ),
+        (
+            "tests/hooks/test_pacman_hook.py"
+            "::test_a_filename_the_hook_and_pacman_read_differently_is_verified",
+        ),
+    ),
+    Mutation(
         "hook-pacman-conf-of-parent",
         "hooks",
         "hooks/pacman/wotr-pacman-hook",

@@ -577,3 +577,45 @@ def test_a_dependency_named_like_a_misnamed_command_line_file_is_verified(
     assert any("foo 1.0-1" in line and "not verified" in line for line in refused(proc)), output(
         proc
     )
+
+
+@pytest.mark.parametrize("where", ["twice-in-desc", "in-depends"])
+def test_a_filename_the_hook_and_pacman_read_differently_is_verified(
+    pm: PacmanEnv, tmp_path: Path, where: str
+) -> None:
+    """libalpm reads every field of a sync entry from desc AND depends (and files), a later
+    %FILENAME% replacing an earlier one; the hook read desc's first one only, so a hostile
+    database could show it the approved cached file's name while pacman downloaded another
+    (found by an attacker review)."""
+    import hashlib
+    import io
+    import tarfile
+
+    good = pm.good("good-pkg", "1.0")
+    shutil.copy(good, pm.sb.cachedir / good.name)
+    evil = pm.pkg("good-pkg", "2.0")
+    served = "other-thing-1-1-any.pkg.tar"
+    top = tmp_path / "repos/core"
+    top.mkdir(parents=True)
+    shutil.copy(evil, top / served)
+    data = evil.read_bytes()
+    common = (
+        f"%NAME%\ngood-pkg\n\n%VERSION%\n2.0-1\n\n%CSIZE%\n{len(data)}\n\n%ISIZE%\n{len(data)}\n\n"
+        f"%SHA256SUM%\n{hashlib.sha256(data).hexdigest()}\n\n%ARCH%\nany\n\n"
+    )
+    members = {"desc": f"%FILENAME%\n{good.name}\n\n{common}"}
+    if where == "twice-in-desc":
+        members["desc"] += f"%FILENAME%\n{served}\n\n"
+    else:
+        members["depends"] = f"%FILENAME%\n{served}\n\n"
+    with tarfile.open(top / "core.db", "w:gz") as tf:
+        for member, text in members.items():
+            info = tarfile.TarInfo(f"good-pkg-2.0-1/{member}")
+            info.size = len(text.encode())
+            tf.addfile(info, io.BytesIO(text.encode()))
+    with pm.sb.config_path.open("a") as fh:
+        fh.write(f"[core]\nServer = file://{top}\n")
+    proc = pm.sb.pacman(["-Sy", "good-pkg"], env=pm.env())
+    assert proc.returncode != 0, output(proc)
+    assert not pm.sb.installed("good-pkg")
+    assert any(served in line and "not verified" in line for line in refused(proc)), output(proc)
