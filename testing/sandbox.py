@@ -235,6 +235,7 @@ def build_pkg(
     arch: str = "any",
     pkgrel: str = "1",
     prefix: str = "opt",
+    depends: Sequence[str] = (),
 ) -> Path:
     """Build an uncompressed pacman package `name-version-pkgrel-arch.pkg.tar` by hand
     (.PKGINFO + /<prefix>/<name>/payload), as makepkg lays one out.  pacman reads plain
@@ -252,7 +253,7 @@ def build_pkg(
         "packager = wotr tests <tests@wotr.invalid>\n"
         f"size = {len(payload)}\n"
         f"arch = {_control_field(arch)}\n"
-        "license = Apache-2.0\n"
+        "license = Apache-2.0\n" + "".join(f"depend = {_control_field(d)}\n" for d in depends)
     ).encode()
     out = directory / f"{name}-{full}-{arch}.pkg.tar"
     mtime = int(time.time())

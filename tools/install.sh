@@ -13,6 +13,9 @@
 # written, so an interrupted install still uninstalls cleanly.  Nothing is ever overwritten that
 # this script did not write: an existing foreign file stops it.
 set -eu
+# apt, pacman and dnf run the hooks as root: nothing written here may be writable by others,
+# whatever umask the administrator's shell has (mkdir and the venv follow it)
+umask 022
 : "${PREFIX:=/opt/wotr}" "${BINDIR:=/usr/local/bin}" "${HOOKSDIR:=/usr/local/lib/wotr/hooks}"
 : "${SYSCONFDIR:=/etc}" "${BUNDLESDIR:=/var/lib/wotr/bundles}" "${PYTHON:=python3}"
 : "${MANIFEST:=$PREFIX/install-manifest.txt}" "${ENABLE:=}"

@@ -88,6 +88,64 @@ HOOK_MUTATIONS = [
         ),
         (PACMAN_ARGS,),
     ),
+    # pacman -S: the downloaded file is named by the sync database, not by the package name
+    Mutation(
+        "hook-pacman-sync-filename",
+        "hooks",
+        "hooks/pacman/wotr-pacman-hook",
+        (("listed = sync_filenames(parent, {*missing, *optional})", "listed = {}"),),
+        (
+            "tests/hooks/test_pacman_hook.py::test_a_sync_archive_named_like_another_package_is_verified",
+        ),
+    ),
+    Mutation(
+        "hook-pacman-file-name-is-not-package",
+        "hooks",
+        "hooks/pacman/wotr-pacman-hook",
+        (("optional = [t for t in targets if t in covered]", "optional: list[str] = []"),),
+        (
+            "tests/hooks/test_pacman_hook.py"
+            "::test_a_dependency_named_like_a_misnamed_command_line_file_is_verified",
+        ),
+    ),
+    Mutation(
+        "hook-pacman-every-filename",
+        "hooks",
+        "hooks/pacman/wotr-pacman-hook",
+        (
+            (
+                'leaf not in ("desc", "depends", "files")',
+                'leaf != "desc"',
+            ),
+        ),
+        (
+            "tests/hooks/test_pacman_hook.py"
+            "::test_a_filename_the_hook_and_pacman_read_differently_is_verified",
+        ),
+    ),
+    Mutation(
+        "hook-pacman-conf-of-parent",
+        "hooks",
+        "hooks/pacman/wotr-pacman-hook",
+        (
+            (
+                'configs = parent.options("config") or [DEFAULT_CONFIG]',
+                'configs = parent.options("config")',
+            ),
+        ),
+        (f"{PACMAN_ARGS}::test_pacman_conf_reads_the_configuration_the_parent_read",),
+    ),
+    # the installed hooks run as root: never writable by others, whatever the umask
+    Mutation(
+        "install-umask",
+        "hooks",
+        "tools/install.sh",
+        (("umask 022\n", "\n"),),
+        (
+            "tests/hooks/test_system_install.py"
+            "::test_install_hooks_under_umask_0_writes_nothing_others_may_change",
+        ),
+    ),
     # issue 12: what the hook cannot place is inside the scope; a bad hooks.toml refuses
     Mutation(
         "hook-scope-unknown-inside",

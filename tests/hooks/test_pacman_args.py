@@ -148,3 +148,21 @@ def test_the_real_pacman_agrees(argv: list[str], accepted: bool, tmp_path: Path)
     else:
         with pytest.raises(hook.HookError):
             _parent(argv)
+
+
+def test_pacman_conf_reads_the_configuration_the_parent_read() -> None:
+    """pacman-conf runs chrooted into RootDir: without --config it would read RootDir's own
+    /etc/pacman.conf (another CacheDir, other repositories) instead of the file `pacman -r DIR`
+    read (found by an attacker review); the parent's --root decides DBPath's default."""
+    parent = _parent(["-r", "/mnt", "-S", "x"])
+    parent.root = "/proc/1/root"
+    assert _hook().conf_cmd(parent) == [
+        "pacman-conf",
+        "--config",
+        "/proc/1/root/etc/pacman.conf",
+        "--rootdir",
+        "/mnt",
+    ]
+    parent = _parent(["--config", "/c.conf", "-S", "x"])
+    parent.root = "/proc/1/root"
+    assert _hook().conf_cmd(parent) == ["pacman-conf", "--config", "/proc/1/root/c.conf"]

@@ -446,7 +446,9 @@ def test_attached_root_value_is_not_an_operation(pm: PacmanEnv, tmp_path: Path) 
     assert proc.returncode != 0, output(proc)
     assert not pm.sb.installed("evil-pkg")
     assert any("evil-pkg 1.0-1" in line for line in refused(proc)), output(proc)
-    assert [f.endswith(str(tampered)) for f in pm.verifier.files()[0]] == [True]
+    # the -U file is verified (the cached archive of that name too: a file's name is not its
+    # package name for certain)
+    assert [f.endswith(str(tampered)) for f in pm.verifier.files()[0]].count(True) == 1
 
 
 def test_scope_by_package_name(pm: PacmanEnv, tmp_path: Path) -> None:
@@ -505,3 +507,115 @@ def test_scope_by_repository(pm: PacmanEnv, tmp_path: Path) -> None:
     proc = pm.sb.pacman(["-S", "vendor-ok"], env=pm.env())
     assert proc.returncode == 0, output(proc)
     assert pm.sb.installed("vendor-ok")
+
+
+def test_a_sync_archive_named_like_another_package_is_verified(
+    pm: PacmanEnv, tmp_path: Path
+) -> None:
+    """pacman -S downloads a target into the cache under the sync database's %FILENAME%, which
+    a hostile mirror picks freely (libalpm only forbids '/' and a leading '.'; it checks the
+    name inside the archive, not the file name).  With the approved 1.0 cached, an unapproved
+    2.0 served as `other-thing-1-1-any.pkg.tar` (or `good-pkg-2.0-1-any.pkg.tar.sig`) must be
+    the file verified (found by an attacker review: the hook looked the target up by file name
+    only and verified the cached 1.0)."""
+    import hashlib
+    import io
+    import tarfile
+
+    good = pm.good("good-pkg", "1.0")
+    shutil.copy(good, pm.sb.cachedir / good.name)
+    evil = pm.pkg("good-pkg", "2.0")
+    for i, served in enumerate(("other-thing-1-1-any.pkg.tar", "good-pkg-2.0-1-any.pkg.tar.sig")):
+        top = tmp_path / f"repos/core{i}"
+        top.mkdir(parents=True)
+        shutil.copy(evil, top / served)
+        data = evil.read_bytes()
+        desc = (
+            f"%FILENAME%\n{served}\n\n%NAME%\ngood-pkg\n\n%VERSION%\n2.0-1\n\n"
+            f"%CSIZE%\n{len(data)}\n\n%ISIZE%\n{len(data)}\n\n"
+            f"%SHA256SUM%\n{hashlib.sha256(data).hexdigest()}\n\n%ARCH%\nany\n\n"
+        ).encode()
+        with tarfile.open(top / f"core{i}.db", "w:gz") as tf:
+            info = tarfile.TarInfo("good-pkg-2.0-1/desc")
+            info.size = len(desc)
+            tf.addfile(info, io.BytesIO(desc))
+        conf = pm.sb.config_path.read_text().split(f"[core{i - 1}]")[0]
+        pm.sb.config_path.write_text(conf + f"[core{i}]\nServer = file://{top}\n")
+        proc = pm.sb.pacman(["-Sy", "--noconfirm", "good-pkg"], env=pm.env())
+        assert proc.returncode != 0, output(proc)
+        assert not pm.sb.installed("good-pkg")
+        assert any(served in line and "not verified" in line for line in refused(proc)), output(
+            proc
+        )
+        assert (pm.sb.cachedir / served).exists()
+        (pm.sb.cachedir / served).unlink()
+
+
+def test_a_dependency_named_like_a_misnamed_command_line_file_is_verified(
+    pm: PacmanEnv, tmp_path: Path
+) -> None:
+    """`pacman -U FILE`: FILE's name is not its package name.  An approved `bar` that depends on
+    `foo`, handed over as `foo-1.0-1-any.pkg.tar`, made the hook take the target `foo` as covered
+    by that file; the unapproved `foo` pacman pulled from the sync repository was never verified
+    (found by an attacker review)."""
+    from testing.sandbox import build_pkg
+
+    bar = build_pkg(pm.pkgs, "bar", "1.0", b"honest payload\n", depends=["foo"])
+    pm.verifier.approve(bar)
+    shutil.copy(bar, pm.sb.cachedir / bar.name)  # an older download of bar, approved
+    misnamed = tmp_path / "given" / "foo-1.0-1-any.pkg.tar"
+    misnamed.parent.mkdir()
+    shutil.copy(bar, misnamed)
+    foo = pm.pkg("foo", "1.0")  # not approved
+    core = sync_repo(tmp_path / "repos/core", "core", [foo])
+    with pm.sb.config_path.open("a") as fh:
+        fh.write(f"[core]\nServer = file://{core}\n")
+    assert pm.sb.pacman(["-Sy"], env=pm.env()).returncode == 0
+    proc = pm.sb.pacman(["-U", str(misnamed)], env=pm.env())
+    assert proc.returncode != 0, output(proc)
+    assert not pm.sb.installed("foo") and not pm.sb.installed("bar")
+    assert any("foo 1.0-1" in line and "not verified" in line for line in refused(proc)), output(
+        proc
+    )
+
+
+@pytest.mark.parametrize("where", ["twice-in-desc", "in-depends"])
+def test_a_filename_the_hook_and_pacman_read_differently_is_verified(
+    pm: PacmanEnv, tmp_path: Path, where: str
+) -> None:
+    """libalpm reads every field of a sync entry from desc AND depends (and files), a later
+    %FILENAME% replacing an earlier one; the hook read desc's first one only, so a hostile
+    database could show it the approved cached file's name while pacman downloaded another
+    (found by an attacker review)."""
+    import hashlib
+    import io
+    import tarfile
+
+    good = pm.good("good-pkg", "1.0")
+    shutil.copy(good, pm.sb.cachedir / good.name)
+    evil = pm.pkg("good-pkg", "2.0")
+    served = "other-thing-1-1-any.pkg.tar"
+    top = tmp_path / "repos/core"
+    top.mkdir(parents=True)
+    shutil.copy(evil, top / served)
+    data = evil.read_bytes()
+    common = (
+        f"%NAME%\ngood-pkg\n\n%VERSION%\n2.0-1\n\n%CSIZE%\n{len(data)}\n\n%ISIZE%\n{len(data)}\n\n"
+        f"%SHA256SUM%\n{hashlib.sha256(data).hexdigest()}\n\n%ARCH%\nany\n\n"
+    )
+    members = {"desc": f"%FILENAME%\n{good.name}\n\n{common}"}
+    if where == "twice-in-desc":
+        members["desc"] += f"%FILENAME%\n{served}\n\n"
+    else:
+        members["depends"] = f"%FILENAME%\n{served}\n\n"
+    with tarfile.open(top / "core.db", "w:gz") as tf:
+        for member, text in members.items():
+            info = tarfile.TarInfo(f"good-pkg-2.0-1/{member}")
+            info.size = len(text.encode())
+            tf.addfile(info, io.BytesIO(text.encode()))
+    with pm.sb.config_path.open("a") as fh:
+        fh.write(f"[core]\nServer = file://{top}\n")
+    proc = pm.sb.pacman(["-Sy", "good-pkg"], env=pm.env())
+    assert proc.returncode != 0, output(proc)
+    assert not pm.sb.installed("good-pkg")
+    assert any(served in line and "not verified" in line for line in refused(proc)), output(proc)

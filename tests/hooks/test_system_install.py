@@ -107,3 +107,33 @@ def test_install_refuses_a_prefix_it_did_not_create(tmp_path: Path) -> None:
     res = make("uninstall", {"PREFIX": str(prefix)})
     assert res.returncode != 0
     assert (prefix / "precious").read_text() == "keep me\n"
+
+
+def test_install_hooks_under_umask_0_writes_nothing_others_may_change(tmp_path: Path) -> None:
+    """A root shell with umask 000 must not leave the hooks (run as root by apt, pacman, dnf) or
+    the directories holding them writable by every user (found by an attacker review: mkdir
+    followed the umask, so any user could replace wotr-apt-hook)."""
+    prefix = tmp_path / "opt/wotr"
+    prefix.mkdir(parents=True)
+    manifest = prefix / "install-manifest.txt"
+    manifest.write_text(f"{prefix}/\n")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PREFIX": str(prefix),
+        "HOOKSDIR": str(tmp_path / "usr/local/lib/wotr/hooks"),
+        "SYSCONFDIR": str(tmp_path / "etc"),
+        "BUNDLESDIR": str(tmp_path / "var/lib/wotr/bundles"),
+        "ENABLE": "apt pacman",
+    }
+    res = subprocess.run(
+        ["sh", "-c", 'umask 000; exec sh "$0" install-hooks', str(REPO / "tools/install.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    written = [p for p in tmp_path.rglob("*") if p != manifest]
+    assert written
+    loose = [str(p) for p in written if p.lstat().st_mode & 0o022 and not p.is_symlink()]
+    assert loose == [], loose
