@@ -931,6 +931,19 @@ MUTATIONS = [
         ),
         WITHDRAW,
     ),
+    Mutation(
+        "withdraw-unchecked-ssh-worst-case",
+        "§8",
+        "wotr/withdraw.py",
+        (
+            (
+                "    if _sshsig.is_sshsig(sig):\n        fpr = _sshsig.parse_signature(sig)",
+                "    if _sshsig.is_sshsig(sig):\n        return frozenset()\n"
+                "        fpr = _sshsig.parse_signature(sig)",
+            ),
+        ),
+        ("tests/test_ssh_attacks.py",),
+    ),
     # DESIGN §9: SSH claims (wotr/_sshsig.py, wotr/ssh.py, the policy's ssh field).
     Mutation(
         "ssh-namespace",
