@@ -944,6 +944,18 @@ MUTATIONS = [
         ),
         ("tests/test_ssh_attacks.py",),
     ),
+    Mutation(
+        "show-excluded-claims-count",
+        "7",
+        "wotr/verify.py",
+        (
+            (
+                "    if not result.excluded:\n        return lines",
+                "    if True:\n        return lines",
+            ),
+        ),
+        ("tests/test_budgets.py",),
+    ),
     # DESIGN §9: SSH claims (wotr/_sshsig.py, wotr/ssh.py, the policy's ssh field).
     Mutation(
         "ssh-namespace",
