@@ -289,3 +289,23 @@ def test_show_never_marks_as_counting_a_claim_that_counts_for_nothing(
     flood = b"".join(_forged(lines["bob_evil"], 30))
     note = lines["alice_evil"] + lines["bob_evil"] + flood + lines["bob_good"]
     assert any("not checked" in ln.reason for ln in bob_lines(note))
+
+
+def test_audit_takes_unchecked_claims_at_their_worst_as_verify_does(
+    world: sim.World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """git wotr audit says whether each release verifies now: it decided without the unchecked
+    claims and said "verified" where verify (rule 8 worst case) says no."""
+    from wotr import audit
+
+    lines = _scene(world)
+    monkeypatch.setattr(verify_mod, "MAX_CHECKED_SIGNATURES", 8)
+    flood = b"".join(_forged(lines["bob_evil"], 30))
+    note = lines["alice_evil"] + lines["bob_evil"] + flood + lines["bob_good"]
+    policy = load(world.policy_dir / "threshold.toml")
+    ctx = verify_mod.Context(world.head(), world.tree(), None)
+    checked = verify_mod.check(policy, note, ctx)
+    assert not verify_mod.decide(policy, checked, None, strict=False).result.verified  # type: ignore[union-attr]
+    mine = [c for c in checked.counted if c.signer == "alice"]
+    entry = audit._entry(policy, checked, mine, "alice", ctx.commit, None)
+    assert not entry.verified and not entry.verified_without

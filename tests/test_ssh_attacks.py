@@ -636,3 +636,20 @@ def test_cli_withdraw_with_an_ssh_key(world: sim.World, sshk: SshKeys) -> None:
     assert sam.fingerprint in res.stdout
     code, doc = verify_json(world, art)
     assert code == 1 and doc["artifacts"][0]["signers"] == ["alice"]
+
+
+def test_audit_finds_the_claims_of_an_ssh_signer(world: sim.World, sshk: SshKeys) -> None:
+    """git wotr audit --signer sam (an SSH signer) lists the releases that depend on sam. It
+    looked for OpenPGP issuers only and said no release depended on sam (exit 0): a wrong
+    all-clear after a key compromise."""
+    sam = sshk.get("sam")
+    pol = ssh_policy(world, 2, ["alice", "bob"], {"sam": [sam.public_line]})
+    art = world.root / "dist" / "app.tar.gz"
+    world.sign("alice", art)
+    ssh_sign(world, sam, art)
+    res = world.run("audit", "--signer", "sam", "--policy", pol, "--json")
+    doc = json.loads(res.stdout)
+    assert res.returncode == 1, res.stdout
+    assert [(r["commit"], r["verified_without"]) for r in doc["releases"]] == [
+        (world.head(), False)
+    ]

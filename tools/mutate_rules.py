@@ -956,6 +956,18 @@ MUTATIONS = [
         ),
         ("tests/test_budgets.py",),
     ),
+    Mutation(
+        "audit-ssh-lines",
+        "§8",
+        "wotr/audit.py",
+        (
+            (
+                "                if _sshsig.parse_signature(env.sig).key.fingerprint in ids:",
+                "                if False:",
+            ),
+        ),
+        ("tests/test_ssh_attacks.py",),
+    ),
     # DESIGN §9: SSH claims (wotr/_sshsig.py, wotr/ssh.py, the policy's ssh field).
     Mutation(
         "ssh-namespace",
