@@ -451,11 +451,15 @@ def test_verify_file_hook(world: sim.World, art: Path, away: Path) -> None:
     bad = world.artifact("bad.bin", b"bad\n")
     res = run_hook(world, art, bad, env=env, cwd=away)
     assert res.returncode == 1
-    assert "WOTR_HOOK_ALLOW_UNVERIFIED" not in res.stderr  # a rejection is never overridable
+    # a rejection is never overridable: the override is named only to say it does not apply
+    assert "WOTR_HOOK_ALLOW_UNVERIFIED=1 does not apply" in res.stderr
+    forced = run_hook(world, art, bad, env={**env, "WOTR_HOOK_ALLOW_UNVERIFIED": "1"}, cwd=away)
+    assert forced.returncode == 1, forced.stdout + forced.stderr
     assert "knowingly" in res.stderr
     # errors fail closed, with the way out named
+    # a missing file is refused (bad input); the override covers only a verifier that cannot run
     res = run_hook(world, away / "missing.deb", env=env, cwd=away)
-    assert res.returncode == 2 and "WOTR_HOOK_ALLOW_UNVERIFIED=1" in res.stderr
+    assert res.returncode == 2 and "no such file" in res.stderr
     res = run_hook(world, art, env={**env, "WOTR_VERIFY_CMD": "/nonexistent/wotr"}, cwd=away)
     assert res.returncode == 3 and "WOTR_HOOK_ALLOW_UNVERIFIED=1" in res.stderr
     res = run_hook(

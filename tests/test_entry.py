@@ -134,6 +134,8 @@ VERIFY_PATH_WOTR = {
     "wotr.commands.verify", "wotr.hashing", "wotr._threads", "wotr.render", "wotr.verify",
     "wotr.consensus", "wotr.claim", "wotr._record", "wotr.policy", "wotr._openpgp", "wotr.git",
     "wotr._proc", "wotr._fs", "wotr.gpg", "wotr.notes",
+    # every payload may be a withdrawal (DESIGN §8), every signature may be an SSHSIG (§9)
+    "wotr.withdraw", "wotr._sshsig",
 }  # fmt: skip
 VERIFY_PATH_STDLIB = {
     # `from __future__ import annotations` in every module

@@ -86,8 +86,7 @@ def test_follow_builds_each_new_release_once_signs_and_pushes(world: sim.World) 
     # The claim counts for the tag: alice's policy with bob alone at threshold 1 verifies it.
     sim.git(world.repo, "fetch", "-q", "origin", "refs/notes/wotr:refs/notes/wotr")
     policy = world.policy(1, ["bob"])
-    artifact = clone / ".git" / "wotr" / "builds"
-    built = next(artifact.rglob("app.tar.gz"))
+    built = clone / ".git" / "wotr" / "builds" / commit / "app.tar.gz"
     ok = world.verify("--rev", "v1.0", built, policy=policy)
     assert ok.returncode == 0, ok.stdout + ok.stderr
 

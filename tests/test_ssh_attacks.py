@@ -568,6 +568,43 @@ def test_build_sign_with_an_ssh_key(world: sim.World, sshk: SshKeys) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+def test_verify_file_hook_with_ssh_signers(world: sim.World, sshk: SshKeys) -> None:
+    """hooks/verify-file (offline, FILE.wotr beside the file, the installer's policy) counts
+    SSH signers as it counts OpenPGP ones: a mixed quorum installs, one signer alone does not."""
+    import os
+    import subprocess
+    import sys
+
+    sam = sshk.get("sam")
+    policy = ssh_policy(world, 2, ["alice"], {"sam": [sam.public_line]})
+    art = world.root / "dist" / "app.tar.gz"
+    ssh_sign(world, sam, art)
+
+    def hook() -> int:
+        assert world.run("export", "-o", str(art) + ".wotr").returncode == 0
+        env = {k: v for k, v in sim.base_env().items() if not k.startswith("WOTR_")}
+        env["WOTR_POLICY"] = str(policy)
+        env["WOTR_BUNDLES"] = str(world.root / "bundles")
+        (world.root / "bundles").mkdir(exist_ok=True)
+        env["WOTR_VERIFY_CMD"] = f"{sys.executable} -m wotr verify"
+        env["PYTHONPATH"] = os.pathsep.join(sys.path)
+        repo_root = Path(__file__).resolve().parents[1]
+        res = subprocess.run(
+            [sys.executable, repo_root / "hooks" / "verify-file", art],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert "Traceback" not in res.stderr
+        return res.returncode
+
+    assert hook() == 1
+    world.sign("alice", art)
+    assert hook() == 0
+
+
 # --- DESIGN §8: withdrawals signed with an SSH key ----------------------------------------------
 
 

@@ -470,3 +470,18 @@ def test_a_projects_own_gitconfig_names_no_policy(world: sim.World, keys: Any) -
     sim.write_note(world.repo, head, sim.envelope_line(mallory.key, claim) + b"\n")
     res = world.run("verify", world.artifact("app.tar.gz", EVIL))
     assert res.returncode == 2 and "no policy" in res.stderr, res.stdout + res.stderr
+
+
+def test_a_linked_worktree_is_its_clones(world: sim.World, short_tmp: Path) -> None:
+    """A linked worktree's git directory (.git/worktrees/NAME) is the clone's own: found by git,
+    its config is the clone's (not refused as a bare repository)."""
+    world.policy(2)
+    head = world.head()
+    add_note(world.repo, head, signed(world, head, world.tree(), APP, "alice", "bob"))
+    linked = short_tmp / "linked"
+    sim.git(world.repo, "worktree", "add", "-q", "--detach", str(linked), head)
+    sim.git(world.repo, "config", "wotr.policy", str(world.policy_dir / "threshold.toml"))
+    art = world.artifact("app.tar.gz", APP)
+    res = world.run("verify", "--json", art, cwd=linked)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert json.loads(res.stdout)["repository"].endswith("/.git/worktrees/linked")

@@ -42,8 +42,10 @@ def _secure(repo: git.Repo) -> None:
         return
     files: dict[str, bytes] = {}
     for rel, sha in pin.items():
-        try:
-            data = (repo.top / rel).read_bytes()
+        try:  # the working tree's file: regular, bounded, no link (_fs.NotRegular is an OSError)
+            data = _fs.read_regular(
+                repo.top / rel, policy_mod.MAX_POLICY_FILE, follow_symlinks=False
+            )
         except OSError:
             data = b""
         if hashlib.sha256(data).hexdigest() != sha:
@@ -77,7 +79,9 @@ def keep_copy(repo: git.Repo, pol: policy_mod.Policy) -> None:
     for rel, sha in pol.digests:
         try:
             chain.check_name(rel)
-            data = (repo.top / rel).read_bytes()
+            data = _fs.read_regular(
+                repo.top / rel, policy_mod.MAX_POLICY_FILE, follow_symlinks=False
+            )
         except (OSError, PolicyError):
             return
         if hashlib.sha256(data).hexdigest() == sha:

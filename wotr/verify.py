@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import _openpgp, _record, _sshsig, consensus, git, gpg, hashing, notes, ssh, withdraw
+from . import _openpgp, _record, _sshsig, consensus, git, gpg, hashing, notes, withdraw
 from . import claim as claim_mod
 from ._record import field, record
 from ._threads import started
@@ -236,6 +236,8 @@ def _check_jobs(policy: Policy, jobs: list[tuple[bytes, list[bytes]]]) -> list[l
             if _sshsig.is_sshsig(sig):
                 ssh_items.append((data, sig))
                 ssh_at.append((j, k))
+    if ssh_items:
+        from . import ssh  # only where a note holds SSH signatures (verify's start-up)
     # In a mixed note the in-process SSH verifier is imported while gpg runs.
     warm = started(ssh.warm_up, len(ssh_items)) if ssh_items and pgp_jobs else None
     if pgp_jobs:
