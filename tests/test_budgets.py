@@ -265,3 +265,47 @@ def test_honest_offline_work_is_not_refused_by_the_run_budget(
     monkeypatch.setattr(offline, "PER_TARGET_SIGNATURES", 0)  # the old fixed budget: refused
     outcome = offline.verify(policy, artifacts=arts, sources=offline.Sources(directory=store))
     assert not outcome.verified and "limit of 2 signatures" in outcome.reason
+
+
+def test_show_never_marks_as_counting_a_claim_that_counts_for_nothing(
+    world: sim.World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """show / show --json / the status page list each line with ``counts``: a claim of a signer
+    who counts for neither digest of the name (rule 7, or an unchecked second claim taken at
+    its worst) must not be shown as counting, while verify does not count it."""
+    lines = _scene(world)
+    policy = load(world.policy_dir / "threshold.toml")
+    ctx = verify_mod.Context(world.head(), world.tree(), None)
+
+    def bob_lines(note: bytes) -> list[verify_mod.Line]:
+        report = verify_mod.evaluate(policy, note, ctx, None, strict=False)
+        doc = json.loads(render.show_json(report))
+        assert not any(c["counts"] for c in doc["claims"] if c["signer"] == "bob"), doc
+        return [ln for ln in report.lines if ln.signer == "bob"]
+
+    found = bob_lines(lines["alice_evil"] + lines["bob_evil"] + lines["bob_good"])
+    assert found and all("two digests" in ln.reason for ln in found)
+    monkeypatch.setattr(verify_mod, "MAX_CHECKED_SIGNATURES", 8)
+    flood = b"".join(_forged(lines["bob_evil"], 30))
+    note = lines["alice_evil"] + lines["bob_evil"] + flood + lines["bob_good"]
+    assert any("not checked" in ln.reason for ln in bob_lines(note))
+
+
+def test_audit_takes_unchecked_claims_at_their_worst_as_verify_does(
+    world: sim.World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """git wotr audit says whether each release verifies now: it decided without the unchecked
+    claims and said "verified" where verify (rule 8 worst case) says no."""
+    from wotr import audit
+
+    lines = _scene(world)
+    monkeypatch.setattr(verify_mod, "MAX_CHECKED_SIGNATURES", 8)
+    flood = b"".join(_forged(lines["bob_evil"], 30))
+    note = lines["alice_evil"] + lines["bob_evil"] + flood + lines["bob_good"]
+    policy = load(world.policy_dir / "threshold.toml")
+    ctx = verify_mod.Context(world.head(), world.tree(), None)
+    checked = verify_mod.check(policy, note, ctx)
+    assert not verify_mod.decide(policy, checked, None, strict=False).result.verified  # type: ignore[union-attr]
+    mine = [c for c in checked.counted if c.signer == "alice"]
+    entry = audit._entry(policy, checked, mine, "alice", ctx.commit, None)
+    assert not entry.verified and not entry.verified_without

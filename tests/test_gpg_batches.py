@@ -7,6 +7,7 @@ hidden) and the number of gpg calls must stay bounded by the number of signature
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,33 @@ def test_many_payloads_in_few_processes(seed: int) -> None:
     finally:
         for k in keys:
             gpgkeys.remove_home(k.home)
+
+
+def test_many_payloads_under_a_temp_dir_whose_name_is_not_utf8(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--verify-files results are tied to files by the name gpg prints (FILE_START), byte for
+    byte. Under a $TMPDIR whose name is not UTF-8 (a hook's environment), that name was decoded
+    with replacement characters, matched no file: every good signature was refused (the first
+    file of each call settled as failed) and each call settled one file of up to 2000 (gpg
+    calls and checks quadratic in the signatures)."""
+    import os
+
+    from wotr import _fs
+
+    odd = os.fsdecode(b"/tmp/wotr-t\xff" + os.urandom(4).hex().encode())  # short: gpg.py
+    os.mkdir(odd)
+    request_cleanup = __import__("shutil").rmtree
+    monkeypatch.setattr(_fs, "_root", [odd])
+    keys = [gpgkeys.make_key("u0")]
+    try:
+        jobs = [(b"payload %d\n" % j, [gpgkeys.sign_detached(keys[0], b"payload %d\n" % j)])
+                for j in range(6)]  # fmt: skip
+        with gpg.Verifier(gpgkeys.binary_keyring(*keys)) as verifier:
+            got = verifier.check_many(jobs)
+            calls = verifier.gpg_calls
+        assert [r.ok for (res,) in [tuple(g) for g in got] for r in [res]] == [True] * 6, got
+        assert calls <= 2
+    finally:
+        gpgkeys.remove_home(keys[0].home)
+        request_cleanup(odd, ignore_errors=True)

@@ -603,3 +603,90 @@ def test_verify_file_hook_with_ssh_signers(world: sim.World, sshk: SshKeys) -> N
     assert hook() == 1
     world.sign("alice", art)
     assert hook() == 0
+
+
+# --- DESIGN §8: withdrawals signed with an SSH key ----------------------------------------------
+
+
+def _ssh_withdrawal(world: sim.World, key: sshkeys.SshKey, everything: bool = True) -> bytes:
+    import hashlib
+
+    from wotr.withdraw import Withdrawal
+
+    subjects = () if everything else (("app.tar.gz", hashlib.sha256(APP).hexdigest()),)
+    wd = Withdrawal(world.head(), world.tree(), subjects, everything)
+    sig = sshkeys.sign_binary(key, claim_mod.pae(wd.payload()))
+    return claim_mod.Envelope(payload=wd.payload(), sig=sig, keyid=key.fingerprint).line()
+
+
+def test_ssh_withdrawal_cancels_its_signers_claims(world: sim.World, sshk: SshKeys) -> None:
+    sam = sshk.get("sam")
+    ssh_policy(world, 2, ["alice", "bob"], {"sam": [sam.public_line]})
+    art = world.root / "dist" / "app.tar.gz"
+    world.sign("alice", art)
+    ssh_sign(world, sam, art)
+    assert verify_json(world, art)[0] == 0
+    add_lines(world, world.head(), _ssh_withdrawal(world, sam, everything=False))
+    code, doc = verify_json(world, art)
+    assert code == 1 and doc["artifacts"][0]["signers"] == ["alice"]
+
+
+def test_unchecked_ssh_withdrawal_is_taken_at_its_worst(
+    world: sim.World, sshk: SshKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sam withdrew (SSH key). Forged copies of sam's claim, placed before the withdrawal, push
+    it past the gpg budget: an unchecked withdrawal naming sam's key must still cancel sam's
+    claims (a limit turns a yes into a no, never a no into a yes). It was dropped because
+    withdraw.left_out only read OpenPGP issuers, and the release verified."""
+    from wotr import verify as verify_mod
+    from wotr.policy import load
+
+    sam = sshk.get("sam")
+    ssh_policy(world, 2, ["alice", "bob"], {"sam": [sam.public_line]})
+    claim = world.claim({"app.tar.gz": APP})
+    world.sign("alice", world.root / "dist" / "app.tar.gz")
+    honest = sim.read_note(world.repo, world.head()) + ssh_line(sam, claim) + b"\n"
+    withdrawal = _ssh_withdrawal(world, sam) + b"\n"
+    policy = load(world.policy_dir / "threshold.toml")
+    ctx = verify_mod.Context(world.head(), world.tree(), None)
+    held = verify_mod.evaluate(policy, honest + withdrawal, ctx, None, strict=False).result
+    assert held is not None and not held.verified
+    monkeypatch.setattr(verify_mod, "MAX_CHECKED_SIGNATURES", 6)
+    flood = b"".join(ln.rstrip(b"\n") + b"\n" for ln in _forged(sam, claim, 30))
+    note = honest + flood + withdrawal
+    report = verify_mod.evaluate(policy, note, ctx, None, strict=False)
+    assert report.result is not None and not report.result.verified, report.result
+    assert "sam" not in report.result.artifacts[0].signers
+
+
+def test_cli_withdraw_with_an_ssh_key(world: sim.World, sshk: SshKeys) -> None:
+    """An SSH signer withdraws through the CLI as it signs (--key names its SSH key); the
+    command used to send every withdrawal to gpg, leaving SSH signers no way to withdraw."""
+    sam = sshk.get("sam")
+    ssh_policy(world, 2, ["alice", "bob"], {"sam": [sam.public_line]})
+    art = world.root / "dist" / "app.tar.gz"
+    world.sign("alice", art)
+    ssh_sign(world, sam, art)
+    assert verify_json(world, art)[0] == 0
+    res = world.run("withdraw", "--key", sam.public, "--all", env={"HOME": str(sam.home)})
+    assert res.returncode == 0, res.stderr
+    assert sam.fingerprint in res.stdout
+    code, doc = verify_json(world, art)
+    assert code == 1 and doc["artifacts"][0]["signers"] == ["alice"]
+
+
+def test_audit_finds_the_claims_of_an_ssh_signer(world: sim.World, sshk: SshKeys) -> None:
+    """git wotr audit --signer sam (an SSH signer) lists the releases that depend on sam. It
+    looked for OpenPGP issuers only and said no release depended on sam (exit 0): a wrong
+    all-clear after a key compromise."""
+    sam = sshk.get("sam")
+    pol = ssh_policy(world, 2, ["alice", "bob"], {"sam": [sam.public_line]})
+    art = world.root / "dist" / "app.tar.gz"
+    world.sign("alice", art)
+    ssh_sign(world, sam, art)
+    res = world.run("audit", "--signer", "sam", "--policy", pol, "--json")
+    doc = json.loads(res.stdout)
+    assert res.returncode == 1, res.stdout
+    assert [(r["commit"], r["verified_without"]) for r in doc["releases"]] == [
+        (world.head(), False)
+    ]

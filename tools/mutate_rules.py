@@ -1065,6 +1065,43 @@ MUTATIONS = [
         ),
         WITHDRAW,
     ),
+    Mutation(
+        "withdraw-unchecked-ssh-worst-case",
+        "§8",
+        "wotr/withdraw.py",
+        (
+            (
+                "    if _sshsig.is_sshsig(sig):\n        fpr = _sshsig.parse_signature(sig)",
+                "    if _sshsig.is_sshsig(sig):\n        return frozenset()\n"
+                "        fpr = _sshsig.parse_signature(sig)",
+            ),
+        ),
+        ("tests/test_ssh_attacks.py",),
+    ),
+    Mutation(
+        "show-excluded-claims-count",
+        "7",
+        "wotr/verify.py",
+        (
+            (
+                "    if not result.excluded:\n        return lines",
+                "    if True:\n        return lines",
+            ),
+        ),
+        ("tests/test_budgets.py",),
+    ),
+    Mutation(
+        "audit-ssh-lines",
+        "§8",
+        "wotr/audit.py",
+        (
+            (
+                "                if _sshsig.parse_signature(env.sig).key.fingerprint in ids:",
+                "                if False:",
+            ),
+        ),
+        ("tests/test_ssh_attacks.py",),
+    ),
     # DESIGN §9: SSH claims (wotr/_sshsig.py, wotr/ssh.py, the policy's ssh field).
     Mutation(
         "ssh-namespace",

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from . import _fs, _openpgp, consensus, git, notes, verify, withdraw
+from . import _fs, _openpgp, _record, _sshsig, consensus, git, notes, verify, withdraw
 from . import claim as claim_mod
 from ._record import record
 from .errors import BadInput
@@ -151,9 +151,12 @@ def _mentions(note: bytes, commit: str, ids: frozenset[str]) -> bool:
         if needle not in env.payload:
             continue
         try:
-            if _openpgp.issuers(env.sig) & ids:
+            if _sshsig.is_sshsig(env.sig):  # DESIGN §9: the key inside the blob names it
+                if _sshsig.parse_signature(env.sig).key.fingerprint in ids:
+                    return True
+            elif _openpgp.issuers(env.sig) & ids:
                 return True
-        except _openpgp.PacketError:
+        except (_openpgp.PacketError, _sshsig.SshFormatError):
             continue
     return False
 
@@ -205,9 +208,16 @@ def _entry(
     commit: str,
     tag: str | None,
 ) -> Entry:
-    now = consensus.decide(policy, checked.counted, checked.rejected, None)
+    # As verify decides: unchecked lines (a limit) taken at their worst (rule 8).
+    unchecked = checked.unchecked
+    now = consensus.decide(policy, checked.counted, checked.rejected, None, unchecked=unchecked)
     others = [c for c in checked.counted if c.signer != name]
-    without = consensus.decide(policy, others, checked.rejected, None)
+    theirs = [
+        _record.replace(u, signers=tuple(s for s in u.signers if s != name)) for u in unchecked
+    ]
+    without = consensus.decide(
+        policy, others, checked.rejected, None, unchecked=[u for u in theirs if u.signers]
+    )
     names = sorted({s.name for c in mine for s in c.claim.subjects})
     return Entry(commit, tag, now.verified, without.verified, tuple(names))
 

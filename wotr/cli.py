@@ -762,7 +762,9 @@ def policy_export(output: str) -> int:
 @click.option("--rev", default="HEAD", show_default=True, help="Commit or tag the claims are on.")
 @click.option("--all", "everything", is_flag=True, help="Withdraw all your claims on REV.")
 @click.option("--digest", "digests", multiple=True, metavar="sha256:HEX", help="Repeatable.")
-@click.option("--key", help="gpg key [default: git config user.signingkey, else gpg's default].")
+@click.option(
+    "--key", help="gpg or SSH key, as for sign [default: git config user.signingkey, else gpg's]."
+)
 @click.argument("artifacts", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
 def withdraw(
     rev: str,

@@ -129,6 +129,8 @@ class Result:
     counted: tuple[Counted, ...]
     reason: str = ""
     doubts: tuple[Doubt, ...] = ()  # unchecked claims taken at their worst (rule 8)
+    # (signer, name) pairs that count for nothing: rule 7, or rule 8 at its worst -> why
+    excluded: tuple[tuple[str, str, str], ...] = ()
 
 
 def admit(
@@ -286,6 +288,7 @@ def decide(
     ``unchecked``: admissible claims (see :func:`admit_unchecked`) a limit kept from gpg."""
     conflicts = _conflicts(counted)
     excluded = {(c.signer, c.name) for c in conflicts}
+    why_excluded = {(c.signer, c.name): "claimed two digests (rule 7)" for c in conflicts}
     doubts = _doubts(counted, unchecked)
     # Worst case of an unchecked claim: were it good, its signer would hold a second digest
     # for the name (rule 7) whenever the signer's checked claims, or the other unchecked
@@ -294,6 +297,9 @@ def decide(
     for d in doubts:
         if len(d.digests) > 1 or (d.signer, d.name) in have_names:
             excluded.add((d.signer, d.name))
+            why_excluded.setdefault(
+                (d.signer, d.name), "may have claimed another digest (claims not checked)"
+            )
     doubted = {d.name for d in doubts}
     # Built once: a claim may name thousands of artifacts, asked about one by one below.
     holds = [{s.sha256 for s in c.claim.subjects} for c in counted]  # digests each claim names
@@ -415,4 +421,5 @@ def decide(
         counted=tuple(counted),
         reason=reason,
         doubts=tuple(d for d in doubts if d.name in relevant),
+        excluded=tuple((who, name, why) for (who, name), why in sorted(why_excluded.items())),
     )

@@ -119,7 +119,11 @@ def _file_blocks(status: bytes) -> list[tuple[str, list[list[tuple[str, list[str
             continue
         parts = raw[9:].decode("utf-8", "replace").split(" ")
         if parts[0] == "FILE_START":
-            files.append((" ".join(parts[2:]), []))
+            # The name byte for byte, decoded as Python decodes file names: a temp dir whose
+            # name is not UTF-8 must still match (else no result is ever tied to its file).
+            fields = raw[9:].split(b" ", 2)
+            name = fields[2] if len(fields) == 3 else b""
+            files.append((os.fsdecode(name), []))
         elif parts[0] == "FILE_DONE" or not files:
             continue
         elif parts[0] == "NEWSIG":

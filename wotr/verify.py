@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import _openpgp, _sshsig, consensus, git, gpg, hashing, notes, withdraw
+from . import _openpgp, _record, _sshsig, consensus, git, gpg, hashing, notes, withdraw
 from . import claim as claim_mod
 from ._record import field, record
 from ._threads import started
@@ -507,7 +507,33 @@ def decide(
         unchecked=checked.unchecked,
     )
     ctx = checked.ctx
-    return Report(ctx.commit, ctx.tag, policy, result, checked.lines, checked.note_lines)
+    return Report(
+        ctx.commit, ctx.tag, policy, result, _relabel(checked.lines, result), checked.note_lines
+    )
+
+
+def _relabel(lines: tuple[Line, ...], result: Result) -> tuple[Line, ...]:
+    """Lines as ``show`` and the status page list them: a counted claim naming a name its
+    signer counts for nothing on (rule 7, or rule 8 at its worst) is not shown as counting."""
+    if not result.excluded:
+        return lines
+    why = {(who, name): text for who, name, text in result.excluded}
+    out: list[Line] = []
+    for ln in lines:
+        who = ln.signer or ""
+        hits = (
+            sorted({s.name for s in ln.claim.subjects if (who, s.name) in why})
+            if ln.counts and ln.claim is not None
+            else []
+        )
+        if hits:
+            reasons = "; ".join(f"{name}: {why[(who, name)]}" for name in hits[:3])
+            more = f" (and {len(hits) - 3} more names)" if len(hits) > 3 else ""
+            ln = _record.replace(
+                ln, counts=False, reason=f"{who} counts for none of: {reasons}{more}"
+            )
+        out.append(ln)
+    return tuple(out)
 
 
 def verify_repo(

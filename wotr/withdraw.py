@@ -20,7 +20,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from . import _openpgp, _record
+from . import _openpgp, _record, _sshsig
 from ._record import record
 from .claim import STATEMENT_TYPE, Claim, ClaimError, canonical_json, parse_payload
 from .consensus import Counted, Rejection
@@ -105,8 +105,13 @@ def parse_any(payload: bytes) -> Claim | Withdrawal:
 
 
 def issuer_owners(policy: Policy) -> dict[str, str]:
-    """Issuer ids (fingerprints and 16-hex key ids of listed keys and subkeys) -> signer name."""
+    """Issuer ids (fingerprints and 16-hex key ids of listed keys and subkeys, and the
+    ``SHA256:`` fingerprints of listed SSH keys, DESIGN §9) -> signer name."""
     owners: dict[str, str] = {}
+    for fpr, _ in policy.ssh_keys:
+        ssh_owner = policy.signer_for(fpr)
+        if ssh_owner is not None:
+            owners[fpr] = ssh_owner.name
     try:
         keys = _openpgp.public_keys(policy.keyring)
     except _openpgp.PacketError:
@@ -228,10 +233,20 @@ def left_out(
             if not isinstance(parsed, Withdrawal) or (payload, env.sig) in sent:
                 continue
             try:
-                _openpgp.check_single_signature(env.sig)
-                ids = _openpgp.issuers(env.sig) & policy.issuer_ids
-            except _openpgp.PacketError:
+                ids = _policy_issuers(policy, env.sig)
+            except (_openpgp.PacketError, _sshsig.SshFormatError):
                 continue
             if ids:
                 out.append((number, frozenset(ids)))
     return out
+
+
+def _policy_issuers(policy: Policy, sig: bytes) -> frozenset[str]:
+    """The issuer ids of ``sig`` naming a policy key: OpenPGP issuers, or the fingerprint of
+    the public key inside an SSH signature (DESIGN §9) -- an SSH signer's withdrawal left
+    unchecked must be taken at its worst as an OpenPGP signer's is."""
+    if _sshsig.is_sshsig(sig):
+        fpr = _sshsig.parse_signature(sig).key.fingerprint
+        return frozenset({fpr}) if any(f == fpr for f, _ in policy.ssh_keys) else frozenset()
+    _openpgp.check_single_signature(sig)
+    return _openpgp.issuers(sig) & policy.issuer_ids

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import claim as claim_mod
-from . import git, gpg, hashing, notes
+from . import git, gpg, hashing, notes, ssh
 from ._record import record
 from .errors import BadInput
 from .withdraw import Withdrawal
@@ -49,7 +49,11 @@ def withdraw(
         subjects.add((path.name or str(path), digest))
     w = Withdrawal(revision.commit, revision.tree, tuple(sorted(subjects)), everything)
     payload = w.payload()
-    signature = gpg.sign(claim_mod.pae(payload), key or git.config_get(repo, "user.signingkey"))
+    # DESIGN §9: an SSH signer withdraws with its SSH key, chosen as sign chooses it (--key,
+    # else gpg.format/user.signingkey); gpg alone would leave it no way to withdraw.
+    with_ssh = ssh.uses_ssh(key, git.config_get(repo, "gpg.format"))
+    key = key or git.config_get(repo, "user.signingkey")
+    signature = (ssh.sign if with_ssh else gpg.sign)(claim_mod.pae(payload), key)
     line = claim_mod.Envelope(payload=payload, sig=signature.sig, keyid=signature.fingerprint)
     added = notes.append(repo, revision.commit, line.line())
     return Withdrawn(revision.commit, signature.fingerprint, w, added)
