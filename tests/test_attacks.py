@@ -784,3 +784,36 @@ def test_note_over_the_limit_counts_nothing_even_with_valid_claims(
     result = verify_mod.verify_repo(repo, "HEAD", policy, artifacts=[art]).result
     assert result is not None and not result.verified
     assert any("limit" in r.reason for r in result.rejected)
+
+
+@pytest.mark.parametrize(
+    ("kind", "expect"),
+    [("revoked_key", "revoked"), ("revoked_subkey", "revoked"), ("expired_key", "expired")],
+)
+def test_taints_hold_when_many_signatures_go_through_the_keybox(
+    world: sim.World, keys: Any, kind: str, expect: str
+) -> None:
+    """From gpg._IMPORT_AT signatures on, the policy keys are imported into a keybox instead of
+    being read as a keyring: a revocation or expiry must stand there too (rule 3)."""
+    from wotr import gpg
+
+    signer = {
+        "revoked_key": keys.get("rev", revoked=True),
+        "revoked_subkey": keys.get("revsub", revoked_subkey=True),
+        "expired_key": keys.get("exp", expired=True),
+    }[kind]
+    party(world, "x", signer)
+    world.policy(2, ["alice", "x"])
+    claim = world.claim({"app.tar.gz": APP})
+    pae = claim_mod.pae(claim.payload())
+    sub = signer.revoked_subkeys[0] if kind == "revoked_subkey" else None
+    tainted = claim_mod.Envelope(
+        claim.payload(), gpgkeys.sign_detached(signer, pae, subkey=sub), signer.fingerprint
+    ).line()
+    alice = world.parties["alice"].key
+    honest = [sim.envelope_line(alice, claim) for _ in range(gpg._IMPORT_AT + 2)]
+    add_lines(world, world.head(), b"".join(honest) + tainted)
+    code, doc = verify_json(world, world.root / "dist" / "app.tar.gz")
+    assert code == 1, doc
+    assert doc["artifacts"][0]["signers"] == ["alice"]
+    assert expect in reasons(doc), reasons(doc)
