@@ -376,3 +376,26 @@ def test_hostile_tree_entries_are_skipped(project: sim.World) -> None:
     shown = json.loads(res.stdout)
     assert shown["in_effect"]["serial"] == 1
     assert any("not part of a proposal" in x for x in shown["problems"])
+
+
+def test_proposal_flood_over_the_bound_fails_closed(project: sim.World) -> None:
+    """A valid serial 2 (removing carol) sits in refs/wotr/policy among more junk proposals than
+    MAX_PROPOSALS: the store is not read, and verify must refuse, not stay at serial 1 where the
+    removed key still counts (a bound may turn a yes into a no, never hide a newer policy)."""
+    from wotr import git
+
+    w = project
+    art = w.root / "dist" / "app.tar.gz"
+    d1 = _digest1(w)
+    step = _forge_step(w, ["alice", "bob"], 2, 2, d1, ["alice", "bob"])
+    junk = [
+        chainstore.proposal({"threshold.toml": f"serial = 9\n# {i}\n".encode()})
+        for i in range(chainstore.MAX_PROPOSALS + 1)
+    ]
+    repo = git.open_repo(w.repo)
+    chainstore.write(repo, chainstore.Store((step, *junk)), chainstore.tip(repo), [], "flood")
+    w.sign("alice", art)
+    w.sign("carol", art)
+    res = verify_repo(w, str(art))
+    assert res.returncode == 2, res.stdout
+    assert "flooded" in res.stderr

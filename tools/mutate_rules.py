@@ -874,6 +874,13 @@ MUTATIONS = [
         CHAIN,
     ),
     Mutation(
+        "chain-store-unread-stays-put",
+        "§7",
+        "wotr/chainstore.py",
+        (("    if not store.complete:\n", "    if False:\n"),),
+        CHAIN,
+    ),
+    Mutation(
         "chain-proposal-reads-local-files",
         "§7",
         "wotr/chainstore.py",

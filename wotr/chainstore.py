@@ -367,6 +367,13 @@ def follow(start: policy_mod.Policy, store: Store) -> Followed:
     """The newest policy reachable from ``start`` by valid steps (DESIGN §7). Only proposals for
     the next serial are loaded and sent to gpg, and only their lines over the exact statement."""
     problems = list(store.problems)
+    if not store.complete:
+        # A bound left (part of) the store unread: it may hold a valid newer policy (one that
+        # removes a key). Staying at ``start`` would be a guess; refuse (DESIGN §6 rule 8).
+        raise chain.ChainError(
+            "; ".join(problems[:3]) or f"{REF} could not be read completely (flooded?)",
+            "remove the bogus proposals from refs/wotr/policy; until then nothing verifies",
+        )
     serials = {p.digest: serial_of(p) for p in store.proposals}
     current, digest = start, chain.policy_digest(start)
     links: list[Link] = []
