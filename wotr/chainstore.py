@@ -392,7 +392,7 @@ def follow(start: policy_mod.Policy, store: Store) -> Followed:
             break
         budget = [MAX_CHECKED_PER_STEP]
         steps: list[tuple[chain.Step, policy_mod.Policy, Proposal]] = []
-        complete = store.complete
+        complete: bool = store.complete
         for p, pol in cands:
             expected = chain.statement(chain.chain_digests(pol), want, digest)
             vs, done = votes(current, p, budget, expected)
