@@ -399,3 +399,24 @@ def test_proposal_flood_over_the_bound_fails_closed(project: sim.World) -> None:
     res = verify_repo(w, str(art))
     assert res.returncode == 2, res.stdout
     assert "flooded" in res.stderr
+
+
+def test_truncated_listing_is_not_read_as_complete(project: sim.World, monkeypatch: Any) -> None:
+    """git may finish writing a listing just over the cap before it is killed (exit 0, output
+    cut): the cut-off entries (a valid step's files) must leave the store incomplete, not vanish."""
+    from wotr import _proc, git
+
+    w = project
+    step = _forge_step(w, ["alice", "bob"], 2, 2, _digest1(w), ["alice", "bob"])
+    _add(w, step)
+    real = git.run
+
+    def cut(repo: Any, *args: str, **kw: Any) -> Any:
+        res = real(repo, *args, **{k: v for k, v in kw.items() if k != "max_stdout"})
+        if args[:1] == ("ls-tree",):
+            return _proc.Result(0, res.stdout[: len(res.stdout) // 2], b"", True)
+        return res
+
+    monkeypatch.setattr(git, "run", cut)
+    store = chainstore.read(git.open_repo(w.repo))
+    assert not store.complete

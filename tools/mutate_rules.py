@@ -881,6 +881,13 @@ MUTATIONS = [
         CHAIN,
     ),
     Mutation(
+        "chain-cut-listing-read-as-whole",
+        "§7",
+        "wotr/chainstore.py",
+        (("    if res.returncode != 0 or res.truncated:", "    if res.returncode != 0:"),),
+        CHAIN,
+    ),
+    Mutation(
         "chain-proposal-reads-local-files",
         "§7",
         "wotr/chainstore.py",

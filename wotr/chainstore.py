@@ -102,8 +102,9 @@ def read(repo: git.Repo, ref: str = REF) -> Store:
     if commit is None:
         return Store(())
     res = git.run(repo, "ls-tree", "-r", "-z", "-l", commit, max_stdout=4 * 1024 * 1024)
-    if res.returncode != 0:
-        return Store((), (f"{ref} cannot be listed: {res.err_line}",), False)
+    if res.returncode != 0 or res.truncated:  # a cut listing (git done before the kill)
+        why = "its listing is over 4 MiB (flooded?)" if res.truncated else res.err_line
+        return Store((), (f"{ref} cannot be listed: {why}",), False)
     entries = [e for e in res.stdout.split(b"\0") if e]
     problems: list[str] = []
     complete = True
