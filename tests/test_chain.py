@@ -420,3 +420,33 @@ def test_truncated_listing_is_not_read_as_complete(project: sim.World, monkeypat
     monkeypatch.setattr(git, "run", cut)
     store = chainstore.read(git.open_repo(w.repo))
     assert not store.complete
+
+
+def test_installer_chain_files_beyond_the_cap_fail_closed(
+    project: sim.World, short_tmp: Path
+) -> None:
+    """64 junk .wotr-policy files sorting first must not hide the real chain file (serial 2,
+    which removes carol): verify refuses instead of staying at serial 1 where carol counts."""
+    w = project
+    etc = short_tmp / "etc"
+    etc.mkdir()
+    shutil.copy(w.repo / "threshold.toml", etc / "policy.toml")
+    shutil.copytree(w.repo / "keys", etc / "keys")
+    state = short_tmp / "state"
+    env = {"WOTR_POLICY_STATE": str(state)}
+    assert w.run("policy", "pin", "--policy", etc / "policy.toml", cwd=short_tmp, env=env)
+    write_policy(w.repo, [w.parties[n] for n in ("alice", "bob")], 2, 2)
+    assert w.run("policy", "propose", party="alice").returncode == 0
+    assert w.run("policy", "sign", party="bob").returncode == 0
+    art = w.root / "dist" / "app.tar.gz"
+    w.sign("alice", art)
+    assert w.run("sign", "--allow-uncounted", art, party="carol").returncode == 0
+    bundles = short_tmp / "bundles"
+    bundles.mkdir()
+    assert w.run("export", "-o", bundles / "app.wotr").returncode == 0
+    assert w.run("policy", "export", "-o", bundles / "zz.wotr-policy").returncode == 0
+    for i in range(64):
+        (bundles / f"{i:04}.wotr-policy").write_text("{}")
+    args: list[str | Path] = ["verify", "--json", "--policy", etc / "policy.toml"]
+    out = w.run(*args, "--bundles", bundles, art, cwd=short_tmp, env=env)
+    assert out.returncode != 0, out.stdout

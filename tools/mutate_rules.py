@@ -888,6 +888,13 @@ MUTATIONS = [
         CHAIN,
     ),
     Mutation(
+        "chain-files-beyond-cap-ignored",
+        "§7",
+        "wotr/policycmd.py",
+        (("    if len(chain_files) > MAX_CHAIN_FILES:", "    if False:"),),
+        CHAIN,
+    ),
+    Mutation(
         "chain-proposal-reads-local-files",
         "§7",
         "wotr/chainstore.py",

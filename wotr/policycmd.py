@@ -318,6 +318,11 @@ def installer_policy(
     else:
         start = policy_mod.load(given.path, pin=doc.get("files") or {})
     stores: list[chainstore.Store] = []
+    if len(chain_files) > MAX_CHAIN_FILES:  # rule 8: the unread ones may hold a newer policy
+        stores.append(
+            chainstore.Store((), (f"over {MAX_CHAIN_FILES} chain files; not followed",), False)
+        )
+        chain_files = chain_files[:MAX_CHAIN_FILES]
     total = 0
     for f in chain_files:
         try:
@@ -343,6 +348,7 @@ def installer_policy(
 CHAIN_FORMAT = "https://wotr.dev/policy-chain/v1"
 CHAIN_SUFFIX = ".wotr-policy"
 MAX_CHAIN_FILE_BYTES = 16 * 1024 * 1024
+MAX_CHAIN_FILES = 64  # *.wotr-policy files one offline verify reads; more: refuse
 
 
 def export_chain(repo: git.Repo) -> bytes:
