@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -450,3 +451,63 @@ def test_installer_chain_files_beyond_the_cap_fail_closed(
     args: list[str | Path] = ["verify", "--json", "--policy", etc / "policy.toml"]
     out = w.run(*args, "--bundles", bundles, art, cwd=short_tmp, env=env)
     assert out.returncode != 0, out.stdout
+
+
+def test_ssh_signer_votes_on_a_step(project: sim.World) -> None:
+    """DESIGN §9: SSH signers work everywhere, so also for policy updates. erin (SSH only) and
+    alice sign serial 3 of a policy whose update threshold is 2: it takes effect; erin's
+    signature alone, or a copy of it, does not make it; an SSH key outside the policy counts
+    for nothing."""
+    from testing import sshkeys
+
+    w = project
+    erin = sshkeys.make_key("erin")
+    mallory = sshkeys.make_key("mallory")
+    try:
+        parties = [w.parties[n] for n in ("alice", "bob")]
+        path = write_policy(w.repo, parties, 2, 1)
+        doc = tomllib.loads(path.read_text())
+        doc["signers"].append({"name": "erin", "ssh": [erin.public_line]})
+        path.write_bytes(tomli_w.dumps(doc).encode())
+        sim.commit(w.repo, "erin joins")
+        assert w.run("init").returncode == 0
+        d1 = _digest1(w)
+        step = _forge_step(w, ["alice", "bob"], 2, 2, d1, ["alice"])
+        payload = chain.statement(step.digests(), 2, d1)
+
+        def ssh_line(key: Any) -> bytes:
+            sig = sshkeys.sign_binary(key, claim_mod.pae(payload))
+            env = claim_mod.Envelope(payload=payload, sig=sig, keyid=key.fingerprint)
+            return env.line().rstrip(b"\n")
+
+        _add(w, chainstore.proposal(dict(step.files), [ssh_line(mallory)]))
+        assert json.loads(w.run("policy", "show", "--json").stdout)["in_effect"]["serial"] == 1
+        _add(w, chainstore.proposal(dict(step.files), [*step.lines, ssh_line(erin)]))
+        shown = json.loads(w.run("policy", "show", "--json").stdout)
+        assert shown["in_effect"]["serial"] == 2, shown
+        assert shown["steps"][-1]["signed_by"] == ["alice", "erin"]
+    finally:
+        sshkeys.remove(erin)
+        sshkeys.remove(mallory)
+
+
+def test_policy_sign_with_an_ssh_key(project: sim.World) -> None:
+    """`git wotr policy sign --key <ssh key>` makes an SSH vote (DESIGN §9), and it counts."""
+    from testing import sshkeys
+
+    w = project
+    erin = sshkeys.make_key("erin")
+    try:
+        path = write_policy(w.repo, [w.parties[n] for n in ("alice", "bob")], 2, 1)
+        doc = tomllib.loads(path.read_text())
+        doc["signers"].append({"name": "erin", "ssh": [erin.public_line]})
+        path.write_bytes(tomli_w.dumps(doc).encode())
+        sim.commit(w.repo, "erin joins")
+        assert w.run("init").returncode == 0
+        write_policy(w.repo, [w.parties[n] for n in ("alice", "bob")], 2, 2)
+        assert w.run("policy", "propose", party="alice").returncode == 0
+        res = w.run("policy", "sign", "--key", str(erin.public), env={"HOME": str(erin.home)})
+        assert res.returncode == 0, res.stderr
+        assert "now in effect" in res.stdout, res.stdout
+    finally:
+        sshkeys.remove(erin)

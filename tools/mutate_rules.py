@@ -895,6 +895,13 @@ MUTATIONS = [
         CHAIN,
     ),
     Mutation(
+        "chain-ssh-vote-outside-policy",
+        "§7, §9",
+        "wotr/chainstore.py",
+        (("        if not ours:", "        if False:"),),
+        CHAIN,
+    ),
+    Mutation(
         "chain-proposal-reads-local-files",
         "§7",
         "wotr/chainstore.py",

@@ -22,9 +22,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import _fs, _openpgp, chain, git, gpg
+from . import _fs, _openpgp, _sshsig, chain, git
 from . import claim as claim_mod
 from . import policy as policy_mod
+from . import verify as verify_mod
 from ._record import record
 from .errors import PolicyError, SyncError
 
@@ -319,15 +320,15 @@ def votes(
     for number, line in enumerate(p.lines, 1):
         try:
             env = claim_mod.parse_line(line)
-            _openpgp.check_single_signature(env.sig)
-            ids = _openpgp.issuers(env.sig)
-        except (claim_mod.ClaimError, _openpgp.PacketError) as exc:
+            # OpenPGP or SSH (DESIGN §9), gated as claims are: a signer's SSH key votes too
+            _, ours = verify_mod._issuers(current, env.sig)
+        except (claim_mod.ClaimError, _openpgp.PacketError, _sshsig.SshFormatError) as exc:
             out.append(chain.Vote(number, b"", None, f"not a valid envelope: {exc}"))
             continue
         if env.payload != expected:  # never a vote for this step: no gpg work for it
             out.append(chain.Vote(number, env.payload, None, "signs another statement"))
             continue
-        if not ids & current.issuer_ids:
+        if not ours:
             out.append(chain.Vote(number, env.payload, None, "signed by a key not in the policy"))
             continue
         if env.sig in seen:
@@ -342,12 +343,12 @@ def votes(
     for number, payload, sig in todo:
         by_payload.setdefault(payload, []).append((number, sig))
     if by_payload:
-        with gpg.Verifier(current.keyring, merge_copies=current.keyring_has_copies) as verifier:
-            for payload, items in by_payload.items():
-                results = verifier.check(claim_mod.pae(payload), [s for _, s in items])
-                for (number, _), res in zip(items, results, strict=True):
-                    fpr = res.fingerprint if res.ok else None
-                    out.append(chain.Vote(number, payload, fpr, res.reason))
+        jobs = [(claim_mod.pae(pl), [s for _, s in items]) for pl, items in by_payload.items()]
+        checked = verify_mod._check_jobs(current, jobs)
+        for (payload, items), results in zip(by_payload.items(), checked, strict=True):
+            for (number, _), res in zip(items, results, strict=True):
+                fpr = res.fingerprint if res.ok else None
+                out.append(chain.Vote(number, payload, fpr, res.reason))
     return out, complete
 
 

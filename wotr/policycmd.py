@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import _fs, chain, chainstore, git, gpg
+from . import _fs, chain, chainstore, git, gpg, ssh
 from . import claim as claim_mod
 from . import policy as policy_mod
 from ._record import record
@@ -157,7 +157,8 @@ def _sign_into(
 ) -> Signed:
     payload = chain.statement(p.digests(), new.serial, chain.policy_digest(cur))
     key = key or git.config_get(repo, "user.signingkey")
-    sig = gpg.sign(claim_mod.pae(payload), key)
+    with_ssh = ssh.uses_ssh(key, git.config_get(repo, "gpg.format"))  # DESIGN §9, as `sign`
+    sig = (ssh.sign if with_ssh else gpg.sign)(claim_mod.pae(payload), key)
     line = claim_mod.Envelope(payload=payload, sig=sig.sig, keyid=sig.fingerprint).line()
     chainstore.add(
         repo,
