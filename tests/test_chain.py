@@ -511,3 +511,26 @@ def test_policy_sign_with_an_ssh_key(project: sim.World) -> None:
         assert "now in effect" in res.stdout, res.stdout
     finally:
         sshkeys.remove(erin)
+
+
+def test_push_after_remote_chain_commit_with_same_content(
+    project: sim.World, short_tmp: Path
+) -> None:
+    """The remote's refs/wotr/policy holds the same proposals under another commit (two clones
+    added the same signature, or anyone re-committed it): fetch gains nothing, but push must
+    still succeed (merge the histories), or claims can never be pushed (lost for others)."""
+    w = project
+    remote = short_tmp / "remote.git"
+    sim.git(short_tmp, "init", "-q", "--bare", str(remote))
+    sim.git(w.repo, "remote", "add", "origin", str(remote))
+    sim.git(w.repo, "push", "-q", "origin", "HEAD:refs/heads/main")
+    serial2(w)
+    assert w.run("policy", "propose", party="alice").returncode == 0
+    assert w.run("push").returncode == 0
+    tree = sim.git(remote, "rev-parse", "refs/wotr/policy^{tree}")
+    other = sim.git(remote, "commit-tree", tree, "-m", "same content, another commit")
+    sim.git(remote, "update-ref", "refs/wotr/policy", other)
+    w.sign("alice", w.root / "dist" / "app.tar.gz")
+    res = w.run("push")
+    assert res.returncode == 0, res.stderr
+    assert sim.git(remote, "notes", "--ref=refs/notes/wotr", "list").strip()

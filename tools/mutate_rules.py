@@ -902,6 +902,18 @@ MUTATIONS = [
         CHAIN,
     ),
     Mutation(
+        "chain-push-blocked-by-rewritten-history",
+        "§7",
+        "wotr/chainstore.py",
+        (
+            (
+                "merged.proposals == mine.proposals and _has(repo, old, theirs):",
+                "merged.proposals == mine.proposals:",
+            ),
+        ),
+        CHAIN,
+    ),
+    Mutation(
         "chain-proposal-reads-local-files",
         "§7",
         "wotr/chainstore.py",

@@ -495,14 +495,22 @@ def fetch(repo: git.Repo, remote: str) -> bool:
             return False
         mine = read(repo)
         merged = union(mine, read(repo, tracking(remote)))
-        if old is not None and merged.proposals == mine.proposals:
+        if old is not None and merged.proposals == mine.proposals and _has(repo, old, theirs):
             return False
+        # Nothing new but another history (the same signature added in two clones, a re-commit,
+        # junk entries): still join the histories, or 'push' is refused for good, and with it
+        # the claims pushed after it.
         try:
             write(repo, merged, old, [p for p in (old, theirs) if p], f"wotr: union with {remote}")
             return True
         except SyncError:
             continue
     raise SyncError(f"{REF} kept changing during the fetch", "run 'git wotr fetch' again")
+
+
+def _has(repo: git.Repo, mine: str, theirs: str) -> bool:
+    """Is ``theirs`` already in the history of ``mine`` (a push of ``mine`` fast-forwards)?"""
+    return git.run(repo, "merge-base", "--is-ancestor", theirs, mine).returncode == 0
 
 
 def push(repo: git.Repo, remote: str) -> bool:
