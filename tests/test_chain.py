@@ -534,3 +534,10 @@ def test_push_after_remote_chain_commit_with_same_content(
     res = w.run("push")
     assert res.returncode == 0, res.stderr
     assert sim.git(remote, "notes", "--ref=refs/notes/wotr", "list").strip()
+    # the same proposals one commit on: fetch follows it, no merge commit of its own
+    tip = sim.git(remote, "rev-parse", "refs/wotr/policy")
+    tree = sim.git(remote, "rev-parse", "refs/wotr/policy^{tree}")
+    on = sim.git(remote, "commit-tree", tree, "-p", tip, "-m", "one on")
+    sim.git(remote, "update-ref", "refs/wotr/policy", on)
+    assert w.run("fetch").returncode == 0
+    assert sim.git(w.repo, "rev-parse", "refs/wotr/policy") == on

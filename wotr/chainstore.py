@@ -494,9 +494,17 @@ def fetch(repo: git.Repo, remote: str) -> bool:
         if old == theirs:
             return False
         mine = read(repo)
-        merged = union(mine, read(repo, tracking(remote)))
-        if old is not None and merged.proposals == mine.proposals and _has(repo, old, theirs):
-            return False
+        other = read(repo, tracking(remote))
+        merged = union(mine, other)
+        if old is not None and merged.proposals == mine.proposals:
+            if _has(repo, old, theirs):
+                return False
+            if other.complete and not other.problems and _has(repo, theirs, old):
+                # the same proposals one commit on: follow it (no merge commit per clone)
+                res = git.run(repo, "update-ref", REF, theirs, old)
+                if res.returncode == 0:
+                    return False
+                continue
         # Nothing new but another history (the same signature added in two clones, a re-commit,
         # junk entries): still join the histories, or 'push' is refused for good, and with it
         # the claims pushed after it.
