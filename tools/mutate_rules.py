@@ -907,8 +907,8 @@ MUTATIONS = [
         "wotr/chainstore.py",
         (
             (
-                "merged.proposals == mine.proposals and _has(repo, old, theirs):",
-                "merged.proposals == mine.proposals:",
+                "            if _has(repo, old, theirs):\n                return False",
+                "            if True:\n                return False",
             ),
         ),
         CHAIN,
