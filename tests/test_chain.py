@@ -541,3 +541,29 @@ def test_push_after_remote_chain_commit_with_same_content(
     sim.git(remote, "update-ref", "refs/wotr/policy", on)
     assert w.run("fetch").returncode == 0
     assert sim.git(w.repo, "rev-parse", "refs/wotr/policy") == on
+
+
+def test_securing_a_worktree_pin_never_reads_a_fifo(project: sim.World) -> None:
+    """The pin names the working-tree threshold.toml (init before any chain existed). A chain
+    then arrives and the project's threshold.toml is now a FIFO (attacker content): following
+    the chain must not hang (nor read /dev/zero into memory) while copying the pinned files."""
+    import os
+    import subprocess
+    import sys
+
+    w = project
+    _add(w, chainstore.proposal({"threshold.toml": b"serial = 9\n"}))
+    (w.repo / "threshold.toml").unlink()
+    os.mkfifo(w.repo / "threshold.toml")
+    try:
+        res = subprocess.run(
+            [sys.executable, "-m", "wotr", "verify", "--digest", "sha256:" + "0" * 64],
+            cwd=w.repo,
+            env=sim.base_env(None),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("verify hung reading a FIFO at threshold.toml")
+    assert res.returncode == 1, res.stderr  # the pinned copy kept by init is used: no claims

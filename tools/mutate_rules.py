@@ -914,6 +914,19 @@ MUTATIONS = [
         CHAIN,
     ),
     Mutation(
+        "chain-secure-reads-any-file",
+        "§7, 8",
+        "wotr/policycmd.py",
+        (
+            (
+                "        return _fs.read_regular(path, policy_mod.MAX_POLICY_FILE, "
+                "follow_symlinks=False)",
+                "        return path.read_bytes()",
+            ),
+        ),
+        CHAIN,
+    ),
+    Mutation(
         "chain-proposal-reads-local-files",
         "§7",
         "wotr/chainstore.py",

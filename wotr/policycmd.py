@@ -42,18 +42,12 @@ def _secure(repo: git.Repo) -> None:
         return
     files: dict[str, bytes] = {}
     for rel, sha in pin.items():
-        try:
-            data = (repo.top / rel).read_bytes()
-        except OSError:
-            data = b""
+        data = _bounded(repo.top / rel)  # project content: never a FIFO, /dev/zero or a link
         if hashlib.sha256(data).hexdigest() != sha:
-            try:
-                data = (state_dir(repo) / "pinned-files" / rel).read_bytes()
-            except OSError:
-                data = b""
+            data = _bounded(state_dir(repo) / "pinned-files" / rel)
         if hashlib.sha256(data).hexdigest() != sha:
-            res = git.run(repo, "show", f"HEAD:{rel}")
-            data = res.stdout if res.returncode == 0 else b""
+            res = git.run(repo, "show", f"HEAD:{rel}", max_stdout=policy_mod.MAX_POLICY_FILE)
+            data = res.stdout if res.returncode == 0 and not res.truncated else b""
         if hashlib.sha256(data).hexdigest() != sha:
             return
         files[chain.POLICY_NAME if rel == policy_mod.WORKTREE_POLICY else rel] = data
@@ -63,6 +57,14 @@ def _secure(repo: git.Repo) -> None:
     except PolicyError:
         return
     chainstore.write_pin(state_dir(repo), chainstore.Followed(pol, p.digest, (), (), ()), p, {})
+
+
+def _bounded(path: Path) -> bytes:
+    """A regular file's bytes (no link, FIFO or device; at most the policy file size), else b""."""
+    try:
+        return _fs.read_regular(path, policy_mod.MAX_POLICY_FILE, follow_symlinks=False)
+    except OSError:
+        return b""
 
 
 def keep_copy(repo: git.Repo, pol: policy_mod.Policy) -> None:
@@ -77,9 +79,9 @@ def keep_copy(repo: git.Repo, pol: policy_mod.Policy) -> None:
     for rel, sha in pol.digests:
         try:
             chain.check_name(rel)
-            data = (repo.top / rel).read_bytes()
-        except (OSError, PolicyError):
+        except PolicyError:
             return
+        data = _bounded(repo.top / rel)
         if hashlib.sha256(data).hexdigest() == sha:
             (target / rel).parent.mkdir(parents=True, exist_ok=True)
             (target / rel).write_bytes(data)
