@@ -567,3 +567,23 @@ def test_securing_a_worktree_pin_never_reads_a_fifo(project: sim.World) -> None:
     except subprocess.TimeoutExpired:
         pytest.fail("verify hung reading a FIFO at threshold.toml")
     assert res.returncode == 1, res.stderr  # the pinned copy kept by init is used: no claims
+
+
+def test_a_fifo_chain_file_does_not_hang(tmp_path: Path) -> None:
+    """A FIFO named *.wotr-policy in a bundles directory others can write: ignored, no hang."""
+    import os
+    import threading
+
+    from wotr import policycmd
+
+    fifo = tmp_path / "x.wotr-policy"
+    os.mkfifo(fifo)
+    got: list[Any] = []
+    t = threading.Thread(target=lambda: got.append(policycmd.read_chain_file(fifo)), daemon=True)
+    t.start()
+    t.join(20)
+    if not got:
+        with open(fifo, "wb"):  # release the reader
+            pass
+        pytest.fail("reading a FIFO chain file hung")
+    assert got[0].proposals == () and got[0].problems

@@ -891,7 +891,13 @@ MUTATIONS = [
         "chain-files-beyond-cap-ignored",
         "§7",
         "wotr/policycmd.py",
-        (("    if len(chain_files) > MAX_CHAIN_FILES:", "    if False:"),),
+        (
+            (
+                '            chainstore.Store((), (f"over {MAX_CHAIN_FILES} chain files; not followed",)'
+                ", False)\n",
+                '            chainstore.Store((), (f"over {MAX_CHAIN_FILES} chain files",), True)\n',
+            ),
+        ),
         CHAIN,
     ),
     Mutation(

@@ -377,10 +377,8 @@ def read_chain_file(path: Path) -> chainstore.Store:
     import binascii
 
     try:
-        with path.open("rb") as f:
-            data = f.read(MAX_CHAIN_FILE_BYTES + 1)
-        if len(data) > MAX_CHAIN_FILE_BYTES:
-            raise ValueError("over the size limit")
+        # a regular file only: a FIFO named *.wotr-policy must not hang verify
+        data = _fs.read_regular(path, MAX_CHAIN_FILE_BYTES, follow_symlinks=True)
         doc = json.loads(data)
         if not isinstance(doc, dict) or doc.get("format") != CHAIN_FORMAT:
             raise ValueError("not a wotr policy chain file")
