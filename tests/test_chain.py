@@ -587,3 +587,32 @@ def test_a_fifo_chain_file_does_not_hang(tmp_path: Path) -> None:
             pass
         pytest.fail("reading a FIFO chain file hung")
     assert got[0].proposals == () and got[0].problems
+
+
+def test_a_file_and_a_directory_of_one_name_is_skipped_not_a_crash(project: sim.World) -> None:
+    """git mktree accepts a tree naming `keys` twice (a blob and a tree): the proposal built
+    from it held both `keys` and `keys/a.asc`, and writing the union (fetch, sign) crashed."""
+    import hashlib
+
+    from wotr import git
+
+    w = project
+    files = {"threshold.toml": b"serial = 2\n", "keys": b"k", "keys/a.asc": b"a"}
+    dig = chain.digest_of((n, hashlib.sha256(v).hexdigest()) for n, v in files.items())
+    b = {n: sim.git(w.repo, "hash-object", "-w", "--stdin", input=v) for n, v in files.items()}
+    keysdir = sim.git(w.repo, "mktree", input=f"100644 blob {b['keys/a.asc']}\ta.asc\n".encode())
+    listing = (
+        f"100644 blob {b['keys']}\tkeys\n040000 tree {keysdir}\tkeys\n"
+        f"100644 blob {b['threshold.toml']}\tthreshold.toml\n"
+    )
+    tree = sim.git(w.repo, "mktree", input=listing.encode())
+    for name in ("files", dig, "2"):
+        tree = sim.git(w.repo, "mktree", input=f"040000 tree {tree}\t{name}\n".encode())
+    sim.git(
+        w.repo, "update-ref", "refs/wotr/policy", sim.git(w.repo, "commit-tree", tree, "-m", "x")
+    )
+    repo = git.open_repo(w.repo)
+    store = chainstore.read(repo)
+    assert store.proposals == () and any("also a directory" in x for x in store.problems)
+    chainstore.write(repo, store, chainstore.tip(repo), [], "rewrite")  # no crash
+    assert w.run("policy", "show").returncode == 0

@@ -933,6 +933,13 @@ MUTATIONS = [
         CHAIN,
     ),
     Mutation(
+        "chain-file-and-directory-of-one-name",
+        "§7, 8",
+        "wotr/chainstore.py",
+        (("    if clash:  # a file and a directory", "    if False:  # a file and a directory"),),
+        CHAIN,
+    ),
+    Mutation(
         "chain-proposal-reads-local-files",
         "§7",
         "wotr/chainstore.py",

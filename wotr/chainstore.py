@@ -62,6 +62,10 @@ class Store:
 
 def proposal(files: Mapping[str, bytes], lines: Iterable[bytes] = ()) -> Proposal:
     named = tuple(sorted((chain.check_name(n), d) for n, d in files.items()))
+    dirs = {"/".join(n.split("/")[:k]) for n, _ in named for k in range(1, n.count("/") + 1)}
+    clash = sorted(dirs & {n for n, _ in named})
+    if clash:  # a file and a directory of one name: no tree can hold both (a hostile tree did)
+        raise PolicyError(f"policy file name {clash[0]!r} is also a directory of its files")
     digest = chain.digest_of((n, hashlib.sha256(d).hexdigest()) for n, d in named)
     return Proposal(digest, named, tuple(sorted(set(lines))))
 
