@@ -901,13 +901,6 @@ MUTATIONS = [
         CHAIN,
     ),
     Mutation(
-        "chain-ssh-vote-outside-policy",
-        "§7, §9",
-        "wotr/chainstore.py",
-        (("        if not ours:", "        if False:"),),
-        CHAIN,
-    ),
-    Mutation(
         "chain-push-blocked-by-rewritten-history",
         "§7",
         "wotr/chainstore.py",
