@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -376,3 +377,242 @@ def test_hostile_tree_entries_are_skipped(project: sim.World) -> None:
     shown = json.loads(res.stdout)
     assert shown["in_effect"]["serial"] == 1
     assert any("not part of a proposal" in x for x in shown["problems"])
+
+
+def test_proposal_flood_over_the_bound_fails_closed(project: sim.World) -> None:
+    """A valid serial 2 (removing carol) sits in refs/wotr/policy among more junk proposals than
+    MAX_PROPOSALS: the store is not read, and verify must refuse, not stay at serial 1 where the
+    removed key still counts (a bound may turn a yes into a no, never hide a newer policy)."""
+    from wotr import git
+
+    w = project
+    art = w.root / "dist" / "app.tar.gz"
+    d1 = _digest1(w)
+    step = _forge_step(w, ["alice", "bob"], 2, 2, d1, ["alice", "bob"])
+    junk = [
+        chainstore.proposal({"threshold.toml": f"serial = 9\n# {i}\n".encode()})
+        for i in range(chainstore.MAX_PROPOSALS + 1)
+    ]
+    repo = git.open_repo(w.repo)
+    chainstore.write(repo, chainstore.Store((step, *junk)), chainstore.tip(repo), [], "flood")
+    w.sign("alice", art)
+    w.sign("carol", art)
+    res = verify_repo(w, str(art))
+    assert res.returncode == 2, res.stdout
+    assert "flooded" in res.stderr
+
+
+def test_truncated_listing_is_not_read_as_complete(project: sim.World, monkeypatch: Any) -> None:
+    """git may finish writing a listing just over the cap before it is killed (exit 0, output
+    cut): the cut-off entries (a valid step's files) must leave the store incomplete, not vanish."""
+    from wotr import _proc, git
+
+    w = project
+    step = _forge_step(w, ["alice", "bob"], 2, 2, _digest1(w), ["alice", "bob"])
+    _add(w, step)
+    real = git.run
+
+    def cut(repo: Any, *args: str, **kw: Any) -> Any:
+        res = real(repo, *args, **{k: v for k, v in kw.items() if k != "max_stdout"})
+        if args[:1] == ("ls-tree",):
+            return _proc.Result(0, res.stdout[: len(res.stdout) // 2], b"", True)
+        return res
+
+    monkeypatch.setattr(git, "run", cut)
+    store = chainstore.read(git.open_repo(w.repo))
+    assert not store.complete
+
+
+def test_installer_chain_files_beyond_the_cap_fail_closed(
+    project: sim.World, short_tmp: Path
+) -> None:
+    """64 junk .wotr-policy files sorting first must not hide the real chain file (serial 2,
+    which removes carol): verify refuses instead of staying at serial 1 where carol counts."""
+    w = project
+    etc = short_tmp / "etc"
+    etc.mkdir()
+    shutil.copy(w.repo / "threshold.toml", etc / "policy.toml")
+    shutil.copytree(w.repo / "keys", etc / "keys")
+    state = short_tmp / "state"
+    env = {"WOTR_POLICY_STATE": str(state)}
+    assert w.run("policy", "pin", "--policy", etc / "policy.toml", cwd=short_tmp, env=env)
+    write_policy(w.repo, [w.parties[n] for n in ("alice", "bob")], 2, 2)
+    assert w.run("policy", "propose", party="alice").returncode == 0
+    assert w.run("policy", "sign", party="bob").returncode == 0
+    art = w.root / "dist" / "app.tar.gz"
+    w.sign("alice", art)
+    assert w.run("sign", "--allow-uncounted", art, party="carol").returncode == 0
+    bundles = short_tmp / "bundles"
+    bundles.mkdir()
+    assert w.run("export", "-o", bundles / "app.wotr").returncode == 0
+    assert w.run("policy", "export", "-o", bundles / "zz.wotr-policy").returncode == 0
+    for i in range(64):
+        (bundles / f"{i:04}.wotr-policy").write_text("{}")
+    args: list[str | Path] = ["verify", "--json", "--policy", etc / "policy.toml"]
+    out = w.run(*args, "--bundles", bundles, art, cwd=short_tmp, env=env)
+    assert out.returncode != 0, out.stdout
+
+
+def test_ssh_signer_votes_on_a_step(project: sim.World) -> None:
+    """DESIGN §9: SSH signers work everywhere, so also for policy updates. erin (SSH only) and
+    alice sign serial 3 of a policy whose update threshold is 2: it takes effect; erin's
+    signature alone, or a copy of it, does not make it; an SSH key outside the policy counts
+    for nothing."""
+    from testing import sshkeys
+
+    w = project
+    erin = sshkeys.make_key("erin")
+    mallory = sshkeys.make_key("mallory")
+    try:
+        parties = [w.parties[n] for n in ("alice", "bob")]
+        path = write_policy(w.repo, parties, 2, 1)
+        doc = tomllib.loads(path.read_text())
+        doc["signers"].append({"name": "erin", "ssh": [erin.public_line]})
+        path.write_bytes(tomli_w.dumps(doc).encode())
+        sim.commit(w.repo, "erin joins")
+        assert w.run("init").returncode == 0
+        d1 = _digest1(w)
+        step = _forge_step(w, ["alice", "bob"], 2, 2, d1, ["alice"])
+        payload = chain.statement(step.digests(), 2, d1)
+
+        def ssh_line(key: Any) -> bytes:
+            sig = sshkeys.sign_binary(key, claim_mod.pae(payload))
+            env = claim_mod.Envelope(payload=payload, sig=sig, keyid=key.fingerprint)
+            return env.line().rstrip(b"\n")
+
+        _add(w, chainstore.proposal(dict(step.files), [ssh_line(mallory)]))
+        assert json.loads(w.run("policy", "show", "--json").stdout)["in_effect"]["serial"] == 1
+        _add(w, chainstore.proposal(dict(step.files), [*step.lines, ssh_line(erin)]))
+        shown = json.loads(w.run("policy", "show", "--json").stdout)
+        assert shown["in_effect"]["serial"] == 2, shown
+        assert shown["steps"][-1]["signed_by"] == ["alice", "erin"]
+    finally:
+        sshkeys.remove(erin)
+        sshkeys.remove(mallory)
+
+
+def test_policy_sign_with_an_ssh_key(project: sim.World) -> None:
+    """`git wotr policy sign --key <ssh key>` makes an SSH vote (DESIGN §9), and it counts."""
+    from testing import sshkeys
+
+    w = project
+    erin = sshkeys.make_key("erin")
+    try:
+        path = write_policy(w.repo, [w.parties[n] for n in ("alice", "bob")], 2, 1)
+        doc = tomllib.loads(path.read_text())
+        doc["signers"].append({"name": "erin", "ssh": [erin.public_line]})
+        path.write_bytes(tomli_w.dumps(doc).encode())
+        sim.commit(w.repo, "erin joins")
+        assert w.run("init").returncode == 0
+        write_policy(w.repo, [w.parties[n] for n in ("alice", "bob")], 2, 2)
+        assert w.run("policy", "propose", party="alice").returncode == 0
+        res = w.run("policy", "sign", "--key", str(erin.public), env={"HOME": str(erin.home)})
+        assert res.returncode == 0, res.stderr
+        assert "now in effect" in res.stdout, res.stdout
+    finally:
+        sshkeys.remove(erin)
+
+
+def test_push_after_remote_chain_commit_with_same_content(
+    project: sim.World, short_tmp: Path
+) -> None:
+    """The remote's refs/wotr/policy holds the same proposals under another commit (two clones
+    added the same signature, or anyone re-committed it): fetch gains nothing, but push must
+    still succeed (merge the histories), or claims can never be pushed (lost for others)."""
+    w = project
+    remote = short_tmp / "remote.git"
+    sim.git(short_tmp, "init", "-q", "--bare", str(remote))
+    sim.git(w.repo, "remote", "add", "origin", str(remote))
+    sim.git(w.repo, "push", "-q", "origin", "HEAD:refs/heads/main")
+    serial2(w)
+    assert w.run("policy", "propose", party="alice").returncode == 0
+    assert w.run("push").returncode == 0
+    tree = sim.git(remote, "rev-parse", "refs/wotr/policy^{tree}")
+    other = sim.git(remote, "commit-tree", tree, "-m", "same content, another commit")
+    sim.git(remote, "update-ref", "refs/wotr/policy", other)
+    w.sign("alice", w.root / "dist" / "app.tar.gz")
+    res = w.run("push")
+    assert res.returncode == 0, res.stderr
+    assert sim.git(remote, "notes", "--ref=refs/notes/wotr", "list").strip()
+    # the same proposals one commit on: fetch follows it, no merge commit of its own
+    tip = sim.git(remote, "rev-parse", "refs/wotr/policy")
+    tree = sim.git(remote, "rev-parse", "refs/wotr/policy^{tree}")
+    on = sim.git(remote, "commit-tree", tree, "-p", tip, "-m", "one on")
+    sim.git(remote, "update-ref", "refs/wotr/policy", on)
+    assert w.run("fetch").returncode == 0
+    assert sim.git(w.repo, "rev-parse", "refs/wotr/policy") == on
+
+
+def test_securing_a_worktree_pin_never_reads_a_fifo(project: sim.World) -> None:
+    """The pin names the working-tree threshold.toml (init before any chain existed). A chain
+    then arrives and the project's threshold.toml is now a FIFO (attacker content): following
+    the chain must not hang (nor read /dev/zero into memory) while copying the pinned files."""
+    import os
+    import subprocess
+    import sys
+
+    w = project
+    _add(w, chainstore.proposal({"threshold.toml": b"serial = 9\n"}))
+    (w.repo / "threshold.toml").unlink()
+    os.mkfifo(w.repo / "threshold.toml")
+    try:
+        res = subprocess.run(
+            [sys.executable, "-m", "wotr", "verify", "--digest", "sha256:" + "0" * 64],
+            cwd=w.repo,
+            env=sim.base_env(None),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("verify hung reading a FIFO at threshold.toml")
+    assert res.returncode == 1, res.stderr  # the pinned copy kept by init is used: no claims
+
+
+def test_a_fifo_chain_file_does_not_hang(tmp_path: Path) -> None:
+    """A FIFO named *.wotr-policy in a bundles directory others can write: ignored, no hang."""
+    import os
+    import threading
+
+    from wotr import policycmd
+
+    fifo = tmp_path / "x.wotr-policy"
+    os.mkfifo(fifo)
+    got: list[Any] = []
+    t = threading.Thread(target=lambda: got.append(policycmd.read_chain_file(fifo)), daemon=True)
+    t.start()
+    t.join(20)
+    if not got:
+        with open(fifo, "wb"):  # release the reader
+            pass
+        pytest.fail("reading a FIFO chain file hung")
+    assert got[0].proposals == () and got[0].problems
+
+
+def test_a_file_and_a_directory_of_one_name_is_skipped_not_a_crash(project: sim.World) -> None:
+    """git mktree accepts a tree naming `keys` twice (a blob and a tree): the proposal built
+    from it held both `keys` and `keys/a.asc`, and writing the union (fetch, sign) crashed."""
+    import hashlib
+
+    from wotr import git
+
+    w = project
+    files = {"threshold.toml": b"serial = 2\n", "keys": b"k", "keys/a.asc": b"a"}
+    dig = chain.digest_of((n, hashlib.sha256(v).hexdigest()) for n, v in files.items())
+    b = {n: sim.git(w.repo, "hash-object", "-w", "--stdin", input=v) for n, v in files.items()}
+    keysdir = sim.git(w.repo, "mktree", input=f"100644 blob {b['keys/a.asc']}\ta.asc\n".encode())
+    listing = (
+        f"100644 blob {b['keys']}\tkeys\n040000 tree {keysdir}\tkeys\n"
+        f"100644 blob {b['threshold.toml']}\tthreshold.toml\n"
+    )
+    tree = sim.git(w.repo, "mktree", input=listing.encode())
+    for name in ("files", dig, "2"):
+        tree = sim.git(w.repo, "mktree", input=f"040000 tree {tree}\t{name}\n".encode())
+    sim.git(
+        w.repo, "update-ref", "refs/wotr/policy", sim.git(w.repo, "commit-tree", tree, "-m", "x")
+    )
+    repo = git.open_repo(w.repo)
+    store = chainstore.read(repo)
+    assert store.proposals == () and any("also a directory" in x for x in store.problems)
+    chainstore.write(repo, store, chainstore.tip(repo), [], "rewrite")  # no crash
+    assert w.run("policy", "show").returncode == 0

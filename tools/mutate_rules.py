@@ -1008,6 +1008,65 @@ MUTATIONS = [
         CHAIN,
     ),
     Mutation(
+        "chain-store-unread-stays-put",
+        "§7",
+        "wotr/chainstore.py",
+        (("    if not store.complete:\n", "    if False:\n"),),
+        CHAIN,
+    ),
+    Mutation(
+        "chain-cut-listing-read-as-whole",
+        "§7",
+        "wotr/chainstore.py",
+        (("    if res.returncode != 0 or res.truncated:", "    if res.returncode != 0:"),),
+        CHAIN,
+    ),
+    Mutation(
+        "chain-files-beyond-cap-ignored",
+        "§7",
+        "wotr/policycmd.py",
+        (
+            (
+                '            chainstore.Store((), (f"over {MAX_CHAIN_FILES} chain files; not followed",)'
+                ", False)\n",
+                '            chainstore.Store((), (f"over {MAX_CHAIN_FILES} chain files",), True)\n',
+            ),
+        ),
+        CHAIN,
+    ),
+    Mutation(
+        "chain-push-blocked-by-rewritten-history",
+        "§7",
+        "wotr/chainstore.py",
+        (
+            (
+                "            if _has(repo, old, theirs):\n                return False",
+                "            if True:\n                return False",
+            ),
+        ),
+        CHAIN,
+    ),
+    Mutation(
+        "chain-secure-reads-any-file",
+        "§7, 8",
+        "wotr/policycmd.py",
+        (
+            (
+                "        return _fs.read_regular(path, policy_mod.MAX_POLICY_FILE, "
+                "follow_symlinks=follow_symlinks)",
+                "        return path.read_bytes()",
+            ),
+        ),
+        CHAIN,
+    ),
+    Mutation(
+        "chain-file-and-directory-of-one-name",
+        "§7, 8",
+        "wotr/chainstore.py",
+        (("    if clash:  # a file and a directory", "    if False:  # a file and a directory"),),
+        CHAIN,
+    ),
+    Mutation(
         "chain-proposal-reads-local-files",
         "§7",
         "wotr/chainstore.py",

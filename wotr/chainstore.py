@@ -22,9 +22,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import _fs, _openpgp, chain, git, gpg
+from . import _fs, _openpgp, _sshsig, chain, git
 from . import claim as claim_mod
 from . import policy as policy_mod
+from . import verify as verify_mod
 from ._record import record
 from .errors import PolicyError, SyncError
 
@@ -61,6 +62,10 @@ class Store:
 
 def proposal(files: Mapping[str, bytes], lines: Iterable[bytes] = ()) -> Proposal:
     named = tuple(sorted((chain.check_name(n), d) for n, d in files.items()))
+    dirs = {"/".join(n.split("/")[:k]) for n, _ in named for k in range(1, n.count("/") + 1)}
+    clash = sorted(dirs & {n for n, _ in named})
+    if clash:  # a file and a directory of one name: no tree can hold both (a hostile tree did)
+        raise PolicyError(f"policy file name {clash[0]!r} is also a directory of its files")
     digest = chain.digest_of((n, hashlib.sha256(d).hexdigest()) for n, d in named)
     return Proposal(digest, named, tuple(sorted(set(lines))))
 
@@ -102,8 +107,9 @@ def read(repo: git.Repo, ref: str = REF) -> Store:
     if commit is None:
         return Store(())
     res = git.run(repo, "ls-tree", "-r", "-z", "-l", commit, max_stdout=4 * 1024 * 1024)
-    if res.returncode != 0:
-        return Store((), (f"{ref} cannot be listed: {res.err_line}",), False)
+    if res.returncode != 0 or res.truncated:  # a cut listing (git done before the kill)
+        why = "its listing is over 4 MiB (flooded?)" if res.truncated else res.err_line
+        return Store((), (f"{ref} cannot be listed: {why}",), False)
     entries = [e for e in res.stdout.split(b"\0") if e]
     problems: list[str] = []
     complete = True
@@ -318,15 +324,15 @@ def votes(
     for number, line in enumerate(p.lines, 1):
         try:
             env = claim_mod.parse_line(line)
-            _openpgp.check_single_signature(env.sig)
-            ids = _openpgp.issuers(env.sig)
-        except (claim_mod.ClaimError, _openpgp.PacketError) as exc:
+            # OpenPGP or SSH (DESIGN §9), gated as claims are: a signer's SSH key votes too
+            _, ours = verify_mod._issuers(current, env.sig)
+        except (claim_mod.ClaimError, _openpgp.PacketError, _sshsig.SshFormatError) as exc:
             out.append(chain.Vote(number, b"", None, f"not a valid envelope: {exc}"))
             continue
         if env.payload != expected:  # never a vote for this step: no gpg work for it
             out.append(chain.Vote(number, env.payload, None, "signs another statement"))
             continue
-        if not ids & current.issuer_ids:
+        if not ours:
             out.append(chain.Vote(number, env.payload, None, "signed by a key not in the policy"))
             continue
         if env.sig in seen:
@@ -341,12 +347,12 @@ def votes(
     for number, payload, sig in todo:
         by_payload.setdefault(payload, []).append((number, sig))
     if by_payload:
-        with gpg.Verifier(current.keyring, merge_copies=current.keyring_has_copies) as verifier:
-            for payload, items in by_payload.items():
-                results = verifier.check(claim_mod.pae(payload), [s for _, s in items])
-                for (number, _), res in zip(items, results, strict=True):
-                    fpr = res.fingerprint if res.ok else None
-                    out.append(chain.Vote(number, payload, fpr, res.reason))
+        jobs = [(claim_mod.pae(pl), [s for _, s in items]) for pl, items in by_payload.items()]
+        checked = verify_mod._check_jobs(current, jobs)
+        for (payload, items), results in zip(by_payload.items(), checked, strict=True):
+            for (number, _), res in zip(items, results, strict=True):
+                fpr = res.fingerprint if res.ok else None
+                out.append(chain.Vote(number, payload, fpr, res.reason))
     return out, complete
 
 
@@ -367,6 +373,13 @@ def follow(start: policy_mod.Policy, store: Store) -> Followed:
     """The newest policy reachable from ``start`` by valid steps (DESIGN §7). Only proposals for
     the next serial are loaded and sent to gpg, and only their lines over the exact statement."""
     problems = list(store.problems)
+    if not store.complete:
+        # A bound left (part of) the store unread: it may hold a valid newer policy (one that
+        # removes a key). Staying at ``start`` would be a guess; refuse (DESIGN §6 rule 8).
+        raise chain.ChainError(
+            "; ".join(problems[:3]) or f"{REF} could not be read completely (flooded?)",
+            "remove the bogus proposals from refs/wotr/policy; until then nothing verifies",
+        )
     serials = {p.digest: serial_of(p) for p in store.proposals}
     current, digest = start, chain.policy_digest(start)
     links: list[Link] = []
@@ -385,7 +398,7 @@ def follow(start: policy_mod.Policy, store: Store) -> Followed:
             break
         budget = [MAX_CHECKED_PER_STEP]
         steps: list[tuple[chain.Step, policy_mod.Policy, Proposal]] = []
-        complete = store.complete
+        complete: bool = store.complete
         for p, pol in cands:
             expected = chain.statement(chain.chain_digests(pol), want, digest)
             vs, done = votes(current, p, budget, expected)
@@ -485,15 +498,31 @@ def fetch(repo: git.Repo, remote: str) -> bool:
         if old == theirs:
             return False
         mine = read(repo)
-        merged = union(mine, read(repo, tracking(remote)))
+        other = read(repo, tracking(remote))
+        merged = union(mine, other)
         if old is not None and merged.proposals == mine.proposals:
-            return False
+            if _has(repo, old, theirs):
+                return False
+            if other.complete and not other.problems and _has(repo, theirs, old):
+                # the same proposals one commit on: follow it (no merge commit per clone)
+                res = git.run(repo, "update-ref", REF, theirs, old)
+                if res.returncode == 0:
+                    return False
+                continue
+        # Nothing new but another history (the same signature added in two clones, a re-commit,
+        # junk entries): still join the histories, or 'push' is refused for good, and with it
+        # the claims pushed after it.
         try:
             write(repo, merged, old, [p for p in (old, theirs) if p], f"wotr: union with {remote}")
             return True
         except SyncError:
             continue
     raise SyncError(f"{REF} kept changing during the fetch", "run 'git wotr fetch' again")
+
+
+def _has(repo: git.Repo, mine: str, theirs: str) -> bool:
+    """Is ``theirs`` already in the history of ``mine`` (a push of ``mine`` fast-forwards)?"""
+    return git.run(repo, "merge-base", "--is-ancestor", theirs, mine).returncode == 0
 
 
 def push(repo: git.Repo, remote: str) -> bool:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import _fs, chain, chainstore, git, gpg
+from . import _fs, chain, chainstore, git, gpg, ssh
 from . import claim as claim_mod
 from . import policy as policy_mod
 from ._record import record
@@ -161,7 +161,8 @@ def _sign_into(
 ) -> Signed:
     payload = chain.statement(p.digests(), new.serial, chain.policy_digest(cur))
     key = key or git.config_get(repo, "user.signingkey")
-    sig = gpg.sign(claim_mod.pae(payload), key)
+    with_ssh = ssh.uses_ssh(key, git.config_get(repo, "gpg.format"))  # DESIGN §9, as `sign`
+    sig = (ssh.sign if with_ssh else gpg.sign)(claim_mod.pae(payload), key)
     line = claim_mod.Envelope(payload=payload, sig=sig.sig, keyid=sig.fingerprint).line()
     chainstore.add(
         repo,
@@ -326,6 +327,11 @@ def installer_policy(
     else:
         start = policy_mod.load(given.path, pin=doc.get("files") or {})
     stores: list[chainstore.Store] = []
+    if len(chain_files) > MAX_CHAIN_FILES:  # rule 8: the unread ones may hold a newer policy
+        stores.append(
+            chainstore.Store((), (f"over {MAX_CHAIN_FILES} chain files; not followed",), False)
+        )
+        chain_files = chain_files[:MAX_CHAIN_FILES]
     total = 0
     for f in chain_files:
         try:
@@ -351,6 +357,7 @@ def installer_policy(
 CHAIN_FORMAT = "https://wotr.dev/policy-chain/v1"
 CHAIN_SUFFIX = ".wotr-policy"
 MAX_CHAIN_FILE_BYTES = 16 * 1024 * 1024
+MAX_CHAIN_FILES = 64  # *.wotr-policy files one offline verify reads; more: refuse
 
 
 def export_chain(repo: git.Repo) -> bytes:
@@ -376,10 +383,8 @@ def read_chain_file(path: Path) -> chainstore.Store:
     import binascii
 
     try:
-        with path.open("rb") as f:
-            data = f.read(MAX_CHAIN_FILE_BYTES + 1)
-        if len(data) > MAX_CHAIN_FILE_BYTES:
-            raise ValueError("over the size limit")
+        # a regular file only: a FIFO named *.wotr-policy must not hang verify
+        data = _fs.read_regular(path, MAX_CHAIN_FILE_BYTES, follow_symlinks=True)
         doc = json.loads(data)
         if not isinstance(doc, dict) or doc.get("format") != CHAIN_FORMAT:
             raise ValueError("not a wotr policy chain file")

@@ -126,6 +126,7 @@ def follow_chain(repo: Any) -> None:
 def installer_chain(pol: Any, named_dir: Any, threshold: int | None) -> Any:
     """An installer that pinned its policy ('wotr policy pin') follows the policy chain files
     (*.wotr-policy) in the bundles directory. Without a pin: one stat, nothing imported."""
+    import itertools
     from pathlib import Path
 
     state = Path(os.environ.get("WOTR_POLICY_STATE") or "/var/lib/wotr/policy")
@@ -135,7 +136,13 @@ def installer_chain(pol: Any, named_dir: Any, threshold: int | None) -> Any:
 
     directory = Path(named_dir) if named_dir else bundle.DEFAULT_DIR
     try:
-        found = sorted(directory.glob("*" + policycmd.CHAIN_SUFFIX))[:64]
+        # one more than followed: policycmd.installer_policy refuses when there are too many
+        # (junk files sorting first must not hide the real chain file)
+        found = sorted(
+            itertools.islice(
+                directory.glob("*" + policycmd.CHAIN_SUFFIX), policycmd.MAX_CHAIN_FILES + 1
+            )
+        )
     except OSError:
         found = []
     return policycmd.installer_policy(pol, found, state).with_threshold(threshold)
