@@ -22,12 +22,15 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from . import _fs, _openpgp, _proc
 from ._record import record
 from ._threads import Running, join_all, started
 from .errors import EnvironmentProblem, SignError
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (verify's start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 # Status keywords that make a signature not count even next to GOODSIG. gpg reports the state
 # of the key that made the signature in place of GOODSIG (EXPKEYSIG, REVKEYSIG, EXPSIG), and
