@@ -143,7 +143,7 @@ VERIFY_PATH_STDLIB = {
     # `from __future__ import annotations` in every module
     "__future__",
     # pathlib (paths everywhere) and what it imports
-    "pathlib", "fnmatch", "ntpath", "urllib", "urllib.parse", "ipaddress",
+    "pathlib", "fnmatch", "ntpath", "urllib", "urllib.parse", "ipaddress", "errno", "warnings",
     # re (json's and git's output) and what it imports
     "re", "re._casefix", "re._compiler", "re._constants", "re._parser", "_sre", "enum",
     "copyreg", "functools", "_functools", "operator", "_operator", "collections",
@@ -158,9 +158,9 @@ VERIFY_PATH_STDLIB = {
     "json", "json.decoder", "json.encoder", "json.scanner", "_json", "base64", "binascii",
     # OpenPGP packets of the policy's key files
     "struct", "_struct",
-    # running git and gpg (subprocess and what it imports)
-    "subprocess", "_posixsubprocess", "select", "selectors", "signal", "errno", "fcntl",
-    "locale", "_locale", "warnings", "math",
+    # running git and gpg: os.posix_spawn, poll, and signal for the child's SIGPIPE
+    # (wotr/_proc.py; subprocess only where a directory or descriptor must be handed over)
+    "select", "signal",
 }  # fmt: skip
 # Only when the policy is not prepared yet (the first verify with it, wotr/prepared.py)
 PREPARING_STDLIB = {

@@ -1310,6 +1310,33 @@ MUTATIONS = [
         (('        and doc.get("derivation") == derivation()', ""),),
         ("tests/test_prepared.py",),
     ),
+    # issue 17: programs started without subprocess get what subprocess gave them
+    Mutation(
+        "spawn-closes-inherited-fds",
+        "1",
+        "wotr/_proc.py",
+        (("        *((os.POSIX_SPAWN_CLOSE, fd) for fd in closing),\n", ""),),
+        ("tests/test_proc.py",),
+    ),
+    Mutation(
+        "spawn-default-sigpipe",
+        "1",
+        "wotr/_proc.py",
+        (("            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),\n", ""),),
+        ("tests/test_proc.py",),
+    ),
+    Mutation(
+        "spawn-stdout-capped",
+        "8",
+        "wotr/_proc.py",
+        (
+            (
+                "                    if limit is not None and sizes[fd] > limit:",
+                "                    if False:",
+            ),
+        ),
+        ("tests/test_proc.py",),
+    ),
 ]
 MUTATIONS += HOOK_MUTATIONS
 
