@@ -238,12 +238,14 @@ def test_a_verify_with_a_prepared_policy_reads_no_toml(world: sim.World) -> None
     )
     given = str(world.policy_dir / "threshold.toml")
     argv = [sys.executable, "-c", probe, "verify", "--policy", given]
+    env = sim.base_env()
+    env["XDG_CACHE_HOME"] = str(world.root / "cache")  # not an entry another test prepared
     seen = []
     for _ in range(2):
         res = subprocess.run(
             [*argv, str(art)],
             cwd=world.repo,
-            env=sim.base_env(),
+            env=env,
             capture_output=True,
             text=True,
             check=False,
