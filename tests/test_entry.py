@@ -158,9 +158,9 @@ VERIFY_PATH_STDLIB = {
     "json", "json.decoder", "json.encoder", "json.scanner", "_json", "base64", "binascii",
     # OpenPGP packets of the policy's key files
     "struct", "_struct",
-    # running git and gpg: os.posix_spawn, poll, and signal for the child's SIGPIPE
-    # (wotr/_proc.py; subprocess only where a directory or descriptor must be handed over)
-    "select", "signal",
+    # running git and gpg: os.posix_spawn and poll (wotr/_proc.py; subprocess only where a
+    # directory or descriptor must be handed over)
+    "select",
 }  # fmt: skip
 # Only when the policy is not prepared yet (the first verify with it, wotr/prepared.py)
 PREPARING_STDLIB = {

@@ -325,7 +325,12 @@ def _spawned(
     closing: list[int],
 ) -> Result:
     import select
-    import signal
+
+    # signal's C half, loaded with the interpreter: the signal module's enums cost ~3 ms
+    try:
+        import _signal as signal  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # pragma: no cover - CPython always has it
+        import signal
 
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()

@@ -22,9 +22,11 @@ TYPE_CHECKING = False  # typing itself is not imported at run time (verify's sta
 if TYPE_CHECKING:
     from typing import Any
 
-_FPR = re.compile(r"[0-9A-F]{40}")
-_SHORT_ID = re.compile(r"(0x)?([0-9A-Fa-f]{8}|[0-9A-Fa-f]{16})")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
+# patterns as strings, compiled (and cached by re) on first use: a verify whose policy is
+# prepared (wotr/prepared.py) never needs them
+_FPR = r"[0-9A-F]{40}"
+_SHORT_ID = r"(0x)?([0-9A-Fa-f]{8}|[0-9A-Fa-f]{16})"
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}"
 _TOP_FIELDS = {"version", "serial", "threshold", "signers", "require", "update"}
 _UPDATE_FIELDS = {"threshold", "signers"}
 MAX_SERIAL = 2**31 - 1
@@ -189,7 +191,7 @@ def load(
         if unknown:
             raise PolicyError(f"{at}: unknown field {sorted(unknown)[0]!r}")
         name = entry.get("name")
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
+        if not isinstance(name, str) or not re.fullmatch(_NAME, name):
             raise PolicyError(f"{at}.name must be a short name (letters, digits, ._@+-)")
         at = f"{where}: signer {name!r}"
         if any(s.name == name for s in signers):
@@ -206,13 +208,13 @@ def load(
             continue
         fprs: list[str] = []
         for fpr in _str_list(entry.get("fingerprints"), f"{at}.fingerprints"):
-            if _SHORT_ID.fullmatch(fpr):
+            if re.fullmatch(_SHORT_ID, fpr):
                 raise PolicyError(
                     f"{at}.fingerprints: {fpr!r} is a short key id",
                     "give the full 40-hex primary fingerprint (gpg --fingerprint)",
                 )
             norm = fpr.upper()
-            if not _FPR.fullmatch(norm):
+            if not re.fullmatch(_FPR, norm):
                 raise PolicyError(f"{at}.fingerprints: {fpr!r} is not a 40-hex fingerprint")
             if norm in owner:
                 raise PolicyError(
