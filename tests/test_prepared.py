@@ -67,6 +67,11 @@ def test_a_kept_policy_is_exactly_the_derived_one(
     assert derived == first == kept
     assert kept.keyring == derived.keyring and kept.keyring_has_copies
     assert kept.digests == derived.digests
+    owners = kept.issuer_signers()
+    assert owners[dave.fingerprint] == ("dave",)
+    for name in ("alice", "carol"):
+        fpr = ks[name].fingerprint
+        assert owners[fpr] == owners[fpr[-16:]] == (name,)
 
 
 def test_a_changed_key_file_is_derived_again(
