@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from testing import gpgkeys, sim, sshkeys
-from tests.test_policy import base, write
+from tests.test_policy import base, pin_of, write
 from wotr import policy, prepared
 from wotr.errors import PolicyError
 
@@ -101,12 +101,7 @@ def test_pins_are_checked_as_before(
 ) -> None:
     d, ks = setup
     path = write(d, base(ks))
-    pinned = policy.load(path)
-    gitdir = short_tmp / "gitdir"
-    gitdir.mkdir()
-    policy.write_pin(gitdir, pinned)
-    pin = policy.read_pin(gitdir)
-    assert pin is not None
+    pin = pin_of(path, short_tmp / "gitdir")
     policy.load(path, pin=pin, prepared=True)
     policy.load(path, pin=pin, prepared=True)
     (d / "keys" / "bob.asc").write_bytes(gpgkeys.public_binary(ks["bob"]))  # same key, new bytes
