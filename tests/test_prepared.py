@@ -253,3 +253,93 @@ def test_a_verify_with_a_prepared_policy_reads_no_toml(world: sim.World) -> None
         seen.append(res.stdout.splitlines()[-1])
         assert res.returncode == 0, res.stderr
     assert seen == ["0 True True", "0 False False"]
+
+
+# --- attacker review (rev-startup) --------------------------------------------------------------
+
+
+def test_a_cache_inside_the_work_tree_is_not_used(world: sim.World) -> None:
+    """CI jobs keep caches in the project directory (XDG_CACHE_HOME=$CI_PROJECT_DIR/.cache): a
+    commit that carries .cache/wotr/<entry> would decide what the verify trusts (a wrong yes)."""
+    art = world.artifact("app.tar.gz", b"app")
+    world.policy(2)
+    world.sign("alice", art)
+    d = world.root / "scratch"
+    pol = world.policy_dir / "threshold.toml"
+    os.environ["WOTR_CACHE_DIR"] = str(d)
+    try:
+        policy.load(pol, prepared=True)
+    finally:
+        del os.environ["WOTR_CACHE_DIR"]
+    (entry,) = entries(d)
+    doc = json.loads(entry.read_bytes())
+    doc["threshold"] = 1
+    planted = world.repo / ".cache" / "wotr" / entry.name
+    planted.parent.mkdir(parents=True)
+    planted.write_text(json.dumps(doc))
+    planted.chmod(0o600)  # a checkout under umask 077
+    sim.git(world.repo, "add", "-A")
+    sim.git(world.repo, "commit", "-qm", "cache")
+    world.sign("alice", art)
+    res = world.run(
+        "verify", "--policy", pol, art, env={"XDG_CACHE_HOME": str(world.repo / ".cache")}
+    )
+    assert res.returncode != 0, res.stdout
+    assert json.loads(planted.read_bytes())["threshold"] == 1  # and nothing written there
+
+
+def test_an_entry_not_private_to_the_user_is_not_used(
+    setup: tuple[Path, dict[str, gpgkeys.Key]], cache: Path
+) -> None:
+    """wotr writes its entries 0600: one that others may read was not written by it (a file
+    unpacked or checked out into the cache directory)."""
+    path, entry = _threshold_one_entry(setup, cache)
+    entry.chmod(0o644)
+    assert policy.load(path, prepared=True).threshold == 2
+
+
+def test_a_relative_cache_directory_is_not_used(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Relative to whatever directory wotr runs in (a project's checkout): ignored, as a
+    relative XDG_CACHE_HOME is."""
+    monkeypatch.setenv("WOTR_CACHE_DIR", "relative/cache")
+    assert prepared.directory() is None
+
+
+def test_eviction_removes_only_entries(cache: Path) -> None:
+    """WOTR_CACHE_DIR may name a directory of the user's own files."""
+    cache.mkdir(mode=0o700)
+    mine = cache / "production.policy.json"
+    mine.write_text("{}")
+    for i in range(prepared.MAX_ENTRIES + 2):
+        prepared.store(f"{i:064x}", {"keys": []})
+    assert mine.exists()
+
+
+def test_no_directory_is_made_in_another_users_directory(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A package manager's hook run as root with the user's HOME (sudo keeping it) must not
+    leave a root-owned ~/.cache behind (the user's programs could not write their caches)."""
+    home = short_tmp / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.delenv("WOTR_CACHE_DIR", raising=False)
+    monkeypatch.delenv("WOTR_NO_CACHE", raising=False)
+    monkeypatch.setattr(os, "geteuid", lambda: os.getuid() + 1)  # as someone else
+    prepared.store("0" * 64, {"keys": []})
+    assert not (home / ".cache").exists()
+
+
+def test_a_deeply_nested_entry_is_derived_again(
+    setup: tuple[Path, dict[str, gpgkeys.Key]], cache: Path
+) -> None:
+    d, ks = setup
+    path = write(d, base(ks))
+    want = policy.load(path)
+    policy.load(path, prepared=True)
+    (entry,) = entries(cache)
+    entry.write_bytes(b"[" * 200_000)
+    assert policy.load(path, prepared=True) == want
