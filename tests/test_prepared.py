@@ -328,9 +328,15 @@ def test_no_directory_is_made_in_another_users_directory(
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.delenv("WOTR_CACHE_DIR", raising=False)
     monkeypatch.delenv("WOTR_NO_CACHE", raising=False)
-    monkeypatch.setattr(os, "geteuid", lambda: os.getuid() + 1)  # as someone else
+    if os.geteuid() == 0:
+        os.chown(home, 4242, 4242)  # the user's home, wotr run by root
+    owner = home.stat().st_uid
+    monkeypatch.setattr(os, "geteuid", lambda: owner + 1)  # as someone else (nor root)
     prepared.store("0" * 64, {"keys": []})
     assert not (home / ".cache").exists()
+    monkeypatch.setattr(os, "geteuid", lambda: owner)  # the owner's own: made
+    prepared.store("0" * 64, {"keys": []})
+    assert (home / ".cache" / "wotr").is_dir()
 
 
 def test_a_deeply_nested_entry_is_derived_again(

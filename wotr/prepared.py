@@ -18,9 +18,9 @@ the conditions that keep DESIGN §6 rule 1 (nothing outside the policy influence
   wotr writes them: not a file checked out or unpacked there), and are opened without following
   a symbolic link; a directory inside the work tree being verified (whose files are a commit's
   content) is never used. Anything else, an unreadable or malformed entry, or
-  ``WOTR_NO_CACHE=1``, and the policy is derived as before. Missing directories are made only
-  inside a directory of the effective user (a root hook that kept the user's HOME leaves no
-  root-owned ``~/.cache`` behind).
+  ``WOTR_NO_CACHE=1``, and the policy is derived as before. Missing directories are not made
+  inside another user's directory (a root hook that kept the user's HOME leaves no root-owned
+  ``~/.cache`` behind).
 
 Only policies that a verify uses are kept (not the candidates of a policy chain), at most
 :data:`MAX_ENTRIES` of them.
@@ -99,7 +99,8 @@ def _usable(worktree: str | os.PathLike[str] | None) -> str | None:
 
 
 def _make(where: str) -> bool:
-    """``where`` exists, or was made inside a directory of the effective user."""
+    """``where`` exists, or was made inside a directory of the effective user (or root's,
+    such as /tmp), not inside another user's."""
     missing: list[str] = []
     p = where
     while not os.path.lexists(p):
@@ -109,7 +110,7 @@ def _make(where: str) -> bool:
             return False
         p = parent
     if missing:
-        if os.stat(p).st_uid != os.geteuid():
+        if os.stat(p).st_uid not in (os.geteuid(), 0):
             return False  # root with the user's HOME: not root's to fill
         for m in reversed(missing):
             os.mkdir(m, 0o700)
