@@ -349,3 +349,50 @@ def test_a_deeply_nested_entry_is_derived_again(
     (entry,) = entries(cache)
     entry.write_bytes(b"[" * 200_000)
     assert policy.load(path, prepared=True) == want
+
+
+def test_verify_says_the_same_with_and_without_an_entry(world: sim.World) -> None:
+    """Output and exit code of a verify: no cache, the run that writes the entry, the run that
+    uses it — for a yes, a no, a working-tree policy, and a key file changed under the entry."""
+    art = world.artifact("app.tar.gz", b"app")
+    world.policy(2)
+    world.sign("alice", art)
+    pol = world.policy_dir / "threshold.toml"
+
+    def three(*args: str | Path) -> list[tuple[int, str, str]]:
+        out = []
+        for env in ({"WOTR_NO_CACHE": "1"}, {}, {}):
+            env["XDG_CACHE_HOME"] = str(world.root / "cache")
+            res = world.run("verify", *args, env=env)
+            out.append((res.returncode, res.stdout, res.stderr))
+        return out
+
+    for args in (("--policy", pol, art), ("--policy", pol, "--threshold", "1", art)):
+        runs = three(*args)
+        assert runs[0] == runs[1] == runs[2], runs
+    world.sign("bob", art)
+    runs = three("--policy", pol, art)
+    assert runs[0] == runs[1] == runs[2] and runs[0][0] == 0, runs
+    # a key file replaced by another signer's key: refused alike, the entry notwithstanding
+    bob = world.policy_dir / "keys" / "bob.asc"
+    saved = bob.read_bytes()
+    bob.write_bytes((world.policy_dir / "keys" / "carol.asc").read_bytes())
+    runs = three("--policy", pol, art)
+    assert runs[0] == runs[1] == runs[2] and runs[0][0] != 0, runs
+    bob.write_bytes(saved)
+    # the working tree's pinned policy
+    for f in ("threshold.toml", "keys/alice.asc", "keys/bob.asc", "keys/carol.asc"):
+        (world.repo / f).parent.mkdir(exist_ok=True)
+        (world.repo / f).write_bytes((world.policy_dir / f).read_bytes())
+    init = world.run("init")
+    assert init.returncode == 0, init.stderr
+    runs = three(art)
+    assert runs[0] == runs[1] == runs[2] and runs[0][0] == 0, runs
+
+
+def test_an_entry_too_large_to_be_used_is_not_written(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prepared, "MAX_ENTRY_BYTES", 1000)
+    prepared.store("1" * 64, {"keys": [], "keyring": "A" * 2000})
+    assert entries(cache) == []

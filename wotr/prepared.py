@@ -186,6 +186,8 @@ def store(
     try:
         doc = {"format": FORMAT, "derivation": derivation(), "policy_sha256": policy_sha256}
         data = json.dumps({**doc, **body}, sort_keys=True, separators=(",", ":")).encode()
+        if len(data) > MAX_ENTRY_BYTES:
+            return  # lookup would refuse it: no tens of MiB written on every verify
         name = entry_name(policy_sha256)
         tmp = f".{name}.{os.urandom(6).hex()}.tmp"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
