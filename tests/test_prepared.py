@@ -396,3 +396,14 @@ def test_an_entry_too_large_to_be_used_is_not_written(
     monkeypatch.setattr(prepared, "MAX_ENTRY_BYTES", 1000)
     prepared.store("1" * 64, {"keys": [], "keyring": "A" * 2000})
     assert entries(cache) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to another user needs root")
+def test_a_cache_in_another_users_directory_is_not_used(
+    setup: tuple[Path, dict[str, gpgkeys.Key]], cache: Path
+) -> None:
+    """Root with the user's HOME: ~/.cache/wotr may be root's, but the user could swap it for
+    another directory of root's (the user owns ~/.cache)."""
+    path, _entry = _threshold_one_entry(setup, cache)
+    os.chown(cache.parent, 4242, 4242)
+    assert policy.load(path, prepared=True).threshold == 2

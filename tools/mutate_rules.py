@@ -1318,6 +1318,18 @@ MUTATIONS = [
         ("tests/test_prepared.py",),
     ),
     Mutation(
+        "prepared-parent-owned",
+        "1",
+        "wotr/prepared.py",
+        (
+            (
+                "    if _private(os.fstat(fd)) and parent_uid in (os.geteuid(), 0):",
+                "    if _private(os.fstat(fd)):",
+            ),
+        ),
+        ("tests/test_prepared.py",),  # killed when run as root (the test gives a directory away)
+    ),
+    Mutation(
         "prepared-entry-0600",
         "1",
         "wotr/prepared.py",

@@ -125,9 +125,12 @@ def _is_entry_name(name: str) -> bool:
 def _open_dir(path: str) -> int | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # in another user's directory (root with the user's HOME), that user could swap it
+        # for another directory of ours: neither made there (_make) nor used
+        parent_uid = os.stat(os.path.dirname(path)).st_uid
     except OSError:
         return None
-    if _private(os.fstat(fd)):
+    if _private(os.fstat(fd)) and parent_uid in (os.geteuid(), 0):
         return fd
     os.close(fd)
     return None
