@@ -253,3 +253,157 @@ def test_a_verify_with_a_prepared_policy_reads_no_toml(world: sim.World) -> None
         seen.append(res.stdout.splitlines()[-1])
         assert res.returncode == 0, res.stderr
     assert seen == ["0 True True", "0 False False"]
+
+
+# --- attacker review (rev-startup) --------------------------------------------------------------
+
+
+def test_a_cache_inside_the_work_tree_is_not_used(world: sim.World) -> None:
+    """CI jobs keep caches in the project directory (XDG_CACHE_HOME=$CI_PROJECT_DIR/.cache): a
+    commit that carries .cache/wotr/<entry> would decide what the verify trusts (a wrong yes)."""
+    art = world.artifact("app.tar.gz", b"app")
+    world.policy(2)
+    world.sign("alice", art)
+    d = world.root / "scratch"
+    pol = world.policy_dir / "threshold.toml"
+    os.environ["WOTR_CACHE_DIR"] = str(d)
+    try:
+        policy.load(pol, prepared=True)
+    finally:
+        del os.environ["WOTR_CACHE_DIR"]
+    (entry,) = entries(d)
+    doc = json.loads(entry.read_bytes())
+    doc["threshold"] = 1
+    planted = world.repo / ".cache" / "wotr" / entry.name
+    planted.parent.mkdir(parents=True)
+    planted.write_text(json.dumps(doc))
+    planted.chmod(0o600)  # a checkout under umask 077
+    sim.git(world.repo, "add", "-A")
+    sim.git(world.repo, "commit", "-qm", "cache")
+    world.sign("alice", art)
+    res = world.run(
+        "verify", "--policy", pol, art, env={"XDG_CACHE_HOME": str(world.repo / ".cache")}
+    )
+    assert res.returncode != 0, res.stdout
+    assert json.loads(planted.read_bytes())["threshold"] == 1  # and nothing written there
+
+
+def test_an_entry_not_private_to_the_user_is_not_used(
+    setup: tuple[Path, dict[str, gpgkeys.Key]], cache: Path
+) -> None:
+    """wotr writes its entries 0600: one that others may read was not written by it (a file
+    unpacked or checked out into the cache directory)."""
+    path, entry = _threshold_one_entry(setup, cache)
+    entry.chmod(0o644)
+    assert policy.load(path, prepared=True).threshold == 2
+
+
+def test_a_relative_cache_directory_is_not_used(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Relative to whatever directory wotr runs in (a project's checkout): ignored, as a
+    relative XDG_CACHE_HOME is."""
+    monkeypatch.setenv("WOTR_CACHE_DIR", "relative/cache")
+    assert prepared.directory() is None
+
+
+def test_eviction_removes_only_entries(cache: Path) -> None:
+    """WOTR_CACHE_DIR may name a directory of the user's own files."""
+    cache.mkdir(mode=0o700)
+    mine = cache / "production.policy.json"
+    mine.write_text("{}")
+    for i in range(prepared.MAX_ENTRIES + 2):
+        prepared.store(f"{i:064x}", {"keys": []})
+    assert mine.exists()
+
+
+def test_no_directory_is_made_in_another_users_directory(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A package manager's hook run as root with the user's HOME (sudo keeping it) must not
+    leave a root-owned ~/.cache behind (the user's programs could not write their caches)."""
+    home = short_tmp / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.delenv("WOTR_CACHE_DIR", raising=False)
+    monkeypatch.delenv("WOTR_NO_CACHE", raising=False)
+    if os.geteuid() == 0:
+        os.chown(home, 4242, 4242)  # the user's home, wotr run by root
+    owner = home.stat().st_uid
+    monkeypatch.setattr(os, "geteuid", lambda: owner + 1)  # as someone else (nor root)
+    prepared.store("0" * 64, {"keys": []})
+    assert not (home / ".cache").exists()
+    monkeypatch.setattr(os, "geteuid", lambda: owner)  # the owner's own: made
+    prepared.store("0" * 64, {"keys": []})
+    assert (home / ".cache" / "wotr").is_dir()
+
+
+def test_a_deeply_nested_entry_is_derived_again(
+    setup: tuple[Path, dict[str, gpgkeys.Key]], cache: Path
+) -> None:
+    d, ks = setup
+    path = write(d, base(ks))
+    want = policy.load(path)
+    policy.load(path, prepared=True)
+    (entry,) = entries(cache)
+    entry.write_bytes(b"[" * 200_000)
+    assert policy.load(path, prepared=True) == want
+
+
+def test_verify_says_the_same_with_and_without_an_entry(world: sim.World) -> None:
+    """Output and exit code of a verify: no cache, the run that writes the entry, the run that
+    uses it — for a yes, a no, a working-tree policy, and a key file changed under the entry."""
+    art = world.artifact("app.tar.gz", b"app")
+    world.policy(2)
+    world.sign("alice", art)
+    pol = world.policy_dir / "threshold.toml"
+
+    def three(*args: str | Path) -> list[tuple[int, str, str]]:
+        out = []
+        for env in ({"WOTR_NO_CACHE": "1"}, {}, {}):
+            env["XDG_CACHE_HOME"] = str(world.root / "cache")
+            res = world.run("verify", *args, env=env)
+            out.append((res.returncode, res.stdout, res.stderr))
+        return out
+
+    for args in (("--policy", pol, art), ("--policy", pol, "--threshold", "1", art)):
+        runs = three(*args)
+        assert runs[0] == runs[1] == runs[2], runs
+    world.sign("bob", art)
+    runs = three("--policy", pol, art)
+    assert runs[0] == runs[1] == runs[2] and runs[0][0] == 0, runs
+    # a key file replaced by another signer's key: refused alike, the entry notwithstanding
+    bob = world.policy_dir / "keys" / "bob.asc"
+    saved = bob.read_bytes()
+    bob.write_bytes((world.policy_dir / "keys" / "carol.asc").read_bytes())
+    runs = three("--policy", pol, art)
+    assert runs[0] == runs[1] == runs[2] and runs[0][0] != 0, runs
+    bob.write_bytes(saved)
+    # the working tree's pinned policy
+    for f in ("threshold.toml", "keys/alice.asc", "keys/bob.asc", "keys/carol.asc"):
+        (world.repo / f).parent.mkdir(exist_ok=True)
+        (world.repo / f).write_bytes((world.policy_dir / f).read_bytes())
+    init = world.run("init")
+    assert init.returncode == 0, init.stderr
+    runs = three(art)
+    assert runs[0] == runs[1] == runs[2] and runs[0][0] == 0, runs
+
+
+def test_an_entry_too_large_to_be_used_is_not_written(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prepared, "MAX_ENTRY_BYTES", 1000)
+    prepared.store("1" * 64, {"keys": [], "keyring": "A" * 2000})
+    assert entries(cache) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to another user needs root")
+def test_a_cache_in_another_users_directory_is_not_used(
+    setup: tuple[Path, dict[str, gpgkeys.Key]], cache: Path
+) -> None:
+    """Root with the user's HOME: ~/.cache/wotr may be root's, but the user could swap it for
+    another directory of root's (the user owns ~/.cache)."""
+    path, _entry = _threshold_one_entry(setup, cache)
+    os.chown(cache.parent, 4242, 4242)
+    assert policy.load(path, prepared=True).threshold == 2

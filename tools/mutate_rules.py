@@ -766,8 +766,8 @@ MUTATIONS = [
         "wotr/policy.py",
         (
             (
-                "return load(candidate, pin=pin, follow_symlinks=False, prepared=True)",
-                "return load(candidate, pin=pin, prepared=True)",
+                "candidate, pin=pin, follow_symlinks=False, prepared=True, worktree=top",
+                "candidate, pin=pin, prepared=True, worktree=top",
             ),
         ),
         SURROUNDINGS,
@@ -1299,6 +1299,51 @@ MUTATIONS = [
             (
                 "        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)",
                 "        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)",
+            ),
+        ),
+        ("tests/test_prepared.py",),
+    ),
+    # attacker review (rev-startup): an entry that a commit carries, or one a relative
+    # WOTR_CACHE_DIR finds in the checkout wotr runs in, is never used
+    Mutation(
+        "prepared-not-in-worktree",
+        "1",
+        "wotr/prepared.py",
+        (
+            (
+                "    if inside == top or inside.startswith(top.rstrip(os.sep) + os.sep):",
+                "    if False:",
+            ),
+        ),
+        ("tests/test_prepared.py",),
+    ),
+    Mutation(
+        "prepared-parent-owned",
+        "1",
+        "wotr/prepared.py",
+        (
+            (
+                "    if _private(os.fstat(fd)) and parent_uid in (os.geteuid(), 0):",
+                "    if _private(os.fstat(fd)):",
+            ),
+        ),
+        ("tests/test_prepared.py",),  # killed when run as root (the test gives a directory away)
+    ),
+    Mutation(
+        "prepared-entry-0600",
+        "1",
+        "wotr/prepared.py",
+        (("                or st.st_mode & 0o077  #", "                or False  #"),),
+        ("tests/test_prepared.py",),
+    ),
+    Mutation(
+        "prepared-absolute-cache-dir",
+        "1",
+        "wotr/prepared.py",
+        (
+            (
+                "return os.path.normpath(named) if os.path.isabs(named) else None",
+                "return os.path.abspath(named)",
             ),
         ),
         ("tests/test_prepared.py",),

@@ -115,6 +115,7 @@ def load(
     pin: Mapping[str, str] | None = None,
     follow_symlinks: bool = True,
     prepared: bool = False,
+    worktree: Path | None = None,
 ) -> Policy:
     """Read and check a policy file. With ``pin``, every file read must match its pinned sha256.
 
@@ -124,7 +125,8 @@ def load(
     not such a file is reported as changed since pinned, before any of it is read.
 
     ``prepared=True`` (the policy a verify uses): what this function derives is kept between
-    runs and used again while every file read has the same sha256 (``wotr/prepared.py``).
+    runs and used again while every file read has the same sha256 (``wotr/prepared.py``), never
+    from a cache directory inside ``worktree`` (the work tree being verified: a commit's files).
     """
     where = str(path)
     digests: dict[str, str] = {}
@@ -160,7 +162,9 @@ def load(
     if prepared:
         from . import prepared as prepared_mod
 
-        kept = _from_prepared(prepared_mod.lookup(toml_sha256), path, where, read, read_digests)
+        kept = _from_prepared(
+            prepared_mod.lookup(toml_sha256, worktree), path, where, read, read_digests
+        )
         if kept is not None:
             return _record.replace(kept, digests=tuple(sorted(digests.items())))
         digests.clear()  # only the TOML's own: the key files are read again below
@@ -300,7 +304,7 @@ def load(
         ssh_keys=tuple(ssh_keys),
     )
     if prepared:
-        prepared_mod.store(toml_sha256, _to_prepared(policy, key_reads))
+        prepared_mod.store(toml_sha256, _to_prepared(policy, key_reads), worktree)
     return policy
 
 
@@ -535,11 +539,11 @@ def find(
 
     for source in (explicit, os.environ.get("WOTR_POLICY") or None, config_value):
         if source:
-            return load(Path(source).expanduser().absolute(), prepared=True)
+            return load(Path(source).expanduser().absolute(), prepared=True, worktree=top)
     if top is not None and common_dir is not None:
         chained = chain_pinned(common_dir)
         if chained is not None:  # the pin moved along the policy chain (wotr/chainstore.py)
-            return load(chained, pin=read_pin(common_dir), prepared=True)
+            return load(chained, pin=read_pin(common_dir), prepared=True, worktree=top)
         candidate = top / WORKTREE_POLICY
         if os.path.lexists(candidate):  # a link to nowhere is a changed policy, not "none"
             pin = read_pin(common_dir)
@@ -550,7 +554,7 @@ def find(
                     "review it, then run 'git wotr init' to pin it (or pass --policy)",
                 )
             # the project's content: a symbolic link there is no file the pin was taken of
-            return load(candidate, pin=pin, follow_symlinks=False, prepared=True)
+            return load(candidate, pin=pin, follow_symlinks=False, prepared=True, worktree=top)
         raise PolicyError(
             "no policy: no --policy, $WOTR_POLICY, wotr.policy or threshold.toml",
             "run 'git wotr init' to create one, or pass --policy FILE",

@@ -13,9 +13,14 @@ the conditions that keep DESIGN §6 rule 1 (nothing outside the policy influence
   pin checks) and uses an entry only when all of those digests match; otherwise it derives the
   policy again and replaces the entry;
 - **stored where only the user can write**: ``$WOTR_CACHE_DIR``, else ``$XDG_CACHE_HOME/wotr``,
-  else ``~/.cache/wotr``; the directory and each entry must belong to the effective user and be
-  writable by nobody else, and are opened without following a symbolic link. Anything else, an
-  unreadable or malformed entry, or ``WOTR_NO_CACHE=1``, and the policy is derived as before.
+  else ``~/.cache/wotr`` (absolute paths only); the directory and each entry must belong to the
+  effective user and be writable by nobody else, an entry readable by nobody else either (as
+  wotr writes them: not a file checked out or unpacked there), and are opened without following
+  a symbolic link; a directory inside the work tree being verified (whose files are a commit's
+  content) is never used. Anything else, an unreadable or malformed entry, or
+  ``WOTR_NO_CACHE=1``, and the policy is derived as before. Missing directories are not made
+  inside another user's directory (a root hook that kept the user's HOME leaves no root-owned
+  ``~/.cache`` behind).
 
 Only policies that a verify uses are kept (not the candidates of a policy chain), at most
 :data:`MAX_ENTRIES` of them.
@@ -43,8 +48,8 @@ def directory() -> str | None:
     if os.environ.get("WOTR_NO_CACHE"):
         return None
     named = os.environ.get("WOTR_CACHE_DIR")
-    if named:
-        return os.path.abspath(named)
+    if named:  # relative to whichever directory wotr runs in: ignored, as XDG_CACHE_HOME's
+        return os.path.normpath(named) if os.path.isabs(named) else None
     base = os.environ.get("XDG_CACHE_HOME")
     if not (base and os.path.isabs(base)):
         home = os.environ.get("HOME")
@@ -82,20 +87,60 @@ def _private(st: os.stat_result) -> bool:
     return st.st_uid == os.geteuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
+def _usable(worktree: str | os.PathLike[str] | None) -> str | None:
+    """The cache directory, unless it is off or inside ``worktree`` (a commit's content)."""
+    where = directory()
+    if where is None or worktree is None:
+        return where
+    inside, top = os.path.realpath(where), os.path.realpath(worktree)
+    if inside == top or inside.startswith(top.rstrip(os.sep) + os.sep):
+        return None
+    return where
+
+
+def _make(where: str) -> bool:
+    """``where`` exists, or was made inside a directory of the effective user (or root's,
+    such as /tmp), not inside another user's."""
+    missing: list[str] = []
+    p = where
+    while not os.path.lexists(p):
+        missing.append(p)
+        parent = os.path.dirname(p)
+        if parent == p:
+            return False
+        p = parent
+    if missing:
+        if os.stat(p).st_uid not in (os.geteuid(), 0):
+            return False  # root with the user's HOME: not root's to fill
+        for m in reversed(missing):
+            os.mkdir(m, 0o700)
+    return True
+
+
+def _is_entry_name(name: str) -> bool:
+    stem = name[: -len(_SUFFIX)]
+    return name.endswith(_SUFFIX) and len(stem) == 64 and not stem.strip("0123456789abcdef")
+
+
 def _open_dir(path: str) -> int | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # in another user's directory (root with the user's HOME), that user could swap it
+        # for another directory of ours: neither made there (_make) nor used
+        parent_uid = os.stat(os.path.dirname(path)).st_uid
     except OSError:
         return None
-    if _private(os.fstat(fd)):
+    if _private(os.fstat(fd)) and parent_uid in (os.geteuid(), 0):
         return fd
     os.close(fd)
     return None
 
 
-def lookup(policy_sha256: str) -> dict[str, object] | None:
+def lookup(
+    policy_sha256: str, worktree: str | os.PathLike[str] | None = None
+) -> dict[str, object] | None:
     """The entry for a policy whose TOML has this sha256, if a usable one is kept."""
-    where = directory()
+    where = _usable(worktree)
     if where is None:
         return None
     dfd = _open_dir(where)
@@ -106,10 +151,14 @@ def lookup(policy_sha256: str) -> dict[str, object] | None:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
         with open(fd, "rb") as f:
             st = os.fstat(f.fileno())
-            if not (stat.S_ISREG(st.st_mode) and _private(st)) or st.st_size > MAX_ENTRY_BYTES:
+            if (
+                not (stat.S_ISREG(st.st_mode) and _private(st))
+                or st.st_mode & 0o077  # wotr writes 0600: not one checked out or unpacked here
+                or st.st_size > MAX_ENTRY_BYTES
+            ):
                 return None
             doc = json.loads(f.read(MAX_ENTRY_BYTES + 1))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: nested too deep
         return None
     finally:
         os.close(dfd)
@@ -122,13 +171,16 @@ def lookup(policy_sha256: str) -> dict[str, object] | None:
     return doc if ok else None
 
 
-def store(policy_sha256: str, body: dict[str, object]) -> None:
+def store(
+    policy_sha256: str, body: dict[str, object], worktree: str | os.PathLike[str] | None = None
+) -> None:
     """Keep ``body`` (what load derived) for this policy; failing to is not an error."""
-    where = directory()
+    where = _usable(worktree)
     if where is None:
         return
     try:
-        os.makedirs(where, mode=0o700, exist_ok=True)
+        if not _make(where):
+            return
     except OSError:
         return
     dfd = _open_dir(where)
@@ -137,6 +189,8 @@ def store(policy_sha256: str, body: dict[str, object]) -> None:
     try:
         doc = {"format": FORMAT, "derivation": derivation(), "policy_sha256": policy_sha256}
         data = json.dumps({**doc, **body}, sort_keys=True, separators=(",", ":")).encode()
+        if len(data) > MAX_ENTRY_BYTES:
+            return  # lookup would refuse it: no tens of MiB written on every verify
         name = entry_name(policy_sha256)
         tmp = f".{name}.{os.urandom(6).hex()}.tmp"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -160,7 +214,7 @@ def _evict(dfd: int) -> None:
     """Keep the MAX_ENTRIES entries written last."""
     found: list[tuple[int, str]] = []
     for name in os.listdir(dfd):
-        if name.endswith(_SUFFIX):
+        if _is_entry_name(name):  # not the user's own files in a WOTR_CACHE_DIR
             with contextlib.suppress(OSError):
                 st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
                 found.append((st.st_mtime_ns, name))
