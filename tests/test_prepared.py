@@ -407,3 +407,17 @@ def test_a_cache_in_another_users_directory_is_not_used(
     path, _entry = _threshold_one_entry(setup, cache)
     os.chown(cache.parent, 4242, 4242)
     assert policy.load(path, prepared=True).threshold == 2
+
+
+def test_what_a_killed_store_left_is_removed_later(cache: Path) -> None:
+    prepared.store("0" * 64, {"keys": []})
+    (entry,) = entries(cache)
+    old = cache / f".{entry.name}.{'ab' * 6}.tmp"
+    new = cache / f".{entry.name}.{'cd' * 6}.tmp"
+    mine = cache / "notes.tmp"
+    for f in (old, new, mine):
+        f.write_text("x")
+        os.utime(f, (1, 1) if f != new else None)
+    prepared.store("1" * 64, {"keys": []})
+    assert not old.exists()
+    assert new.exists() and mine.exists()  # a store under way; a file not of wotr's making

@@ -211,13 +211,21 @@ def store(
 
 
 def _evict(dfd: int) -> None:
-    """Keep the MAX_ENTRIES entries written last."""
+    """Keep the MAX_ENTRIES entries written last; remove what a killed store left (a
+    temporary file older than an hour)."""
+    import time
+
     found: list[tuple[int, str]] = []
+    stale = time.time_ns() - 3600 * 10**9
     for name in os.listdir(dfd):
         if _is_entry_name(name):  # not the user's own files in a WOTR_CACHE_DIR
             with contextlib.suppress(OSError):
                 st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
                 found.append((st.st_mtime_ns, name))
+        elif name.startswith(".") and name.endswith(".tmp") and _is_entry_name(name[1:-17]):
+            with contextlib.suppress(OSError):
+                if os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mtime_ns < stale:
+                    os.unlink(name, dir_fd=dfd)
     found.sort(reverse=True)
     for _, name in found[MAX_ENTRIES:]:
         with contextlib.suppress(OSError):
