@@ -14,7 +14,7 @@ from pathlib import Path
 
 TYPE_CHECKING = False  # typing itself is not imported at run time (verify's start-up)
 if TYPE_CHECKING:
-    from typing import BinaryIO
+    from typing import BinaryIO, Self
 
 _ATTEMPTS = 100
 
@@ -105,6 +105,23 @@ def remove_tree(path: str | os.PathLike[str]) -> None:
                 os.unlink(entry.path)
     with contextlib.suppress(OSError):
         os.rmdir(path)
+
+
+class PrivateHome:
+    """A private temporary directory (:func:`private_dir`) that an object works in, removed
+    with it: ``with Verifier(...) as v`` or ``close()``. gpg's and ssh-keygen's verifiers."""
+
+    def __init__(self, prefix: str, parent: str | os.PathLike[str] | None = None) -> None:
+        self._home = private_dir(prefix, parent)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        remove_tree(self._home)
 
 
 def which(program: str) -> str | None:

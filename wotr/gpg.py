@@ -21,7 +21,6 @@ import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 from . import _fs, _openpgp, _proc
 from ._record import record
@@ -150,11 +149,11 @@ def _blocks(status: bytes) -> list[list[tuple[str, list[str]]]]:
     return blocks
 
 
-class Verifier:
+class Verifier(_fs.PrivateHome):
     """A temporary GnuPG home whose only keys are ``keyring`` (binary OpenPGP key packets)."""
 
     def __init__(self, keyring: bytes, *, merge_copies: bool = False) -> None:
-        self._home = _fs.private_dir("wotr-", _short_tmp())
+        super().__init__("wotr-", _short_tmp())
         keyfile = self._home / "policy.gpg"
         keyfile.write_bytes(keyring)
         self._calls = 0
@@ -194,17 +193,6 @@ class Verifier:
             "--disable-dirmngr",
             "--no-auto-key-retrieve",
         ]
-
-    def __enter__(self) -> Verifier:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        _fs.remove_tree(self._home)
 
     @property
     def gpg_calls(self) -> int:

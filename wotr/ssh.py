@@ -20,7 +20,6 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
 
 from . import _fs, _proc, _sshsig
 from ._record import record
@@ -80,12 +79,12 @@ def _keygen() -> str:
     return program
 
 
-class Verifier:
+class Verifier(_fs.PrivateHome):
     """A private directory holding an allowed-signers file made of ``keys`` only: pairs of
     (``SHA256:`` fingerprint, ``<type> <base64>`` line), as :attr:`wotr.policy.Policy.ssh_keys`."""
 
     def __init__(self, keys: Sequence[tuple[str, str]]) -> None:
-        self._home = _fs.private_dir("wotr-ssh-")
+        super().__init__("wotr-ssh-")
         self._principal = {fpr: f"k{i}" for i, (fpr, _) in enumerate(keys)}
         self._allowed = self._home / "allowed_signers"
         self._allowed.write_text(
@@ -95,17 +94,6 @@ class Verifier:
         self._in_process = 0
         self._program = ""
         self._lock = threading.Lock()
-
-    def __enter__(self) -> Verifier:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        _fs.remove_tree(self._home)
 
     @property
     def calls(self) -> int:
