@@ -471,19 +471,10 @@ def tracking(remote: str) -> str:
 
 
 def _fetch_tip(repo: git.Repo, remote: str) -> str | None:
-    res = git.run(
-        repo,
-        "fetch",
-        "--quiet",
-        "--no-tags",
-        "--no-write-fetch-head",
-        "--recurse-submodules=no",
-        remote,
-        f"+{REF}:{tracking(remote)}",
-    )
+    res = git.fetch_into(repo, remote, REF, tracking(remote))
+    if res is None:
+        return None
     if res.returncode != 0:
-        if f"couldn't find remote ref {REF}".encode() in res.stderr:
-            return None
         raise SyncError(f"cannot fetch {REF} from {remote}: {res.err_line}")
     return tip(repo, tracking(remote))
 

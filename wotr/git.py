@@ -122,6 +122,25 @@ def run(
     )
 
 
+def fetch_into(repo: Repo, remote: str, ref: str, tracking: str) -> _proc.Result | None:
+    """Copy the remote's ``ref`` into the local ``tracking`` ref (forced: it only ever mirrors the
+    remote; the ref wotr owns is then merged by union, never forced). None when the remote has
+    no such ref; a failed fetch is returned for the caller to explain."""
+    res = run(
+        repo,
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-write-fetch-head",
+        "--recurse-submodules=no",
+        remote,
+        f"+{ref}:{tracking}",
+    )
+    if res.returncode != 0 and f"couldn't find remote ref {ref}".encode() in res.stderr:
+        return None
+    return res
+
+
 def check(
     repo: Repo | Path | None,
     *args: str,

@@ -173,19 +173,10 @@ def _policy_chain(repo: git.Repo, remote: str, *, push: bool) -> None:
 
 def _fetch_only(repo: git.Repo, remote: str) -> str | None:
     """Copy the remote's notes into the tracking ref; its commit id, or None if it has none."""
-    res = git.run(
-        repo,
-        "fetch",
-        "--quiet",
-        "--no-tags",
-        "--no-write-fetch-head",
-        "--recurse-submodules=no",
-        remote,
-        _exact_refspec(remote),
-    )
+    res = git.fetch_into(repo, remote, git.NOTES_REF, tracking_ref(remote))
+    if res is None:
+        return None
     if res.returncode != 0:
-        if f"couldn't find remote ref {git.NOTES_REF}".encode() in res.stderr:
-            return None
         raise _unreachable(remote, res, "fetch claims from")
     return notes_merge.tip(repo, tracking_ref(remote))
 
