@@ -28,6 +28,10 @@ def run_export(*, rev: str, output: str) -> int:
         f" to {dest}",
         err=True,
     )
+    if b.chain is not None:
+        echo("included the project's policy chain (refs/wotr/policy)", err=True)
+    if exported.chain_problem:
+        echo(f"warning: {exported.chain_problem}", err=True)
     if exported.skipped:
         echo(f"note: left out {exported.skipped} line(s) that are not wotr claims", err=True)
     return EXIT_OK
