@@ -433,17 +433,33 @@ def installer_follow(
             False,
         )
     followed = chainstore.follow(start, merged)
+    current = followed.current
     if followed.links:
         chainstore.write_pin(
             state, followed, followed.links[-1].proposal, {"source": str(given.path)}
         )
+        current = _pinned_copy(state, current)
     notes = list(followed.problems)
     for link in followed.pending:
         notes.append(
             f"proposal {link.step.digest[:16]} for serial {link.step.serial} not taken: "
             f"{link.step.reason or 'not a valid step'}"
         )
-    return Installed(followed.current, tuple(notes[:MAX_NOTES]))
+    return Installed(current, tuple(notes[:MAX_NOTES]))
+
+
+def _pinned_copy(state: Path, followed: policy_mod.Policy) -> policy_mod.Policy:
+    """The policy just pinned, loaded from its copy under ``state`` (what the next run uses,
+    and a path that exists for the report), if it is byte for byte the one followed."""
+    doc = chainstore.pin_state(state) or {}
+    where, files = doc.get("dir"), doc.get("files")
+    if not isinstance(where, str) or not isinstance(files, dict):
+        return followed
+    try:
+        copy = policy_mod.load(state / where / chain.POLICY_NAME, pin=files)
+    except PolicyError:
+        return followed
+    return copy if chain.policy_digest(copy) == chain.policy_digest(followed) else followed
 
 
 # --- chain files (the chain inside exported bundles) ------------------------------------------
