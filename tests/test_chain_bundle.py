@@ -175,6 +175,27 @@ def test_a_sidecar_carries_the_chain(released: sim.World) -> None:
     assert doc["policy_serial"] == 3
 
 
+def test_a_bundle_in_the_bundles_directory_carries_the_chain(released: sim.World) -> None:
+    """Found by digest in --bundles DIR (a renamed copy). When the state cannot be written, the
+    followed policy is used for this run and the report says it was not remembered."""
+    w = released
+    store = w.root / "store"
+    store.mkdir()
+    export(w, store / "whatever.wotr")
+    renamed = w.root / "renamed.bin"
+    shutil.copy(w.root / "dist" / "app.tar.gz", renamed)
+    env = {**env_of(w), "WOTR_BUNDLES": str(store)}
+    blocker = w.root / "state" / "policy-chain"
+    blocker.write_text("not a directory: the copy of serial 3 cannot be written")
+    doc = doc_of(installer(w, renamed, env=env))
+    blocker.unlink()
+    assert doc["verified"] is True and doc["policy_serial"] == 3
+    assert any("not remembered" in n for n in doc["policy_chain_notes"]), doc
+    assert pinned_serial(w) == 1
+    doc = doc_of(installer(w, renamed, env=env))
+    assert doc["verified"] is True and pinned_serial(w) == 3
+
+
 def test_without_the_chain_serial_1_still_applies(released: sim.World) -> None:
     """The control: the same claims in a bundle without a chain do not verify under serial 1
     (bob2 is not a signer of it), so the tests above prove the chain was followed."""

@@ -434,12 +434,15 @@ def installer_follow(
         )
     followed = chainstore.follow(start, merged)
     current = followed.current
-    if followed.links:
-        chainstore.write_pin(
-            state, followed, followed.links[-1].proposal, {"source": str(given.path)}
-        )
-        current = _pinned_copy(state, current)
     notes = list(followed.problems)
+    if followed.links:
+        try:
+            chainstore.write_pin(
+                state, followed, followed.links[-1].proposal, {"source": str(given.path)}
+            )
+            current = _pinned_copy(state, current)
+        except OSError as exc:  # a read-only state (verify not run as its owner): not kept
+            notes.append(f"serial {current.serial} is not remembered: {state}: {exc.strerror}")
     for link in followed.pending:
         notes.append(
             f"proposal {link.step.digest[:16]} for serial {link.step.serial} not taken: "
