@@ -460,6 +460,9 @@ def test_a_project_without_a_chain_exports_v1_bytes(world: sim.World) -> None:
     assert bundle.to_bytes(bundle.parse(after, "v2.wotr")) == after
     stripped = bundle.parse((w.root / "stripped.wotr").read_bytes(), "s")
     assert bundle.to_bytes(stripped) == before
+    res = w.run("export", "--rev", parsed.commit, "--no-policy-chain", "-o", w.root / "old.wotr")
+    assert res.returncode == 0, res.stderr
+    assert (w.root / "old.wotr").read_bytes() == before  # for installers older than v2
 
 
 def test_the_format_and_the_member_go_together() -> None:

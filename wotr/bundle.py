@@ -234,9 +234,10 @@ class Exported:
     chain_problem: str = ""  # why the project's policy chain was left out ('' when it was not)
 
 
-def export(repo: Any, rev: str) -> Exported:
+def export(repo: Any, rev: str, *, policy_chain: bool = True) -> Exported:
     """The bundle of every claim on the commit ``rev`` names (with its tag, when it is one),
-    and the project's policy chain when it has one (``refs/wotr/policy``, DESIGN §7)."""
+    and the project's policy chain when it has one (``refs/wotr/policy``, DESIGN §7) unless
+    ``policy_chain`` is False."""
     from . import git, notes
 
     revision = git.resolve(repo, rev)
@@ -257,7 +258,7 @@ def export(repo: Any, rev: str) -> Exported:
     chain, chain_problem = None, ""
     from . import chainstore
 
-    if chainstore.present(repo.common_dir):  # a project without a chain: the bytes of v1
+    if policy_chain and chainstore.present(repo.common_dir):  # no chain: the bytes of v1
         from . import policycmd
 
         chain, chain_problem = policycmd.chain_for_bundle(repo)
