@@ -358,13 +358,6 @@ class Installed:
     notes: tuple[str, ...] = ()
 
 
-def installer_policy(
-    given: policy_mod.Policy, chain_files: list[Path], state: Path
-) -> policy_mod.Policy:
-    """:func:`installer_follow` without chains carried in bundles; only the policy."""
-    return installer_follow(given, chain_files, state).policy
-
-
 def installer_follow(
     given: policy_mod.Policy,
     chain_files: list[Path],
