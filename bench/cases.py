@@ -109,8 +109,8 @@ def case_1(ctx: Ctx) -> Row:
         "1",
         "verify, 3 claims, 1 artifact",
         f"{ratio:.2f} x floor",
-        "<= 2.5",
-        ratio <= 2.5,
+        "<= 2.0",
+        ratio <= 2.0,
         f"wotr {ms(t.median('wotr'))}, floor {ms(t.median('floor'))}",
     )
 

@@ -218,7 +218,50 @@ def case_23(ctx: Ctx) -> Row:
     )
 
 
+def case_8b(ctx: Ctx) -> Row:
+    """Audit's worst case (issue 11): the signer has claims on every noted commit, so every
+    note goes to gpg; against one gpg --verify of one commit's 3 signatures, per commit."""
+    n = 40 if _quick(ctx) else 2000
+    keys = ctx.keys.get(3)
+    where = ctx.root / "c8b"
+    _, payloads, lines, commits = _packages(ctx, where, n, keys)
+    repo = where / "commits" / "repo"
+    stream = bytearray(f"commit refs/notes/wotr\ncommitter {fx.COMMITTER}\ndata 0\n".encode())
+    for i, (cid, _, _) in enumerate(commits):
+        note = b"".join(lines[k][i] + b"\n" for k in range(3))
+        stream += f"N inline {cid}\ndata {len(note)}\n".encode() + note + b"\n"
+    fx._fast_import(repo, bytes(stream))
+    policy = fx.policy_for(where / "policy", keys, 2)
+    floor = fx.GpgFloor(where / "floor", keys, claim_mod.pae(payloads[0]))
+    sigs = b"".join(fx.sig_of(lines[k][0]) for k in range(3))
+    audit: list[str | Path] = ["git", "wotr", "audit", "--signer", "p00", "--policy", policy]
+    try:
+        t = measure(
+            {
+                "gpg": cmd(floor.verify_argv(sigs, "sigs")),
+                "audit": cmd(audit, cwd=repo, env=ctx.env),
+            },
+            _reps(ctx),
+            warmup=ctx.warmup,
+        )
+    finally:
+        floor.close()
+    per = t.median("audit") / n
+    ratio = per / t.median("gpg")
+    shutil.rmtree(where, ignore_errors=True)
+    return Row(
+        "8b",
+        f"audit, the signer on all of {n} noted commits (3 claims each)",
+        f"{ratio:.2f} x gpg/commit",
+        "<= 1.0",
+        ratio <= 1.0,
+        f"audit {t.median('audit'):.2f} s ({ms(per)}/commit); one gpg --verify of 3 "
+        f"signatures {ms(t.median('gpg'))}",
+    )
+
+
 CASES: list[tuple[str, Callable[[Ctx], Row | list[Row]]]] = [
+    ("8b", case_8b),
     ("20", case_20),
     ("21", case_21),
     ("23", case_23),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -10,6 +11,10 @@ from pathlib import Path
 import pytest
 
 from testing import gpgkeys, sim
+
+# Prepared policies (wotr/prepared.py) of the tests' wotr processes go to a directory of this
+# session, not the user's ~/.cache (sim.base_env drops WOTR_* variables, not XDG_CACHE_HOME).
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="wotr-test-cache-")
 
 
 class Keys:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from testing import sim
+from wotr import audit, git, policy
 
 
 def test_audit_lists_releases_that_depend_on_a_signer(world: sim.World) -> None:
@@ -63,3 +66,23 @@ def test_base64_needles_find_every_alignment() -> None:
             data = os.urandom(pre) + needle + os.urandom(post)
             enc = base64.b64encode(data)
             assert any(n in enc for n in b64_needles(needle)), (pre, post)
+
+
+def test_batches_give_the_same_answers(world: sim.World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Questions go to verify.check_many in batches; where a batch ends changes nothing."""
+
+    art = world.root / "dist" / "app.tar.gz"
+    pol = policy.load(world.policy(2))
+    for i in range(3):
+        for p in ("alice", "bob", "carol")[: 2 + i % 2]:
+            world.sign(p, art)
+        sim.git(world.repo, "tag", f"v{i}")
+        for p in ("alice", "bob"):
+            world.sign(p, art, rev=f"v{i}")
+        sim.commit(world.repo, f"c{i}", {"f": str(i).encode()})
+    repo = git.open_repo(world.repo)
+    whole = audit.audit(repo, pol, signer="alice")
+    assert len(whole.entries) == 6
+    for size in (1, 2, 5):
+        monkeypatch.setattr(audit, "_BATCH", size)
+        assert audit.audit(repo, pol, signer="alice") == whole

@@ -212,6 +212,25 @@ def test_fork_fails_closed(project: sim.World) -> None:
     assert "fork" in res.stderr
 
 
+def test_a_fork_below_the_serial_held_is_ignored(project: sim.World) -> None:
+    """Once an installer moved to serial 2, a second serial 2 signed later by serial 1's keys
+    (keys serial 2 may have removed as compromised) neither refuses nor moves it."""
+    w = project
+    art = w.root / "dist" / "app.tar.gz"
+    d1 = _digest1(w)
+    _add(w, _forge_step(w, ["alice", "bob"], 2, 2, d1, ["alice", "bob"]))
+    doc = json.loads(verify_repo(w, str(art)).stdout)
+    assert doc["policy_serial"] == 2  # moved: serial 2 is alice + bob
+    # carol (removed by serial 2) and alice sign another serial 2 that keeps carol
+    _add(w, _forge_step(w, ["alice", "carol"], 2, 1, d1, ["alice", "carol"]))
+    assert w.run("sign", "--allow-uncounted", art, party="carol").returncode == 0
+    res = verify_repo(w, str(art))
+    assert res.returncode == 1, res.stderr  # not a refusal (2): carol's claim does not count
+    doc = json.loads(res.stdout)
+    assert doc["policy_serial"] == 2 and doc["verified"] is False
+    assert "carol" not in doc["artifacts"][0]["signers"]
+
+
 def test_wrong_previous_and_replayed_serial(project: sim.World) -> None:
     w = project
     d1 = _digest1(w)

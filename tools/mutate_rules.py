@@ -766,8 +766,8 @@ MUTATIONS = [
         "wotr/policy.py",
         (
             (
-                "return load(candidate, pin=pin, follow_symlinks=False)",
-                "return load(candidate, pin=pin)",
+                "return load(candidate, pin=pin, follow_symlinks=False, prepared=True)",
+                "return load(candidate, pin=pin, prepared=True)",
             ),
         ),
         SURROUNDINGS,
@@ -1329,6 +1329,73 @@ MUTATIONS = [
         (
             "tests/test_rebuilders.py::test_follow_after_a_crash_between_sign_and_state_save_does_not_sign_again",
         ),
+    ),
+    # issue 17: a prepared policy is used only while it is what the policy's files give, and
+    # only from where nobody else can write (DESIGN §6 rule 1)
+    Mutation(
+        "prepared-key-digests-checked",
+        "1",
+        "wotr/policy.py",
+        (("            if read_digests[-1] != sha:", "            if False:"),),
+        ("tests/test_prepared.py",),
+    ),
+    Mutation(
+        "prepared-private-only",
+        "1",
+        "wotr/prepared.py",
+        (
+            (
+                "    return st.st_uid == os.geteuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)",
+                "    return True",
+            ),
+        ),
+        ("tests/test_prepared.py",),
+    ),
+    Mutation(
+        "prepared-no-link",
+        "1",
+        "wotr/prepared.py",
+        (
+            (
+                "        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)",
+                "        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)",
+            ),
+        ),
+        ("tests/test_prepared.py",),
+    ),
+    Mutation(
+        "prepared-derivation-checked",
+        "1",
+        "wotr/prepared.py",
+        (('        and doc.get("derivation") == derivation()', ""),),
+        ("tests/test_prepared.py",),
+    ),
+    # issue 17: programs started without subprocess get what subprocess gave them
+    Mutation(
+        "spawn-closes-inherited-fds",
+        "1",
+        "wotr/_proc.py",
+        (("        *((os.POSIX_SPAWN_CLOSE, fd) for fd in closing),\n", ""),),
+        ("tests/test_proc.py",),
+    ),
+    Mutation(
+        "spawn-default-sigpipe",
+        "1",
+        "wotr/_proc.py",
+        (("            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),\n", ""),),
+        ("tests/test_proc.py",),
+    ),
+    Mutation(
+        "spawn-stdout-capped",
+        "8",
+        "wotr/_proc.py",
+        (
+            (
+                "                    if limit is not None and sizes[fd] > limit:",
+                "                    if False:",
+            ),
+        ),
+        ("tests/test_proc.py",),
     ),
 ]
 MUTATIONS += HOOK_MUTATIONS

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 from collections.abc import Iterator
 
 from ._record import record
@@ -132,7 +131,11 @@ def _fingerprint(body: bytes) -> str:
     if body[0] != 4:
         raise PacketError(f"OpenPGP v{body[0]} keys are not supported (gpg 2.2 reads v4)")
     prefix = b"\x99" + len(body).to_bytes(2, "big")
-    return hashlib.sha1(prefix + body, usedforsecurity=False).hexdigest().upper()
+    from .hashing import hasher
+
+    data = prefix + body
+    digest: str = hasher("sha1", len(data))(data, usedforsecurity=False).hexdigest()
+    return digest.upper()
 
 
 def public_keys(data: bytes) -> list[PublicKey]:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 from collections.abc import Callable, Mapping, Sequence
 
 from ._record import record
 from .errors import EnvironmentProblem
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
 
 # GIT_* variables a user may legitimately set for the commands wotr runs on their behalf.
 _GIT_KEEP = frozenset(
@@ -98,6 +101,8 @@ def start(
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` with pipes on stdin and stdout, for a request/response protocol
     (``git cat-file --batch``); the caller writes, reads and waits. stderr is discarded."""
+    import subprocess
+
     try:
         return subprocess.Popen(
             list(argv),
@@ -125,8 +130,14 @@ def run(
     ``max_stdout``: read at most that many bytes plus one, then kill the process and return
     ``truncated=True`` — a hostile object (a note of gigabytes) never reaches memory whole.
     """
+    if not pass_fds and _here(cwd):
+        closing = _inheritable_fds()
+        if closing is not None:
+            return _spawned(argv, clean_env(env), input, max_stdout, closing)
     if max_stdout is not None:
         return _run_capped(argv, cwd=cwd, env=env, limit=max_stdout)
+    import subprocess
+
     try:
         proc = subprocess.run(
             list(argv),
@@ -150,6 +161,8 @@ def _run_capped(
     env: Mapping[str, str] | None,
     limit: int,
 ) -> Result:
+    import subprocess
+
     from . import _fs
 
     with _fs.anonymous_file() as err:  # stderr to a file: no second pipe to drain
@@ -198,6 +211,7 @@ def run_logged(
     (the build and whatever it started) is killed. ``on_tick(elapsed)`` every ``tick`` seconds,
     for a progress line. Ctrl-C kills the session too, then propagates.
     """
+    import subprocess
     import time
 
     try:
@@ -241,6 +255,7 @@ def _stop_session(proc: subprocess.Popen[bytes], grace: float = 30.0) -> None:
     """SIGTERM to the session (a wotr build then stops its own command and cleans up), then
     SIGKILL to whatever is left of it after ``grace`` seconds."""
     import signal
+    import subprocess
 
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
         with contextlib.suppress(ProcessLookupError):
@@ -250,3 +265,154 @@ def _stop_session(proc: subprocess.Popen[bytes], grace: float = 30.0) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+# --- running a program without the subprocess module (the verify path) ------------------------
+#
+# ``subprocess`` costs a verify ~5 ms of imports (selectors, locale, signal…) that an installer
+# hook pays per package. What ``run`` needs of it -- start a program with pipes, feed stdin,
+# drain stdout and stderr, wait -- is os.posix_spawn and poll. It is used when the program is
+# to run in the current directory (posix_spawn cannot change it on Python 3.11) and no file
+# descriptor is handed over; otherwise ``subprocess`` does the work as before. The child gets
+# what subprocess gives it: stdin from the input or /dev/null, no other inherited descriptor
+# (subprocess's close_fds), SIGPIPE back to its default (its restore_signals).
+
+_STDERR_KEPT = 1 << 20
+
+
+def _here(cwd: str | os.PathLike[str] | None) -> bool:
+    if cwd is None:
+        return True
+    try:
+        return os.path.samestat(os.stat(cwd), os.stat("."))
+    except OSError:
+        return False
+
+
+def _inheritable_fds() -> list[int] | None:
+    """Descriptors above 2 that a child would inherit (wotr's own are close-on-exec; these
+    came from whoever started wotr); None when /proc cannot say (a chroot without it)."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    found = []
+    for name in names:
+        fd = int(name)
+        if fd > 2:
+            with contextlib.suppress(OSError):  # the descriptor listdir itself used
+                if os.get_inheritable(fd):
+                    found.append(fd)
+    return found
+
+
+def _executable(program: str, env: Mapping[str, str]) -> str:
+    """``program`` found as execvpe finds it, on the PATH the child will have."""
+    if os.sep in program:
+        return program
+    for directory in env.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(directory or ".", program)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise FileNotFoundError(2, "not found on PATH", program)
+
+
+def _spawned(
+    argv: Sequence[str],
+    env: dict[str, str],
+    input: bytes | None,
+    limit: int | None,
+    closing: list[int],
+) -> Result:
+    import select
+
+    # signal's C half, loaded with the interpreter: the signal module's enums cost ~3 ms
+    try:
+        import _signal as signal  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # pragma: no cover - CPython always has it
+        import signal
+
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    in_r, in_w = os.pipe() if input else (-1, -1)
+    actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
+        (os.POSIX_SPAWN_DUP2, in_r, 0)
+        if input
+        else (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_DUP2, out_w, 1),
+        (os.POSIX_SPAWN_DUP2, err_w, 2),
+        *((os.POSIX_SPAWN_CLOSE, fd) for fd in closing),
+    ]
+    try:
+        pid = os.posix_spawn(
+            _executable(argv[0], env),
+            list(argv),
+            env,
+            file_actions=actions,
+            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+        )
+    except OSError as exc:
+        for fd in (out_r, out_w, err_r, err_w, in_r, in_w):
+            if fd >= 0:
+                os.close(fd)
+        raise _not_found(argv, exc) from exc
+    for fd in (out_w, err_w, in_r):
+        if fd >= 0:
+            os.close(fd)
+    out: list[bytes] = []
+    err: list[bytes] = []
+    sizes = {out_r: 0, err_r: 0}
+    pending = memoryview(input or b"")
+    truncated = False
+    poller = select.poll()
+    open_fds = {out_r, err_r}
+    poller.register(out_r, select.POLLIN)
+    poller.register(err_r, select.POLLIN)
+    if input:
+        os.set_blocking(in_w, False)
+        poller.register(in_w, select.POLLOUT)
+        open_fds.add(in_w)
+    try:
+        while open_fds:
+            for fd, _event in poller.poll():
+                if fd == in_w:
+                    try:
+                        pending = pending[os.write(in_w, pending[: 1 << 16]) :]
+                    except BlockingIOError:
+                        continue
+                    except BrokenPipeError:
+                        pending = pending[:0]  # the program stopped reading: as subprocess does
+                    if not pending:
+                        poller.unregister(in_w)
+                        os.close(in_w)
+                        open_fds.discard(in_w)
+                    continue
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    poller.unregister(fd)
+                    os.close(fd)
+                    open_fds.discard(fd)
+                    continue
+                sizes[fd] += len(chunk)
+                if fd == out_r:
+                    out.append(chunk)
+                    if limit is not None and sizes[fd] > limit:
+                        truncated = True
+                        os.kill(pid, signal.SIGKILL)
+                        break
+                elif sizes[fd] <= _STDERR_KEPT:
+                    err.append(chunk)
+            if truncated:
+                break
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        raise
+    finally:
+        for fd in open_fds:
+            os.close(fd)
+        _, status = os.waitpid(pid, 0)
+    stdout = b"".join(out)
+    if limit is not None:
+        stdout = stdout[: limit + 1]
+    return Result(os.waitstatus_to_exitcode(status), stdout, b"".join(err), truncated)

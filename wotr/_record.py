@@ -24,9 +24,20 @@ class that defines one of the generated methods itself.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar, dataclass_transform, overload
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing itself is not imported at run time (verify's start-up)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar, dataclass_transform, overload
+
+    T = TypeVar("T")
+else:  # what mypy needs from typing is only markers at run time
+
+    def overload(fn: object) -> object:
+        return fn
+
+    def dataclass_transform(**_options: object) -> object:
+        return overload
+
 
 _MISSING: Any = object()
 
@@ -76,11 +87,11 @@ def record(cls: type[T], /) -> type[T]: ...
 
 
 @overload
-def record(*, order: bool = False, frozen: bool = True) -> Callable[[type[T]], type[T]]: ...
+def record(*, order: bool = False, frozen: bool = True) -> Callable[[type[T]], type[T]]: ...  # noqa: F811
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(field,))
-def record(
+def record(  # noqa: F811 (the overloads above: ruff does not see typing's overload at run time)
     cls: type[T] | None = None, /, *, order: bool = False, frozen: bool = True
 ) -> type[T] | Callable[[type[T]], type[T]]:
     """Make ``cls`` a record: ``@record``, ``@record(order=True)`` or ``@record(frozen=False)``."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 
 from ._record import record
 
@@ -74,7 +73,9 @@ class Signature:
     def signed_data(self, message: bytes) -> bytes:
         """What the key signed for ``message`` (PROTOCOL.sshsig; the reserved field is signed
         empty, as ssh-keygen verifies it)."""
-        digest = hashlib.new(self.hash_algorithm, message).digest()
+        from .hashing import hasher
+
+        digest = hasher(self.hash_algorithm, len(message))(message).digest()
         parts = [MAGIC, _string(self.namespace.encode()), _string(b"")]
         return b"".join([*parts, _string(self.hash_algorithm.encode()), _string(digest)])
 
@@ -126,7 +127,10 @@ class _Reader:
 
 
 def fingerprint(blob: bytes) -> str:
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode("ascii").rstrip("=")
+    from .hashing import sha256_for
+
+    digest: bytes = sha256_for(len(blob))(blob).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
 def _mpint_bits(raw: bytes) -> int:

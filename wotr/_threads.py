@@ -8,9 +8,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing itself is not imported at run time (verify's start-up)
+if TYPE_CHECKING:
+    from typing import Any, Generic, TypeVar
+
+    T = TypeVar("T")
+else:  # annotations are never evaluated (PEP 563); Running[...] only has to be a valid base
+
+    class Generic:
+        def __class_getitem__(cls, _item: object) -> type:
+            return object
+
+    T = None
 
 
 class Running(Generic[T]):

@@ -12,9 +12,12 @@ import base64
 import binascii
 import json
 import re
-from typing import Any
 
 from ._record import record
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (verify's start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"

@@ -21,10 +21,13 @@ import stat
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
 
 from .commands.common import echo, report_error
 from .errors import EXIT_BAD_INPUT
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (verify's start-up)
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 # --- the click-free parsers for verify and sign ------------------------------------------------
 

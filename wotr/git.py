@@ -148,7 +148,7 @@ _DISCOVER = (
     "--is-bare-repository",
     "--show-toplevel",
 )
-_IMPLICIT_BARE = re.compile(rb"cannot use bare repository '(.*)' \(safe\.bareRepository")
+_IMPLICIT_BARE = rb"cannot use bare repository '(.*)' \(safe\.bareRepository"  # errors only
 
 
 def open_repo(where: Path | None = None) -> Repo:
@@ -167,7 +167,7 @@ def open_repo(where: Path | None = None) -> Repo:
     # in a bare repository --show-toplevel fails after printing the first three answers.
     res = _discover(cwd, "explicit")
     trusted = True
-    refused = _IMPLICIT_BARE.search(res.stderr) if res.returncode != 0 else None
+    refused = re.search(_IMPLICIT_BARE, res.stderr) if res.returncode != 0 else None
     if refused is not None:
         path = refused.group(1).decode("utf-8", "surrogateescape")
         if _dot_git(path):

@@ -22,12 +22,15 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from . import _fs, _openpgp, _proc
 from ._record import record
 from ._threads import Running, join_all, started
 from .errors import EnvironmentProblem, SignError
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (verify's start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 # Status keywords that make a signature not count even next to GOODSIG. gpg reports the state
 # of the key that made the signature in place of GOODSIG (EXPKEYSIG, REVKEYSIG, EXPSIG), and
@@ -407,7 +410,7 @@ class Verifier:
 
 # --key given as a full fingerprint (optionally 0x-prefixed, optionally with gpg's "exactly this
 # subkey" '!'): it names one key, so no listing is needed to know which key must have signed.
-_FULL_FPR = re.compile(r"(?:0[xX])?([0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})!?")
+_FULL_FPR = r"(?:0[xX])?([0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})!?"  # sign only: compiled on use
 
 
 def _user_gpg(*args: str, input: bytes | None = None) -> _proc.Result:
@@ -474,7 +477,7 @@ def sign(data: bytes, key: str | None) -> Signature:
     when the named one is missing or unusable) makes gpg fail unless the named key signs.
     """
     who = f"key {key}" if key else "the default key"
-    full = _FULL_FPR.fullmatch(key) if key else None
+    full = re.fullmatch(_FULL_FPR, key) if key else None
     expected = full[1].upper() if full else _secret_key(key) if key else None
     args = ["--local-user", key] if key else []
     res = _user_gpg(*args, "--digest-algo", "SHA512", "--detach-sign", "--output", "-", input=data)

@@ -8,21 +8,25 @@ keyring that signatures are checked against.
 
 from __future__ import annotations
 
-import hashlib
+import base64
 import re
-import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
-from . import _openpgp, _record, _sshsig
+from . import _openpgp, _record, _sshsig, hashing
 from ._record import field, record
 from .claim import ClaimError, check_role
 from .errors import PolicyError
 
-_FPR = re.compile(r"[0-9A-F]{40}")
-_SHORT_ID = re.compile(r"(0x)?([0-9A-Fa-f]{8}|[0-9A-Fa-f]{16})")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
+TYPE_CHECKING = False  # typing itself is not imported at run time (verify's start-up)
+if TYPE_CHECKING:
+    from typing import Any
+
+# patterns as strings, compiled (and cached by re) on first use: a verify whose policy is
+# prepared (wotr/prepared.py) never needs them
+_FPR = r"[0-9A-F]{40}"
+_SHORT_ID = r"(0x)?([0-9A-Fa-f]{8}|[0-9A-Fa-f]{16})"
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}"
 _TOP_FIELDS = {"version", "serial", "threshold", "signers", "require", "update"}
 _UPDATE_FIELDS = {"threshold", "signers"}
 MAX_SERIAL = 2**31 - 1
@@ -98,7 +102,11 @@ MAX_POLICY_FILE = 16 * 1024 * 1024
 
 
 def load(
-    path: Path, *, pin: Mapping[str, str] | None = None, follow_symlinks: bool = True
+    path: Path,
+    *,
+    pin: Mapping[str, str] | None = None,
+    follow_symlinks: bool = True,
+    prepared: bool = False,
 ) -> Policy:
     """Read and check a policy file. With ``pin``, every file read must match its pinned sha256.
 
@@ -106,9 +114,13 @@ def load(
     file of at most MAX_POLICY_FILE bytes; ``follow_symlinks=False`` (a working-tree policy,
     whose files are the project's content) refuses a symbolic link too. A pinned file that is
     not such a file is reported as changed since pinned, before any of it is read.
+
+    ``prepared=True`` (the policy a verify uses): what this function derives is kept between
+    runs and used again while every file read has the same sha256 (``wotr/prepared.py``).
     """
     where = str(path)
     digests: dict[str, str] = {}
+    read_digests: list[str] = []  # of each file read, in order
 
     def read(file: Path, label: str) -> bytes:
         from . import _fs
@@ -128,13 +140,26 @@ def load(
             if pin is not None:
                 raise _changed(file, f"cannot read it: {exc.strerror}") from exc
             raise PolicyError(f"{label}: cannot read {file}: {exc.strerror}") from exc
-        digest = hashlib.sha256(data).hexdigest()
+        digest = hashing.sha256_hex(data)
         if pin is not None and pin.get(rel) != digest:
             raise _changed(file)
         digests[rel] = digest
+        read_digests.append(digest)
         return data
 
     raw = read(path, where)
+    toml_sha256 = read_digests[-1]
+    if prepared:
+        from . import prepared as prepared_mod
+
+        kept = _from_prepared(prepared_mod.lookup(toml_sha256), path, where, read, read_digests)
+        if kept is not None:
+            return _record.replace(kept, digests=tuple(sorted(digests.items())))
+        digests.clear()  # only the TOML's own: the key files are read again below
+        digests[path.name] = toml_sha256
+    import tomllib
+
+    key_reads: list[tuple[str, str, str]] = []  # (signer, key file as written, sha256)
     try:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -166,7 +191,7 @@ def load(
         if unknown:
             raise PolicyError(f"{at}: unknown field {sorted(unknown)[0]!r}")
         name = entry.get("name")
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
+        if not isinstance(name, str) or not re.fullmatch(_NAME, name):
             raise PolicyError(f"{at}.name must be a short name (letters, digits, ._@+-)")
         at = f"{where}: signer {name!r}"
         if any(s.name == name for s in signers):
@@ -183,13 +208,13 @@ def load(
             continue
         fprs: list[str] = []
         for fpr in _str_list(entry.get("fingerprints"), f"{at}.fingerprints"):
-            if _SHORT_ID.fullmatch(fpr):
+            if re.fullmatch(_SHORT_ID, fpr):
                 raise PolicyError(
                     f"{at}.fingerprints: {fpr!r} is a short key id",
                     "give the full 40-hex primary fingerprint (gpg --fingerprint)",
                 )
             norm = fpr.upper()
-            if not _FPR.fullmatch(norm):
+            if not re.fullmatch(_FPR, norm):
                 raise PolicyError(f"{at}.fingerprints: {fpr!r} is not a 40-hex fingerprint")
             if norm in owner:
                 raise PolicyError(
@@ -201,8 +226,9 @@ def load(
         found: dict[str, list[bytes]] = {}
         subkeys: set[str] = set()
         for rel in _str_list(entry.get("keys"), f"{at}.keys"):
-            key_path = (path.parent / rel) if not Path(rel).is_absolute() else Path(rel)
+            key_path = _key_path(path, rel)
             data = read(key_path, f"{at}.keys")
+            key_reads.append((name, rel, read_digests[-1]))
             try:
                 for key in _openpgp.public_keys(data):
                     found.setdefault(key.fingerprint, []).append(key.raw)
@@ -247,7 +273,7 @@ def load(
         require.append((role, count))
 
     serial, update_threshold, update_signers = _chain_fields(doc, signers, threshold, where)
-    return Policy(
+    policy = Policy(
         path=path,
         threshold=threshold,
         signers=tuple(signers),
@@ -261,6 +287,94 @@ def load(
         update_signers=update_signers,
         ssh_keys=tuple(ssh_keys),
     )
+    if prepared:
+        prepared_mod.store(toml_sha256, _to_prepared(policy, key_reads))
+    return policy
+
+
+def _key_path(policy_path: Path, rel: str) -> Path:
+    return (policy_path.parent / rel) if not Path(rel).is_absolute() else Path(rel)
+
+
+def _to_prepared(policy: Policy, key_reads: list[tuple[str, str, str]]) -> dict[str, object]:
+    return {
+        "keys": [list(k) for k in key_reads],
+        "threshold": policy.threshold,
+        "signers": [
+            [s.name, None if s.roles is None else sorted(s.roles), sorted(s.fingerprints)]
+            for s in policy.signers
+        ],
+        "require": [list(r) for r in policy.require],
+        "keyring": base64.b64encode(policy.keyring).decode("ascii"),
+        "keyring_has_copies": policy.keyring_has_copies,
+        "issuer_ids": sorted(policy.issuer_ids),
+        "serial": policy.serial,
+        "update_threshold": policy.update_threshold,
+        "update_signers": list(policy.update_signers),
+        "ssh_keys": [list(k) for k in policy.ssh_keys],
+    }
+
+
+def _from_prepared(
+    doc: dict[str, Any] | None,
+    path: Path,
+    where: str,
+    read: Callable[[Path, str], bytes],
+    read_digests: list[str],
+) -> Policy | None:
+    """The kept policy, when every key file it was derived from still has the same sha256.
+    The files are read as a full load reads them (bounded, pin-checked, the same labels)."""
+    if doc is None:
+        return None
+    try:
+        for name, rel, sha in _list(doc["keys"]):
+            read(_key_path(path, rel), f"{where}: signer {name!r}.keys")
+            if read_digests[-1] != sha:
+                return None
+        return Policy(
+            path=path,
+            threshold=_int(doc["threshold"]),
+            signers=tuple(
+                Signer(
+                    _str(name),
+                    None if roles is None else frozenset(_strs(roles)),
+                    frozenset(_strs(fprs)),
+                )
+                for name, roles, fprs in _list(doc["signers"])
+            ),
+            require=tuple((_str(role), _int(n)) for role, n in _list(doc["require"])),
+            keyring=base64.b64decode(_str(doc["keyring"]), validate=True),
+            keyring_has_copies=doc["keyring_has_copies"] is True,
+            issuer_ids=frozenset(_strs(doc["issuer_ids"])),
+            serial=_int(doc["serial"]),
+            update_threshold=_int(doc["update_threshold"]),
+            update_signers=tuple(_strs(doc["update_signers"])),
+            ssh_keys=tuple((_str(f), _str(line)) for f, line in _list(doc["ssh_keys"])),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None  # not an entry this code wrote: derive the policy again
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError("not a list")
+    return value
+
+
+def _strs(value: Any) -> list[str]:
+    return [_str(v) for v in _list(value)]
+
+
+def _int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError("not an int")
+    return value
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("not a str")
+    return value
 
 
 def _chain_fields(
@@ -399,11 +513,11 @@ def find(
 
     for source in (explicit, os.environ.get("WOTR_POLICY") or None, config_value):
         if source:
-            return load(Path(source).expanduser().absolute())
+            return load(Path(source).expanduser().absolute(), prepared=True)
     if top is not None and common_dir is not None:
         chained = chain_pinned(common_dir)
         if chained is not None:  # the pin moved along the policy chain (wotr/chainstore.py)
-            return load(chained, pin=read_pin(common_dir))
+            return load(chained, pin=read_pin(common_dir), prepared=True)
         candidate = top / WORKTREE_POLICY
         if os.path.lexists(candidate):  # a link to nowhere is a changed policy, not "none"
             pin = read_pin(common_dir)
@@ -414,13 +528,13 @@ def find(
                     "review it, then run 'git wotr init' to pin it (or pass --policy)",
                 )
             # the project's content: a symbolic link there is no file the pin was taken of
-            return load(candidate, pin=pin, follow_symlinks=False)
+            return load(candidate, pin=pin, follow_symlinks=False, prepared=True)
         raise PolicyError(
             "no policy: no --policy, $WOTR_POLICY, wotr.policy or threshold.toml",
             "run 'git wotr init' to create one, or pass --policy FILE",
         )
     if INSTALLER_POLICY.exists():
-        return load(INSTALLER_POLICY)
+        return load(INSTALLER_POLICY, prepared=True)
     raise PolicyError(
         f"no policy: no --policy, $WOTR_POLICY or {INSTALLER_POLICY}", "pass --policy FILE"
     )

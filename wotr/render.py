@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from .consensus import Result
 from .verify import Report
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (verify's start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _short(hexdigest: str) -> str:

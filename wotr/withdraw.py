@@ -18,13 +18,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Any
 
 from . import _openpgp, _record, _sshsig
 from ._record import record
 from .claim import STATEMENT_TYPE, Claim, ClaimError, canonical_json, parse_payload
 from .consensus import Counted, Rejection
 from .policy import Policy
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (verify's start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 PREDICATE_TYPE = "https://wotr.dev/withdrawal/v1"
 _MARK = b'"predicateType":"' + PREDICATE_TYPE.encode() + b'"'

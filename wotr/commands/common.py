@@ -6,9 +6,12 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 from ..errors import EXIT_ENVIRONMENT, WotrError
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (verify's start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 # click.echo strips these when the stream is not a terminal (click._compat._ansi_re).
 _ANSI = r"\033\[[;?0-9]*[a-zA-Z]"
