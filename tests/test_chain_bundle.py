@@ -364,6 +364,32 @@ def test_a_garbage_chain_member_adds_nothing_and_is_reported(released: sim.World
     assert res.returncode == 1 and "policy_chain is not an object" in res.stdout
 
 
+def test_a_deeply_nested_proposal_is_no_crash(released: sim.World) -> None:
+    """A proposal whose threshold.toml nests deeper than the parser recurses (in a bundle's
+    chain, or pushed to refs/wotr/policy) is never a step, and never an internal error."""
+    import base64
+
+    w = released
+    deep = ("a = " + "[" * 5000 + "]" * 5000 + "\n").encode()
+    junk = {
+        "format": policycmd.CHAIN_FORMAT,
+        "proposals": [
+            {"files": {"threshold.toml": base64.b64encode(deep).decode()}, "signatures": []}
+        ],
+    }
+    one = rewrite(export(w, w.root / "b.wotr"), junk)
+    res = installer(w, "--bundle", one, w.root / "dist" / "app.tar.gz")
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stdout + res.stderr
+    assert doc_of(res)["policy_serial"] == 1
+    # the same proposal in the project's own refs/wotr/policy
+    from wotr import git
+
+    chainstore.add(git.open_repo(w.repo), chainstore.proposal({"threshold.toml": deep}), "deep")
+    res = w.run("policy", "show", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["in_effect"]["serial"] == 3
+
+
 # --- bounds (in process: the limits made small) ------------------------------------------------
 
 

@@ -1075,6 +1075,18 @@ MUTATIONS = [
         ("tests/test_chain_bundle.py::test_another_policy_than_the_pinned_one_ignores_the_chain",),
     ),
     Mutation(
+        "chain-deep-toml-no-crash",
+        "§7",
+        "wotr/chainstore.py",
+        (
+            (
+                "    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):  # deep",
+                "    except (UnicodeDecodeError, tomllib.TOMLDecodeError):  # deep",
+            ),
+        ),
+        ("tests/test_chain_bundle.py::test_a_deeply_nested_proposal_is_no_crash",),
+    ),
+    Mutation(
         "init-unsigned-successor",
         "§7",
         "wotr/init.py",

@@ -77,7 +77,7 @@ def pinned_serial(repo: git.Repo) -> int | None:
     data = _pinned_bytes(repo, rel, pin.get(rel, ""))
     try:
         serial = tomllib.loads(data.decode("utf-8")).get("serial", 1) if data else None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
         return None
     return serial if isinstance(serial, int) and not isinstance(serial, bool) else None
 
@@ -545,12 +545,10 @@ def parse_chain(data: bytes, source: str) -> chainstore.Store:
                 raise ValueError("proposal too large")
             if chain.POLICY_NAME not in files or not all(isinstance(x, str) for x in sigs):
                 raise ValueError(f"a proposal without {chain.POLICY_NAME}, or a bad signature")
-            props.append(
-                chainstore.proposal(
-                    {str(n): base64.b64decode(str(v), validate=True) for n, v in files.items()},
-                    [str(s).encode("ascii") for s in sigs],
-                )
-            )
+            decoded = {str(n): base64.b64decode(str(v), validate=True) for n, v in files.items()}
+            if any(len(d) > chain.MAX_FILE_BYTES for d in decoded.values()):  # as in the ref
+                raise ValueError(f"a policy file over {chain.MAX_FILE_BYTES} bytes")
+            props.append(chainstore.proposal(decoded, [str(s).encode("ascii") for s in sigs]))
         return chainstore.union(chainstore.Store(tuple(props)))
     except (
         ValueError,
