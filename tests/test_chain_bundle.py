@@ -491,6 +491,22 @@ def test_a_project_without_a_chain_exports_v1_bytes(world: sim.World) -> None:
     assert (w.root / "old.wotr").read_bytes() == before  # for installers older than v2
 
 
+def test_golden_v2_vector() -> None:
+    """tests/vectors/bundle-v2.wotr is the v1 golden bundle plus a chain of one (unsigned)
+    proposal: it parses, re-encodes to the same bytes, and without the chain it is v1's."""
+    from wotr._record import replace
+
+    vectors = Path(__file__).parent / "vectors"
+    v2 = (vectors / "bundle-v2.wotr").read_bytes()
+    parsed = bundle.parse(v2, "bundle-v2.wotr")
+    assert parsed.chain is not None
+    assert bundle.to_bytes(parsed) == v2
+    store = policycmd.parse_chain(parsed.chain, "v2")
+    assert len(store.proposals) == 1 and not store.problems
+    assert policycmd._encode(policycmd.chain_doc(store)) == parsed.chain
+    assert bundle.to_bytes(replace(parsed, chain=None)) == (vectors / "bundle-v1.wotr").read_bytes()
+
+
 def test_the_format_and_the_member_go_together() -> None:
     golden = (Path(__file__).parent / "vectors" / "bundle-v1.wotr").read_bytes()
     doc = json.loads(golden)
