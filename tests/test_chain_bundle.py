@@ -163,6 +163,27 @@ def test_one_bundle_takes_the_installer_from_serial_1_to_3(released: sim.World) 
     assert doc["verified"] is True and doc["policy_serial"] == 3
 
 
+def test_pinning_again_never_moves_the_pin_back(released: sim.World) -> None:
+    """Configuration management re-runs 'wotr policy pin' with the same serial 1 file: the pin
+    the chain moved to serial 3 is kept, so a bundle without the chain, signed by alice and
+    carol (removed by serial 3), still does not verify."""
+    w = released
+    art = w.root / "dist" / "app.tar.gz"
+    export(w, w.root / "b.wotr")
+    assert doc_of(installer(w, "--bundle", w.root / "b.wotr", art))["policy_serial"] == 3
+    res = w.run(
+        "policy", "pin", "--policy", w.root / "etc" / "policy.toml", cwd=w.root, env=env_of(w)
+    )
+    assert res.returncode == 0 and "kept" in res.stdout, res.stdout + res.stderr
+    assert pinned_serial(w) == 3
+    sim.git(w.repo, "tag", "-a", "v2.1", "-m", "2.1")
+    w.sign("alice", art, rev="v2.1")
+    assert w.run("sign", "--allow-uncounted", "--rev", "v2.1", art, party="carol").returncode == 0
+    old = rewrite(export(w, w.root / "c.wotr", "v2.1"), None)
+    doc = doc_of(installer(w, "--bundle", old, art))
+    assert doc["verified"] is False and doc["policy_serial"] == 3
+
+
 def test_a_sidecar_carries_the_chain(released: sim.World) -> None:
     w = released
     mirror = w.root / "mirror"

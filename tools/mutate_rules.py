@@ -1087,6 +1087,18 @@ MUTATIONS = [
         ("tests/test_chain_bundle.py::test_a_deeply_nested_proposal_is_no_crash",),
     ),
     Mutation(
+        "installer-pin-never-back",
+        "§7",
+        "wotr/policycmd.py",
+        (
+            (
+                "        if isinstance(serial, int) and not isinstance(serial, bool) and serial > st",
+                "        if False and serial > st",
+            ),
+        ),
+        ("tests/test_chain_bundle.py::test_pinning_again_never_moves_the_pin_back",),
+    ),
+    Mutation(
         "init-unsigned-successor",
         "§7",
         "wotr/init.py",

@@ -746,8 +746,14 @@ def policy_pin(policy_path: str, state: Path | None) -> int:
     """Pin an installer's policy (no repository needed); verify then follows the chain."""
     from . import policycmd
 
-    where = policycmd.pin_installer(Path(policy_path), state or policycmd.installer_state())
-    click.echo(f"pinned {policy_path} in {where}")
+    done = policycmd.pin_installer(Path(policy_path), state or policycmd.installer_state())
+    if done.kept is not None:
+        click.echo(
+            f"kept {done.path}: the policy chain already took {policy_path} to serial "
+            f"{done.kept} (the pin only moves forward; to start over, remove {done.path})"
+        )
+    else:
+        click.echo(f"pinned {policy_path} in {done.path}")
     return EXIT_OK
 
 

@@ -341,12 +341,33 @@ def installer_state() -> Path:
     return Path(os.environ.get("WOTR_POLICY_STATE") or INSTALLER_STATE)
 
 
-def pin_installer(policy_path: Path, state: Path) -> Path:
-    """Pin ``policy_path`` (e.g. /etc/wotr/policy.toml) as the installer's start of the chain."""
+@record
+class InstallerPin:
+    path: Path
+    kept: int | None = None  # the serial an earlier pin of this policy had reached: kept
+
+
+def pin_installer(policy_path: Path, state: Path) -> InstallerPin:
+    """Pin ``policy_path`` (e.g. /etc/wotr/policy.toml) as the installer's start of the chain.
+
+    The pin only moves forward (DESIGN §7): when the state already pins this very file and the
+    chain took it past the file's serial, it is kept. Re-running the pin (configuration
+    management does, on every run) must not take an installer back to a policy whose removed
+    keys count again until the next bundle carrying the chain comes by."""
     start = policy_mod.load(policy_path.absolute())
+    try:
+        doc = chainstore.pin_state(state)
+    except PolicyError:
+        doc = None  # unreadable state: pinned anew
+    if doc is not None and doc.get("source") == str(start.path):
+        serial = doc.get("serial")
+        if isinstance(serial, int) and not isinstance(serial, bool) and serial > start.serial:
+            return InstallerPin(state / "policy.pin", serial)
     followed = chainstore.Followed(start, chain.policy_digest(start), (), (), ())
-    return chainstore.write_pin(
-        state, followed, None, {"source": str(start.path), "files": dict(start.digests)}
+    return InstallerPin(
+        chainstore.write_pin(
+            state, followed, None, {"source": str(start.path), "files": dict(start.digests)}
+        )
     )
 
 
