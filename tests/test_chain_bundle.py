@@ -313,6 +313,16 @@ def test_a_replayed_older_policy_does_not_move_the_pin_back(released: sim.World)
     assert pinned_serial(w) == 3
 
 
+def test_a_step_naming_another_previous_policy_is_reported(released: sim.World) -> None:
+    w = released
+    wrong = forge(w, ["alice", "bob", "carol"], 2, 1, "ab" * 32, ["alice", "carol"])
+    one = rewrite(export(w, w.root / "b.wotr"), policycmd.chain_doc(chainstore.Store((wrong,))))
+    doc = doc_of(installer(w, "--bundle", one, w.root / "dist" / "app.tar.gz"))
+    assert doc["verified"] is False and doc["policy_serial"] == 1
+    notes = "\n".join(doc["policy_chain_notes"])
+    assert wrong.digest[:16] in notes and "signs another statement" in notes, notes
+
+
 def test_a_fork_inside_one_bundle_fails_closed(released: sim.World) -> None:
     w = released
     other2 = forge(w, ["alice", "bob", "carol"], 2, 1, digest1(w), ["alice", "carol"])

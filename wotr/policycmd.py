@@ -458,10 +458,12 @@ def installer_follow(
         except OSError as exc:  # a read-only state (verify not run as its owner): not kept
             notes.append(f"serial {current.serial} is not remembered: {state}: {exc.strerror}")
     for link in followed.pending:
-        notes.append(
-            f"proposal {link.step.digest[:16]} for serial {link.step.serial} not taken: "
-            f"{link.step.reason or 'not a valid step'}"
-        )
+        why = link.step.reason or "not a valid step"
+        if link.step.rejected:  # what was wrong with the first signature that did not count
+            number, reason = link.step.rejected[0]
+            why += f" (signature {number}: {reason})"
+        step = link.step
+        notes.append(f"proposal {step.digest[:16]} for serial {step.serial} not taken: {why}")
     return Installed(current, tuple(notes[:MAX_NOTES]))
 
 
