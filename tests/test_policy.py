@@ -28,6 +28,15 @@ def write(directory: Path, doc: dict[str, Any]) -> Path:
     return path
 
 
+def pin_of(path: Path, gitdir: Path) -> dict[str, str]:
+    """Pin the policy at ``path`` as 'git wotr init' does, in ``gitdir``; the pin read back."""
+    gitdir.mkdir()
+    policy.write_pin(gitdir, policy.load(path))
+    pin = policy.read_pin(gitdir)
+    assert pin is not None
+    return pin
+
+
 def base(ks: dict[str, gpgkeys.Key]) -> dict[str, Any]:
     return {
         "version": 1,
@@ -215,12 +224,7 @@ def test_pin_detects_changes_to_policy_and_key_files(
 ) -> None:
     d, ks = setup
     path = write(d, base(ks))
-    pinned = policy.load(path)
-    gitdir = short_tmp / "gitdir"
-    gitdir.mkdir()
-    policy.write_pin(gitdir, pinned)
-    pin = policy.read_pin(gitdir)
-    assert pin is not None
+    pin = pin_of(path, short_tmp / "gitdir")
     policy.load(path, pin=pin)
     # a key file swapped for another copy of the same key (e.g. without its revocation): refused
     (d / "keys" / "bob.asc").write_bytes(gpgkeys.public_binary(ks["bob"]))

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from testing import gpgkeys, sim, sshkeys
-from tests.test_policy import base, write
+from tests.test_policy import base, pin_of, write
 from wotr import policy, prepared
 from wotr.errors import PolicyError
 
@@ -67,6 +67,11 @@ def test_a_kept_policy_is_exactly_the_derived_one(
     assert derived == first == kept
     assert kept.keyring == derived.keyring and kept.keyring_has_copies
     assert kept.digests == derived.digests
+    owners = kept.issuer_signers()
+    assert owners[dave.fingerprint] == ("dave",)
+    for name in ("alice", "carol"):
+        fpr = ks[name].fingerprint
+        assert owners[fpr] == owners[fpr[-16:]] == (name,)
 
 
 def test_a_changed_key_file_is_derived_again(
@@ -96,12 +101,7 @@ def test_pins_are_checked_as_before(
 ) -> None:
     d, ks = setup
     path = write(d, base(ks))
-    pinned = policy.load(path)
-    gitdir = short_tmp / "gitdir"
-    gitdir.mkdir()
-    policy.write_pin(gitdir, pinned)
-    pin = policy.read_pin(gitdir)
-    assert pin is not None
+    pin = pin_of(path, short_tmp / "gitdir")
     policy.load(path, pin=pin, prepared=True)
     policy.load(path, pin=pin, prepared=True)
     (d / "keys" / "bob.asc").write_bytes(gpgkeys.public_binary(ks["bob"]))  # same key, new bytes

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from . import _fs, _openpgp, _record, _sshsig, consensus, git, notes, verify, withdraw
+from . import _fs, _openpgp, _record, _sshsig, consensus, git, notes, verify
 from . import claim as claim_mod
 from ._record import record
 from .errors import BadInput
@@ -166,7 +166,7 @@ def audit(
     repo: git.Repo, policy: Policy, *, signer: str | None = None, key: str | None = None
 ) -> Audit:
     name = _signer(policy, signer, key)
-    ids = frozenset(i for i, owner in withdraw.issuer_owners(policy).items() if owner == name)
+    ids = frozenset(i for i, owners in policy.issuers if name in owners)
     fprs = tuple(sorted(next(s for s in policy.signers if s.name == name).fingerprints))
     noted = _noted(repo)
     tags = _tags(repo)

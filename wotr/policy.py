@@ -57,6 +57,9 @@ class Policy:
     # Fingerprints (40 hex) and key ids (16 hex) of the listed keys and all their subkeys:
     # signatures naming no such issuer are refused before any gpg call (DESIGN §6 rule 8).
     issuer_ids: frozenset[str] = frozenset()
+    # Who owns each issuer id: the ids above and the "SHA256:…" fingerprints of the SSH keys,
+    # each with the names of the signers holding such a key (several only when ids collide).
+    issuers: tuple[tuple[str, tuple[str, ...]], ...] = ()
     digests: tuple[tuple[str, str], ...] = ()  # (file, sha256) of the policy and key files read
     # The policy chain (DESIGN §7): this policy's place in it, and who may sign the next one.
     serial: int = 1
@@ -71,6 +74,11 @@ class Policy:
             if fingerprint in signer.fingerprints:
                 return signer
         return None
+
+    def issuer_signers(self) -> dict[str, tuple[str, ...]]:
+        """Issuer id (OpenPGP fingerprint or 16-hex key id of a listed key or subkey, or an
+        SSH key's ``SHA256:`` fingerprint) -> the signers owning such a key."""
+        return dict(self.issuers)
 
     def with_threshold(self, threshold: int | None) -> Policy:
         if threshold is None:
@@ -180,6 +188,7 @@ def load(
     owner: dict[str, str] = {}
     keyring = bytearray()
     issuer_ids: set[str] = set()
+    owners_of: dict[str, set[str]] = {}
     subs_of: dict[str, set[str]] = {}
     copies = False
     ssh_keys: list[tuple[str, str]] = []
@@ -249,6 +258,8 @@ def load(
             keyring += b"".join(found[fpr])
             for listed in (fpr, *sorted(subs_of.get(fpr, ()))):
                 issuer_ids.update((listed, listed[-16:]))
+                for one in (listed, listed[-16:]):
+                    owners_of.setdefault(one, set()).add(name)
             copies = copies or len(found[fpr]) > 1
         signers.append(Signer(name, roles, frozenset(fprs + ssh_fprs)))
 
@@ -281,6 +292,7 @@ def load(
         keyring=bytes(keyring),
         keyring_has_copies=copies,
         issuer_ids=frozenset(issuer_ids),
+        issuers=_issuers(owners_of, ssh_keys, signers),
         digests=tuple(sorted(digests.items())),
         serial=serial,
         update_threshold=update_threshold,
@@ -290,6 +302,14 @@ def load(
     if prepared:
         prepared_mod.store(toml_sha256, _to_prepared(policy, key_reads))
     return policy
+
+
+def _issuers(
+    owners_of: dict[str, set[str]], ssh_keys: list[tuple[str, str]], signers: list[Signer]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    for fpr, _ in ssh_keys:
+        owners_of.setdefault(fpr, set()).update(s.name for s in signers if fpr in s.fingerprints)
+    return tuple(sorted((i, tuple(sorted(names))) for i, names in owners_of.items()))
 
 
 def _key_path(policy_path: Path, rel: str) -> Path:
@@ -308,6 +328,7 @@ def _to_prepared(policy: Policy, key_reads: list[tuple[str, str, str]]) -> dict[
         "keyring": base64.b64encode(policy.keyring).decode("ascii"),
         "keyring_has_copies": policy.keyring_has_copies,
         "issuer_ids": sorted(policy.issuer_ids),
+        "issuers": [[i, list(names)] for i, names in policy.issuers],
         "serial": policy.serial,
         "update_threshold": policy.update_threshold,
         "update_signers": list(policy.update_signers),
@@ -346,6 +367,7 @@ def _from_prepared(
             keyring=base64.b64decode(_str(doc["keyring"]), validate=True),
             keyring_has_copies=doc["keyring_has_copies"] is True,
             issuer_ids=frozenset(_strs(doc["issuer_ids"])),
+            issuers=tuple((_str(i), tuple(_strs(names))) for i, names in _list(doc["issuers"])),
             serial=_int(doc["serial"]),
             update_threshold=_int(doc["update_threshold"]),
             update_signers=tuple(_strs(doc["update_signers"])),

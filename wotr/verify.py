@@ -98,33 +98,6 @@ class _Sink:
         self.shown[number] = Line(number, keyid, _claim(parsed), reason=why)
 
 
-def _issuer_signers(policy: Policy) -> dict[str, tuple[str, ...]]:
-    """Issuer hint (16-hex key id or 40-hex fingerprint of a policy key or subkey) -> the
-    names of the signers owning such a key (several only if key ids collide)."""
-    cached = _ISSUERS.get(id(policy))
-    if cached is not None and cached[0] is policy:
-        return cached[1]
-    out: dict[str, set[str]] = defaultdict(set)
-    try:
-        keys = _openpgp.public_keys(policy.keyring)
-    except _openpgp.PacketError:
-        keys = []
-    for key in keys:
-        signer = policy.signer_for(key.fingerprint)
-        if signer is None:
-            continue
-        for fpr in (key.fingerprint, *key.subkeys):
-            out[fpr].add(signer.name)
-            out[fpr[-16:]].add(signer.name)
-    found = {k: tuple(sorted(v)) for k, v in out.items()}
-    _ISSUERS.clear()  # one policy per run; never grows
-    _ISSUERS[id(policy)] = (policy, found)
-    return found
-
-
-_ISSUERS: dict[int, tuple[Policy, dict[str, tuple[str, ...]]]] = {}
-
-
 def _gate(
     policy: Policy, groups: dict[bytes, list[_Item]], sink: _Sink, run: Budget | None = None
 ) -> tuple[dict[bytes, list[_Item]], list[consensus.Unchecked]]:
@@ -139,7 +112,7 @@ def _gate(
         number, env, parsed = item
         sink.drop(number, why, env.keyid, parsed)
 
-    owners = _issuer_signers(policy)
+    owners = policy.issuer_signers()
     # First what may reach gpg at all, in note order, by issuer key...
     queues: dict[str, list[tuple[bytes, _Item]]] = {}
     seen: dict[tuple[bytes, bytes], int] = {}
@@ -175,9 +148,7 @@ def _gate(
         drop(item, why)
         number, env, parsed = item
         ids = _issuers(policy, env.sig)[1]
-        ssh_owners = (policy.signer_for(i) for i in ids if i.startswith("SHA256:"))
-        names = {name for i in ids for name in owners.get(i, ())}
-        who = tuple(sorted(names | {s.name for s in ssh_owners if s is not None}))
+        who = tuple(sorted({name for i in ids for name in owners.get(i, ())}))
         if isinstance(parsed, claim_mod.Claim):  # withdrawals: see withdraw.left_out
             unchecked.append(consensus.Unchecked(number, who, parsed, why))
 

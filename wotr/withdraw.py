@@ -107,27 +107,6 @@ def parse_any(payload: bytes) -> Claim | Withdrawal:
 # --- what withdrawals cancel (pure) -------------------------------------------------------------
 
 
-def issuer_owners(policy: Policy) -> dict[str, str]:
-    """Issuer ids (fingerprints and 16-hex key ids of listed keys and subkeys, and the
-    ``SHA256:`` fingerprints of listed SSH keys, DESIGN §9) -> signer name."""
-    owners: dict[str, str] = {}
-    for fpr, _ in policy.ssh_keys:
-        ssh_owner = policy.signer_for(fpr)
-        if ssh_owner is not None:
-            owners[fpr] = ssh_owner.name
-    try:
-        keys = _openpgp.public_keys(policy.keyring)
-    except _openpgp.PacketError:
-        keys = []
-    for key in keys:
-        signer = policy.signer_for(key.fingerprint)
-        if signer is None:
-            continue
-        for fpr in (key.fingerprint, *key.subkeys):
-            owners[fpr] = owners[fpr[-16:]] = signer.name
-    return owners
-
-
 @record
 class Applied:
     counted: tuple[Counted, ...]  # what still counts
@@ -182,9 +161,9 @@ def apply(
                 mine.setdefault(d, item.line)
             lines.append((item.line, f"withdrawal by {signer.name} of {len(w.digests)} digest(s)"))
     if unchecked:
-        owners = issuer_owners(policy)
+        owners = policy.issuer_signers()
         for number, ids in unchecked:
-            for name in sorted({owners[i] for i in ids if i in owners}):
+            for name in sorted({n for i in ids for n in owners.get(i, ())}):
                 everything.setdefault(name, number)
                 lines.append(
                     (number, f"withdrawal naming {name}'s key not checked (limit): taken as all")
