@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Trust that lasts for years (docs/policy.md): a project of three signers rotates one key,
 # removes a compromised one, re-audits, and an installer that pinned serial 1 verifies today's
-# release after one `git wotr fetch`, without editing any file.
+# release after one `git wotr fetch` — or, without a repository, from ONE bundle — without
+# editing any file.
 # Everything is throwaway: a temporary directory, keys without passphrases, a bare remote.
 set -euo pipefail
 
 command -v git-wotr >/dev/null || { echo "git-wotr is not on PATH (run: make demo)" >&2; exit 3; }
+command -v wotr >/dev/null || { echo "wotr is not on PATH (run: make demo)" >&2; exit 3; }
 tmp=$(mktemp -d /tmp/wotr-chain.XXXXXX)
 cleanup() {
   for p in alice bob bob2 carol; do gpgconf --homedir "$tmp/gpg-$p" --kill all 2>/dev/null || true; done
@@ -59,6 +61,12 @@ git push -q origin main v1.0 && run git wotr push
 say "3. An installer clones and pins serial 1 (once, a year ago)"
 git clone -q "$tmp/origin.git" "$tmp/installer"
 (cd "$tmp/installer" && run git wotr init >/dev/null && git wotr policy show)
+say "   ... and a device without a repository pins serial 1 too (wotr policy pin)"
+mkdir -p "$tmp/device/etc" "$tmp/device/bundles"
+cp threshold.toml "$tmp/device/etc/policy.toml"; cp -r keys "$tmp/device/etc/keys"
+export WOTR_POLICY_STATE="$tmp/device/state" WOTR_BUNDLES="$tmp/device/bundles"
+run wotr policy pin --policy "$tmp/device/etc/policy.toml"
+etc_sum=$(cd "$tmp/device/etc" && find . -type f -exec sha256sum {} + | sort | sha256sum)
 
 say "4. Rotation: bob moves to a new key (serial 2), proposed by alice, signed by carol"
 policy 2 alice:alice bob:bob2 carol:carol
@@ -89,6 +97,18 @@ serial=$(git wotr verify --json --rev v2.0 "$tmp/app-2.0.tar.gz" | python3 -c 'i
 [ "$serial" = 3 ] || { echo "demo: expected serial 3, got $serial" >&2; exit 1; }
 git diff --quiet || { echo "demo: the installer's files changed" >&2; exit 1; }
 
+say "7b. The device: ONE bundle (exported with the chain inside), no repository, no edit"
+cd "$tmp/project"
+run git wotr export --rev v2.0 -o "$tmp/device/app-2.0.tar.gz.wotr"
+cp "$tmp/app-2.0.tar.gz" "$tmp/device/app-2.0.tar.gz"
+cd "$tmp/device"
+run wotr verify --policy "$tmp/device/etc/policy.toml" --rev v2.0 app-2.0.tar.gz
+serial=$(wotr verify --json --policy "$tmp/device/etc/policy.toml" --rev v2.0 app-2.0.tar.gz | python3 -c 'import json,sys; print(json.load(sys.stdin)["policy_serial"])')
+[ "$serial" = 3 ] || { echo "demo: the device expected serial 3, got $serial" >&2; exit 1; }
+[ "$(cd "$tmp/device/etc" && find . -type f -exec sha256sum {} + | sort | sha256sum)" = "$etc_sum" ] \
+  || { echo "demo: the device's policy files changed" >&2; exit 1; }
+unset WOTR_POLICY_STATE WOTR_BUNDLES
+
 say "8. carol's key alone no longer counts: a release signed by alice and carol is refused"
 cd "$tmp/project"; git tag -a v2.1 -m "2.1"; build 2.1
 as alice git wotr sign --rev v2.1 dist/app.tar.gz >/dev/null
@@ -96,4 +116,4 @@ as carol git wotr sign --allow-uncounted --rev v2.1 dist/app.tar.gz >/dev/null  
 set +e; run git wotr verify --rev v2.1 dist/app.tar.gz; code=$?; set -e
 [ "$code" -eq 1 ] || { echo "demo: expected exit 1 for v2.1" >&2; exit 1; }
 
-say "Done: serial 1 -> 2 -> 3 followed by the installer; the removed key counts for nothing."
+say "Done: serial 1 -> 2 -> 3 followed by the installer (one fetch) and the device (one bundle); the removed key counts for nothing."

@@ -1021,6 +1021,90 @@ MUTATIONS = [
         (("    if res.returncode != 0 or res.truncated:", "    if res.returncode != 0:"),),
         CHAIN,
     ),
+    # --- the policy chain inside bundles (issue 11, DESIGN §7) ---
+    Mutation(
+        "chain-bundle-carried-followed",
+        "§7",
+        "wotr/offline.py",
+        (
+            (
+                "        policy, chain_notes = chain(list(carried.values()))",
+                "        policy, chain_notes = chain([])",
+            ),
+        ),
+        ("tests/test_chain_bundle.py::test_one_bundle_takes_the_installer_from_serial_1_to_3",),
+    ),
+    Mutation(
+        "chain-bundle-union",
+        "§7",
+        "wotr/policycmd.py",
+        (("    for source, data in carried:", "    for source, data in carried[:1]:"),),
+        ("tests/test_chain_bundle.py::test_a_bundle_cannot_hide_the_chain_another_carries",),
+    ),
+    Mutation(
+        "chain-bundle-bytes-cap",
+        "§7",
+        "wotr/policycmd.py",
+        (("        if total > MAX_CHAIN_BYTES:  # rule 8, as for files", "        if False:"),),
+        ("tests/test_chain_bundle.py::test_chain_bytes_over_all_bundles_fail_closed",),
+    ),
+    Mutation(
+        "chain-union-proposal-cap",
+        "§7",
+        "wotr/policycmd.py",
+        (("    if len(merged.proposals) > chainstore.MAX_PROPOSALS:", "    if False:"),),
+        ("tests/test_chain_bundle.py::test_many_proposals_over_all_bundles_fail_closed",),
+    ),
+    Mutation(
+        "chain-member-size-bound",
+        "§7",
+        "wotr/policycmd.py",
+        (("        if len(data) > MAX_CHAIN_FILE_BYTES:", "        if False:"),),
+        ("tests/test_chain_bundle.py::test_an_oversized_chain_member_is_ignored_not_followed",),
+    ),
+    Mutation(
+        "chain-installer-pin-of-this-policy",
+        "§7",
+        "wotr/policycmd.py",
+        (
+            (
+                '    if doc is None or doc.get("source") != str(given.path):',
+                "    if doc is None:",
+            ),
+        ),
+        ("tests/test_chain_bundle.py::test_another_policy_than_the_pinned_one_ignores_the_chain",),
+    ),
+    Mutation(
+        "chain-deep-toml-no-crash",
+        "§7",
+        "wotr/chainstore.py",
+        (
+            (
+                "    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):  # deep",
+                "    except (UnicodeDecodeError, tomllib.TOMLDecodeError):  # deep",
+            ),
+        ),
+        ("tests/test_chain_bundle.py::test_a_deeply_nested_proposal_is_no_crash",),
+    ),
+    Mutation(
+        "installer-pin-never-back",
+        "§7",
+        "wotr/policycmd.py",
+        (
+            (
+                "        if isinstance(serial, int) and not isinstance(serial, bool) and serial > st",
+                "        if False and serial > st",
+            ),
+        ),
+        ("tests/test_chain_bundle.py::test_pinning_again_never_moves_the_pin_back",),
+    ),
+    Mutation(
+        "init-unsigned-successor",
+        "§7",
+        "wotr/init.py",
+        (("        if old is not None and loaded.serial > old:", "        if False:"),),
+        ("tests/test_chain_bundle.py::test_init_refuses_a_higher_serial_no_signed_chain_reaches",),
+    ),
     Mutation(
         "chain-files-beyond-cap-ignored",
         "§7",

@@ -34,6 +34,9 @@ from ._record import record
 from .errors import BadInput
 
 FORMAT = "https://wotr.dev/bundle/v1"
+# v1 plus the project's policy chain (DESIGN §7), written only when the project has one, so
+# that a wotr that does not know the member refuses the bundle by its format, in one line.
+FORMAT_CHAIN = "https://wotr.dev/bundle/v2"
 INDEX_FORMAT = "https://wotr.dev/bundle-index/v1"
 SUFFIX = ".wotr"
 INDEX_NAME = ".wotr-index.json"
@@ -44,6 +47,8 @@ MAX_COMMIT_OBJECT_BYTES = 4 * 1024 * 1024
 MAX_INDEX_BYTES = 64 * 1024 * 1024
 
 _FIELDS = {"format", "commit", "commit_object", "tag", "claims", "subjects"}
+CHAIN_FIELD = "policy_chain"
+_FIELDS_CHAIN = _FIELDS | {CHAIN_FIELD}
 _OID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _TREE_LINE = re.compile(rb"tree ([0-9a-f]{40}|[0-9a-f]{64})\n")
@@ -83,6 +88,9 @@ class Bundle:
     claims: tuple[bytes, ...]  # note lines, verbatim, without their newline
     subjects: tuple[claim_mod.Subject, ...]  # of the well-formed claims for this commit
     source: str = ""  # where it was read from, for messages
+    # The project's policy chain (a chain file's document, compact JSON: wotr.policycmd), as
+    # carried; attacker data, checked only by an installer that pinned a policy.
+    chain: bytes | None = None
 
     def note(self) -> bytes:
         """The claims as note bytes, ready for :func:`wotr.verify.check`."""
@@ -128,8 +136,11 @@ def _parse_any(payload: bytes) -> object:
     return parse_any(payload)
 
 
-def build(commit: str, commit_object: bytes, tag: str | None, note: bytes) -> tuple[Bundle, int]:
-    """A bundle of the well-formed envelopes in ``note``; also how many lines were left out."""
+def build(
+    commit: str, commit_object: bytes, tag: str | None, note: bytes, chain: bytes | None = None
+) -> tuple[Bundle, int]:
+    """A bundle of the well-formed envelopes in ``note`` (and the policy chain ``chain``, a
+    chain file's bytes, when given); also how many lines were left out."""
     tree = tree_of(commit_object, len(commit))
     if tree is None or commit_id(commit_object, len(commit)) != commit:
         raise BundleError(f"the commit object given for {commit[:12]} does not hash to it")
@@ -147,13 +158,15 @@ def build(commit: str, commit_object: bytes, tag: str | None, note: bytes) -> tu
             continue
         kept.append(line)
     kept.sort()
-    bundle = Bundle(commit, tree, tag, commit_object, tuple(kept), _subjects(commit, kept))
+    bundle = Bundle(
+        commit, tree, tag, commit_object, tuple(kept), _subjects(commit, kept), chain=chain
+    )
     return bundle, skipped
 
 
 def to_bytes(bundle: Bundle) -> bytes:
     """Deterministic bytes: the same commit, tag and claims give the same file anywhere."""
-    doc = {
+    doc: dict[str, Any] = {
         "format": FORMAT,
         "commit": bundle.commit,
         "tag": bundle.tag,
@@ -161,6 +174,9 @@ def to_bytes(bundle: Bundle) -> bytes:
         "subjects": [{"name": s.name, "sha256": s.sha256} for s in bundle.subjects],
         "claims": [line.decode("ascii") for line in bundle.claims],
     }
+    if bundle.chain is not None:  # without a chain: the bytes of a v1 bundle, as always
+        doc["format"] = FORMAT_CHAIN
+        doc[CHAIN_FIELD] = json.loads(bundle.chain)
     return json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=True).encode("ascii") + b"\n"
 
 
@@ -215,10 +231,13 @@ class Exported:
     bundle: Bundle
     data: bytes
     skipped: int  # note lines left out: not a well-formed wotr envelope
+    chain_problem: str = ""  # why the project's policy chain was left out ('' when it was not)
 
 
-def export(repo: Any, rev: str) -> Exported:
-    """The bundle of every claim on the commit ``rev`` names (with its tag, when it is one)."""
+def export(repo: Any, rev: str, *, policy_chain: bool = True) -> Exported:
+    """The bundle of every claim on the commit ``rev`` names (with its tag, when it is one),
+    and the project's policy chain when it has one (``refs/wotr/policy``, DESIGN §7) unless
+    ``policy_chain`` is False."""
     from . import git, notes
 
     revision = git.resolve(repo, rev)
@@ -236,7 +255,14 @@ def export(repo: Any, rev: str) -> Exported:
             f"the note of {revision.commit[:12]} is over the {notes.MAX_NOTE_BYTES}-byte limit "
             "(flooded?): nothing in it counts, so there is nothing to export"
         )
-    bundle, skipped = build(revision.commit, res.stdout, revision.tag, note)
+    chain, chain_problem = None, ""
+    from . import chainstore
+
+    if policy_chain and chainstore.present(repo.common_dir):  # no chain: the bytes of v1
+        from . import policycmd
+
+        chain, chain_problem = policycmd.chain_for_bundle(repo)
+    bundle, skipped = build(revision.commit, res.stdout, revision.tag, note, chain)
     if not bundle.claims:
         where = revision.tag or revision.commit[:12]
         raise BadInput(
@@ -246,7 +272,7 @@ def export(repo: Any, rev: str) -> Exported:
     data = to_bytes(bundle)
     if len(data) > MAX_BUNDLE_BYTES:
         raise BundleError(f"the bundle of {revision.commit[:12]} would be over the size limit")
-    return Exported(bundle, data, skipped)
+    return Exported(bundle, data, skipped, chain_problem)
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -285,8 +311,17 @@ def _parse(data: bytes, source: str) -> Bundle:
             f"{shown(source)} is not a valid wotr bundle: not JSON ({_clip(shown(str(exc)))})"
         ) from exc
     _need(isinstance(doc, dict), source, "not a JSON object")
-    _need(doc.get("format") == FORMAT, source, f"format is not {FORMAT!r}")
-    _need(set(doc) == _FIELDS, source, f"fields are {sorted(doc)}, expected {sorted(_FIELDS)}")
+    form = doc.get("format")
+    _need(form in (FORMAT, FORMAT_CHAIN), source, f"format is not {FORMAT!r} or {FORMAT_CHAIN!r}")
+    fields = _FIELDS_CHAIN if form == FORMAT_CHAIN else _FIELDS
+    _need(set(doc) == fields, source, f"fields are {sorted(doc)}, expected {sorted(fields)}")
+    chain = None
+    if form == FORMAT_CHAIN:
+        # Only the container is checked here (an object); its content is checked, bounded, by
+        # an installer that pinned a policy (wotr.policycmd), and costs nothing to the others.
+        _need(isinstance(doc[CHAIN_FIELD], dict), source, f"{CHAIN_FIELD} is not an object")
+        chain = json.dumps(doc[CHAIN_FIELD], sort_keys=True, separators=(",", ":")).encode()
+        chain += b"\n"
     commit = doc["commit"]
     _need(isinstance(commit, str) and bool(_OID.fullmatch(commit)), source, "bad commit id")
     raw = doc["commit_object"]
@@ -344,7 +379,7 @@ def _parse(data: bytes, source: str) -> Bundle:
         source,
         "subjects do not match the claims (the list is derived from them, sorted)",
     )
-    return Bundle(commit, tree, tag, commit_object, tuple(lines), derived, source)
+    return Bundle(commit, tree, tag, commit_object, tuple(lines), derived, source, chain)
 
 
 def read_regular(path: Path, limit: int, *, follow: bool = True) -> bytes:

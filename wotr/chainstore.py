@@ -276,7 +276,7 @@ def _own_keys_only(p: Proposal) -> None:
     names = dict(p.files)
     try:
         doc = tomllib.loads(names[chain.POLICY_NAME].decode("utf-8"))
-    except (KeyError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (KeyError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
         raise PolicyError(f"proposal {p.digest[:16]}: no readable {chain.POLICY_NAME}") from exc
     signers = doc.get("signers")
     for entry in signers if isinstance(signers, list) else []:
@@ -364,7 +364,7 @@ def serial_of(p: Proposal) -> int | None:
     toml = dict(p.files).get(chain.POLICY_NAME, b"")
     try:
         serial = tomllib.loads(toml.decode("utf-8")).get("serial", 1)
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):  # deep nesting
         return None
     return serial if isinstance(serial, int) and not isinstance(serial, bool) else None
 

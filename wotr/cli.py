@@ -414,15 +414,21 @@ def build(
     metavar="FILE",
     help="Write the bundle to FILE, e.g. app.tar.gz.wotr [default: stdout].",
 )
-def export(rev: str, output: str) -> int:
+@click.option(
+    "--no-policy-chain",
+    is_flag=True,
+    help="Leave the policy chain out: a format v1 bundle, for wotr older than the chain member.",
+)
+def export(rev: str, output: str, no_policy_chain: bool) -> int:
     """Write every claim on REV to a self-contained bundle for offline 'verify'.
 
     Exported from a tag (--rev v1.0), the bundle records the tag: offline, only claims
-    made for that tag then count. See docs/bundles.md.
+    made for that tag then count. With a policy chain (refs/wotr/policy) the bundle carries
+    it, so a pinned installer follows it from this one file. See docs/bundles.md.
     """
     from .commands.export import run_export
 
-    return run_export(rev=rev, output=output)
+    return run_export(rev=rev, output=output, policy_chain=not no_policy_chain)
 
 
 # --- sharing claims (wotr/sync.py) ------------------------------------------------------------
@@ -740,8 +746,14 @@ def policy_pin(policy_path: str, state: Path | None) -> int:
     """Pin an installer's policy (no repository needed); verify then follows the chain."""
     from . import policycmd
 
-    where = policycmd.pin_installer(Path(policy_path), state or policycmd.installer_state())
-    click.echo(f"pinned {policy_path} in {where}")
+    done = policycmd.pin_installer(Path(policy_path), state or policycmd.installer_state())
+    if done.kept is not None:
+        click.echo(
+            f"kept {done.path}: the policy chain already took {policy_path} to serial "
+            f"{done.kept} (the pin only moves forward; to start over, remove {done.path})"
+        )
+    else:
+        click.echo(f"pinned {policy_path} in {done.path}")
     return EXIT_OK
 
 

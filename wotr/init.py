@@ -88,7 +88,12 @@ def init(repo: git.Repo, *, threshold: int | None = None) -> Initialised:
 
 def _pin_forward(repo: git.Repo, loaded: policy.Policy) -> Path:
     """Pin ``loaded`` unless the pin already moved along the policy chain past its serial (the
-    pin only moves forward, DESIGN §7); then follow the chain from the pin."""
+    pin only moves forward, DESIGN §7); then follow the chain from the pin.
+
+    A policy with a *higher* serial than the one pinned claims to be a successor, and a
+    successor is trusted only through validly signed steps: when the chain from the pin does
+    not reach its serial, it is refused (the user's review of an unsigned file must not skip
+    the update signers). Re-pinning the same serial after an edit stays the user's review."""
     from . import policycmd
 
     chained = policy.chain_pinned(repo.common_dir)
@@ -99,6 +104,21 @@ def _pin_forward(repo: git.Repo, loaded: policy.Policy) -> Path:
         except PolicyError:
             ahead = None
     if ahead is None or ahead.serial < loaded.serial:
+        old = ahead.serial if ahead is not None else policycmd.pinned_serial(repo)
+        if old is not None and loaded.serial > old:
+            followed = policycmd.refresh(repo)  # valid signed steps from the pin, if any
+            reached = followed.current.serial if followed is not None else old
+            if reached < loaded.serial:
+                raise BadInput(
+                    f"{loaded.path} is serial {loaded.serial}, but the pinned policy is serial "
+                    f"{reached} and no validly signed policy chain leads to serial "
+                    f"{loaded.serial}; not pinned",
+                    "have it signed ('git wotr policy propose', then 'git wotr policy sign' by "
+                    "the update signers, 'git wotr fetch' to get theirs); to make this file a "
+                    f"new root of trust instead, remove {repo.common_dir / 'wotr'} and run "
+                    "'git wotr init' again",
+                )
+            return repo.common_dir / "wotr" / "policy.pin"
         policy.write_pin(repo.common_dir, loaded)
         policycmd.keep_copy(repo, loaded)
     policycmd.refresh(repo)

@@ -77,6 +77,7 @@ class Outcome:
     reason: str = ""
     looked: tuple[str, ...] = field(default=())
     capped: tuple[tuple[Target, str], ...] = ()  # artifacts with a bundle not read (the cap)
+    chain_notes: tuple[str, ...] = ()  # what following the policy chain found (DESIGN §7)
 
 
 def _wanted(rev: str | None) -> tuple[str | None, str | None]:
@@ -122,7 +123,11 @@ def verify(
     rev: str | None = None,
     strict: bool = False,
     hashed: Callable[[], list[str]] | None = None,
+    chain: Callable[[Sequence[tuple[str, bytes]]], tuple[Policy, tuple[str, ...]]] | None = None,
 ) -> Outcome:
+    """Verify against bundles. ``chain`` (an installer that pinned its policy, see
+    :func:`wotr.commands.common.installer_chain`) is called once the bundles are read, with the
+    policy chains they carry, and gives the policy to count with (and notes to report)."""
     want_commit, want_tag = _wanted(rev)
     targets = verify_mod.targets_for(artifacts, digests, hashed) or []
     if not targets and not sources.bundles:
@@ -157,6 +162,12 @@ def verify(
     )
     wanted = [p for c in candidates for p in c] if targets else [str(p) for p in sources.bundles]
     loaded, unread = _load(dict.fromkeys(wanted), broken)
+    chain_notes: tuple[str, ...] = ()
+    if chain is not None:
+        # Every chain carried by a bundle read (attacker data, like a chain file), each distinct
+        # one once; followed from the pin only (wotr.policycmd.installer_follow).
+        carried = {id(b): (name, b.chain) for name, b in loaded.items() if b.chain is not None}
+        policy, chain_notes = chain(list(carried.values()))
     # One note per commit: the lines of every bundle of that commit, whatever tag a bundle
     # names (its tag is unsigned: a bundle re-labelled with another tag must not form a group
     # that lacks the lines of the others, rule 7).
@@ -288,6 +299,7 @@ def verify(
         reason,
         tuple(looked),
         tuple(capped),
+        chain_notes,
     )
 
 
@@ -383,6 +395,8 @@ def text(outcome: Outcome) -> str:
             )
     for path, why in outcome.broken:
         out.append(f"  skipped {shown(path)}: {shown(why)}")
+    for note in outcome.chain_notes:
+        out.append(f"  policy chain: {shown(note)}")
     if len(outcome.groups) != 1 or outcome.unmatched or outcome.capped:
         if outcome.verified:
             out.append(f"VERIFIED ({len(outcome.groups)} commits)")
@@ -459,4 +473,6 @@ def to_json(outcome: Outcome) -> str:
         ],
         "skipped_bundles": [{"path": shown(p), "reason": shown(why)} for p, why in outcome.broken],
     }
+    if outcome.chain_notes:
+        result["policy_chain_notes"] = [shown(n) for n in outcome.chain_notes]
     return json.dumps(result, indent=2, ensure_ascii=False)

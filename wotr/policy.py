@@ -174,7 +174,7 @@ def load(
     key_reads: list[tuple[str, str, str]] = []  # (signer, key file as written, sha256)
     try:
         doc = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
         raise PolicyError(f"{where}: not valid TOML: {exc}") from exc
 
     unknown = set(doc) - _TOP_FIELDS

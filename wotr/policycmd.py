@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,44 @@ def _secure(repo: git.Repo) -> None:
     except PolicyError:
         return
     chainstore.write_pin(state_dir(repo), chainstore.Followed(pol, p.digest, (), (), ()), p, {})
+
+
+def pinned_serial(repo: git.Repo) -> int | None:
+    """The serial of the policy the repository's pin names, or None when nothing is pinned or
+    its pinned bytes can be found nowhere (working tree, the copy init keeps, HEAD)."""
+    import tomllib
+
+    chained = policy_mod.chain_pinned(repo.common_dir)
+    try:
+        pin = policy_mod.read_pin(repo.common_dir)
+    except PolicyError:
+        return None
+    if not pin or chained is not None:  # a chain pin that does not load: as before, re-pin
+        return None
+    rel = policy_mod.WORKTREE_POLICY
+    data = _pinned_bytes(repo, rel, pin.get(rel, ""))
+    try:
+        serial = tomllib.loads(data.decode("utf-8")).get("serial", 1) if data else None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
+        return None
+    return serial if isinstance(serial, int) and not isinstance(serial, bool) else None
+
+
+def _pinned_bytes(repo: git.Repo, rel: str, sha: str) -> bytes:
+    """The bytes of the pinned file ``rel`` (sha256 ``sha``): from the working tree, else the
+    copy ``init`` keeps, else HEAD; b"" when none matches."""
+    import hashlib
+
+    if repo.top is not None:
+        data = _read_pinned(repo.top / rel, follow_symlinks=False)  # the project's content
+        if hashlib.sha256(data).hexdigest() == sha:
+            return data
+    data = _read_pinned(state_dir(repo) / "pinned-files" / rel, follow_symlinks=True)
+    if hashlib.sha256(data).hexdigest() == sha:
+        return data
+    res = git.run(repo, "show", f"HEAD:{rel}", max_stdout=policy_mod.MAX_POLICY_FILE)
+    data = res.stdout if res.returncode == 0 and not res.truncated else b""
+    return data if hashlib.sha256(data).hexdigest() == sha else b""
 
 
 def keep_copy(repo: git.Repo, pol: policy_mod.Policy) -> None:
@@ -301,23 +341,62 @@ def installer_state() -> Path:
     return Path(os.environ.get("WOTR_POLICY_STATE") or INSTALLER_STATE)
 
 
-def pin_installer(policy_path: Path, state: Path) -> Path:
-    """Pin ``policy_path`` (e.g. /etc/wotr/policy.toml) as the installer's start of the chain."""
+@record
+class InstallerPin:
+    path: Path
+    kept: int | None = None  # the serial an earlier pin of this policy had reached: kept
+
+
+def pin_installer(policy_path: Path, state: Path) -> InstallerPin:
+    """Pin ``policy_path`` (e.g. /etc/wotr/policy.toml) as the installer's start of the chain.
+
+    The pin only moves forward (DESIGN §7): when the state already pins this very file and the
+    chain took it past the file's serial, it is kept. Re-running the pin (configuration
+    management does, on every run) must not take an installer back to a policy whose removed
+    keys count again until the next bundle carrying the chain comes by."""
     start = policy_mod.load(policy_path.absolute())
+    try:
+        doc = chainstore.pin_state(state)
+    except PolicyError:
+        doc = None  # unreadable state: pinned anew
+    if doc is not None and doc.get("source") == str(start.path):
+        serial = doc.get("serial")
+        if isinstance(serial, int) and not isinstance(serial, bool) and serial > start.serial:
+            return InstallerPin(state / "policy.pin", serial)
     followed = chainstore.Followed(start, chain.policy_digest(start), (), (), ())
-    return chainstore.write_pin(
-        state, followed, None, {"source": str(start.path), "files": dict(start.digests)}
+    return InstallerPin(
+        chainstore.write_pin(
+            state, followed, None, {"source": str(start.path), "files": dict(start.digests)}
+        )
     )
 
 
-def installer_policy(
-    given: policy_mod.Policy, chain_files: list[Path], state: Path
-) -> policy_mod.Policy:
+@record
+class Installed:
+    """The policy an offline verify uses, and what following the chain found on the way."""
+
+    policy: policy_mod.Policy
+    notes: tuple[str, ...] = ()
+
+
+def installer_follow(
+    given: policy_mod.Policy,
+    chain_files: list[Path],
+    state: Path,
+    carried: Sequence[tuple[str, bytes]] = (),
+) -> Installed:
     """The policy an offline verify uses: ``given`` unless the installer pinned it, then the
-    newest policy reachable from the pin through the chain files found (and remember it)."""
+    newest policy reachable from the pin through the chain files found and the chains
+    ``carried`` inside the bundles read ((where, chain file bytes)), all as one store (a
+    union: no source can hide what another carries); and remember it (the pin moves forward).
+
+    Every source is attacker data. A malformed one adds nothing (noted); past the bounds
+    (MAX_CHAIN_FILES files, MAX_CHAIN_FILE_BYTES each, 4 x that in all, MAX_PROPOSALS in the
+    union) the chain is not followed and verify refuses, since what was not read might be the
+    newer policy (DESIGN §6 rule 8); a fork refuses too (chain.successor)."""
     doc = chainstore.pin_state(state)
     if doc is None or doc.get("source") != str(given.path):
-        return given
+        return Installed(given)
     where = doc.get("dir")
     if isinstance(where, str) and where.startswith("policy-chain/") and ".." not in where:
         files = doc.get("files")
@@ -338,18 +417,68 @@ def installer_policy(
             total += f.stat().st_size
         except OSError:
             continue
-        if total > MAX_CHAIN_FILE_BYTES * 4:  # rule 8: bounded memory; an unread file = refuse
+        if total > MAX_CHAIN_BYTES:  # rule 8: bounded memory; an unread file = refuse
             stores.append(chainstore.Store((), (f"{f}: not read (too many bytes)",), False))
             break
         stores.append(read_chain_file(f))
+    seen: set[bytes] = set()
+    for source, data in carried:
+        key = hashlib.sha256(data).digest()
+        if key in seen:  # the same chain in many bundles (every release carries it): once
+            continue
+        seen.add(key)
+        total += len(data)
+        if total > MAX_CHAIN_BYTES:  # rule 8, as for files: what is not read may be newer
+            stores.append(
+                chainstore.Store((), (f"{source}: policy chain not read (too many bytes)",), False)
+            )
+            break
+        stores.append(parse_chain(data, f"{source} (its policy chain)"))
     if not stores:
-        return start
-    followed = chainstore.follow(start, chainstore.union(*stores))
-    if followed.links:
-        chainstore.write_pin(
-            state, followed, followed.links[-1].proposal, {"source": str(given.path)}
+        return Installed(start)
+    merged = chainstore.union(*stores)
+    if len(merged.proposals) > chainstore.MAX_PROPOSALS:  # rule 8: bounded work
+        merged = chainstore.Store(
+            (),
+            (
+                *merged.problems,
+                f"over {chainstore.MAX_PROPOSALS} proposals in the chains found; not followed",
+            ),
+            False,
         )
-    return followed.current
+    followed = chainstore.follow(start, merged)
+    current = followed.current
+    notes = list(followed.problems)
+    if followed.links:
+        try:
+            chainstore.write_pin(
+                state, followed, followed.links[-1].proposal, {"source": str(given.path)}
+            )
+            current = _pinned_copy(state, current)
+        except OSError as exc:  # a read-only state (verify not run as its owner): not kept
+            notes.append(f"serial {current.serial} is not remembered: {state}: {exc.strerror}")
+    for link in followed.pending:
+        why = link.step.reason or "not a valid step"
+        if link.step.rejected:  # what was wrong with the first signature that did not count
+            number, reason = link.step.rejected[0]
+            why += f" (signature {number}: {reason})"
+        step = link.step
+        notes.append(f"proposal {step.digest[:16]} for serial {step.serial} not taken: {why}")
+    return Installed(current, tuple(notes[:MAX_NOTES]))
+
+
+def _pinned_copy(state: Path, followed: policy_mod.Policy) -> policy_mod.Policy:
+    """The policy just pinned, loaded from its copy under ``state`` (what the next run uses,
+    and a path that exists for the report), if it is byte for byte the one followed."""
+    doc = chainstore.pin_state(state) or {}
+    where, files = doc.get("dir"), doc.get("files")
+    if not isinstance(where, str) or not isinstance(files, dict):
+        return followed
+    try:
+        copy = policy_mod.load(state / where / chain.POLICY_NAME, pin=files)
+    except PolicyError:
+        return followed
+    return copy if chain.policy_digest(copy) == chain.policy_digest(followed) else followed
 
 
 # --- chain files (the chain inside exported bundles) ------------------------------------------
@@ -357,14 +486,16 @@ def installer_policy(
 CHAIN_FORMAT = "https://wotr.dev/policy-chain/v1"
 CHAIN_SUFFIX = ".wotr-policy"
 MAX_CHAIN_FILE_BYTES = 16 * 1024 * 1024
+MAX_CHAIN_BYTES = 4 * MAX_CHAIN_FILE_BYTES  # of all chain files and chains in bundles, together
 MAX_CHAIN_FILES = 64  # *.wotr-policy files one offline verify reads; more: refuse
+MAX_NOTES = 20
 
 
-def export_chain(repo: git.Repo) -> bytes:
+def chain_doc(store: chainstore.Store) -> dict[str, Any]:
+    """The document of a chain file (and of a bundle's ``policy_chain``) for ``store``."""
     import base64
 
-    store = chainstore.read(repo)
-    doc = {
+    return {
         "format": CHAIN_FORMAT,
         "proposals": [
             {
@@ -374,17 +505,53 @@ def export_chain(repo: git.Repo) -> bytes:
             for p in store.proposals
         ],
     }
+
+
+def _encode(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+
+
+def export_chain(repo: git.Repo) -> bytes:
+    return _encode(chain_doc(chainstore.read(repo)))
+
+
+def chain_for_bundle(repo: git.Repo) -> tuple[bytes | None, str]:
+    """The chain file's bytes to carry in an exported bundle, or None and why not."""
+    store = chainstore.read(repo)
+    if not store.complete:
+        why = "; ".join(store.problems[:2]) or f"{chainstore.REF} could not be read"
+        return None, f"the policy chain is not in the bundle: {why}"
+    if not store.proposals:
+        return None, ""
+    data = _encode(chain_doc(store))
+    if len(data) > MAX_CHAIN_FILE_BYTES:
+        return None, (
+            f"the policy chain is not in the bundle: over {MAX_CHAIN_FILE_BYTES} bytes "
+            "(installers would ignore it)"
+        )
+    return data, ""
 
 
 def read_chain_file(path: Path) -> chainstore.Store:
     """A chain file is attacker data: anything wrong makes it add nothing (reported)."""
+    try:
+        # a regular file only: a FIFO named *.wotr-policy must not hang verify
+        data = _fs.read_regular(path, MAX_CHAIN_FILE_BYTES, follow_symlinks=True)
+    except OSError as exc:
+        return chainstore.Store((), (f"{path}: ignored: {exc}",), True)
+    return parse_chain(data, str(path))
+
+
+def parse_chain(data: bytes, source: str) -> chainstore.Store:
+    """A chain file's bytes (or a bundle's chain) as a store; attacker data: anything wrong
+    (over MAX_CHAIN_FILE_BYTES, not the format, too many proposals or signatures) makes it add
+    nothing, reported with ``source``."""
     import base64
     import binascii
 
     try:
-        # a regular file only: a FIFO named *.wotr-policy must not hang verify
-        data = _fs.read_regular(path, MAX_CHAIN_FILE_BYTES, follow_symlinks=True)
+        if len(data) > MAX_CHAIN_FILE_BYTES:
+            raise ValueError(f"over {MAX_CHAIN_FILE_BYTES} bytes")
         doc = json.loads(data)
         if not isinstance(doc, dict) or doc.get("format") != CHAIN_FORMAT:
             raise ValueError("not a wotr policy chain file")
@@ -399,15 +566,14 @@ def read_chain_file(path: Path) -> chainstore.Store:
                 raise ValueError("bad proposal")
             if len(files) > chain.MAX_FILES or len(sigs) > chainstore.MAX_SIGNATURE_LINES:
                 raise ValueError("proposal too large")
-            props.append(
-                chainstore.proposal(
-                    {str(n): base64.b64decode(str(v), validate=True) for n, v in files.items()},
-                    [str(s).encode("ascii") for s in sigs],
-                )
-            )
+            if chain.POLICY_NAME not in files or not all(isinstance(x, str) for x in sigs):
+                raise ValueError(f"a proposal without {chain.POLICY_NAME}, or a bad signature")
+            decoded = {str(n): base64.b64decode(str(v), validate=True) for n, v in files.items()}
+            if any(len(d) > chain.MAX_FILE_BYTES for d in decoded.values()):  # as in the ref
+                raise ValueError(f"a policy file over {chain.MAX_FILE_BYTES} bytes")
+            props.append(chainstore.proposal(decoded, [str(s).encode("ascii") for s in sigs]))
         return chainstore.union(chainstore.Store(tuple(props)))
     except (
-        OSError,
         ValueError,
         KeyError,
         TypeError,
@@ -416,7 +582,11 @@ def read_chain_file(path: Path) -> chainstore.Store:
         UnicodeError,
         PolicyError,
     ) as exc:
-        return chainstore.Store((), (f"{path}: ignored: {exc}",), True)
+        return chainstore.Store((), (f"{source}: ignored: {_clip(str(exc))}",), True)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def signed_text(done: Signed, verb: str) -> str:

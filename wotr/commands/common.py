@@ -127,19 +127,22 @@ def follow_chain(repo: Any) -> None:
 
 
 def installer_chain(pol: Any, named_dir: Any, threshold: int | None) -> Any:
-    """An installer that pinned its policy ('wotr policy pin') follows the policy chain files
-    (*.wotr-policy) in the bundles directory. Without a pin: one stat, nothing imported."""
+    """An installer that pinned its policy ('wotr policy pin') follows the policy chain: the
+    chain files (*.wotr-policy) in the bundles directory and the chains carried inside the
+    bundles that verify reads. Returns what :func:`wotr.offline.verify` calls with those
+    carried chains (it returns the policy and notes), or None without a pin: then one stat,
+    nothing imported, and any chain in a bundle is ignored (the policy is as given)."""
     import itertools
     from pathlib import Path
 
     state = Path(os.environ.get("WOTR_POLICY_STATE") or "/var/lib/wotr/policy")
     if not (state / "policy.pin").exists():
-        return pol
+        return None
     from .. import bundle, policycmd
 
     directory = Path(named_dir) if named_dir else bundle.DEFAULT_DIR
     try:
-        # one more than followed: policycmd.installer_policy refuses when there are too many
+        # one more than followed: policycmd.installer_follow refuses when there are too many
         # (junk files sorting first must not hide the real chain file)
         found = sorted(
             itertools.islice(
@@ -148,4 +151,9 @@ def installer_chain(pol: Any, named_dir: Any, threshold: int | None) -> Any:
         )
     except OSError:
         found = []
-    return policycmd.installer_policy(pol, found, state).with_threshold(threshold)
+
+    def resolve(carried: Any) -> tuple[Any, tuple[str, ...]]:
+        got = policycmd.installer_follow(pol, found, state, carried)
+        return got.policy.with_threshold(threshold), got.notes
+
+    return resolve

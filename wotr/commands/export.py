@@ -9,12 +9,12 @@ from ..errors import EXIT_OK
 from .common import check_rev, echo, open_repo
 
 
-def run_export(*, rev: str, output: str) -> int:
+def run_export(*, rev: str, output: str, policy_chain: bool = True) -> int:
     """The body of ``git wotr export`` (see its help in :mod:`wotr.cli`); the exit code."""
     from .. import bundle
 
     check_rev(rev)
-    exported = bundle.export(open_repo(), rev)
+    exported = bundle.export(open_repo(), rev, policy_chain=policy_chain)
     if output == "-":
         sys.stdout.buffer.write(exported.data)
         sys.stdout.buffer.flush()
@@ -28,6 +28,10 @@ def run_export(*, rev: str, output: str) -> int:
         f" to {dest}",
         err=True,
     )
+    if b.chain is not None:
+        echo("included the project's policy chain (refs/wotr/policy)", err=True)
+    if exported.chain_problem:
+        echo(f"warning: {exported.chain_problem}", err=True)
     if exported.skipped:
         echo(f"note: left out {exported.skipped} line(s) that are not wotr claims", err=True)
     return EXIT_OK

@@ -41,7 +41,7 @@ def run_verify(
 
         pol = policy_for(policy_path, None, threshold)
         named_dir = bundle_dir or os.environ.get("WOTR_BUNDLES") or None
-        pol = installer_chain(pol, named_dir, threshold)  # the policy chain (DESIGN §7)
+        chain = installer_chain(pol, named_dir, threshold)  # the policy chain (DESIGN §7)
         sources = offline.Sources(
             bundles=tuple(bundle_files),
             directory=Path(named_dir) if named_dir else bundle_mod.DEFAULT_DIR,
@@ -55,6 +55,7 @@ def run_verify(
             rev=rev,
             strict=strict,
             hashed=hashed,
+            chain=chain,
         )
         echo(offline.to_json(outcome) if as_json else offline.text(outcome))
         return EXIT_OK if outcome.verified else EXIT_NOT_VERIFIED

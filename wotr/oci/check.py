@@ -12,6 +12,7 @@ the sha256 of the ``.tgz`` that ``helm package`` wrote, so claims made for that 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 from .. import offline
 from .._record import record
 from ..bundle import MAX_BUNDLE_BYTES, shown
-from ..commands.common import echo, policy_for
+from ..commands.common import echo, installer_chain, policy_for
 from ..errors import EXIT_NOT_VERIFIED, EXIT_OK
 from . import ref as ref_mod
 from . import referrers
@@ -75,6 +76,8 @@ def run(
     named = ref_mod.parse(reference)
     settings = ref_mod.settings()
     pol = policy_for(policy_path, None, threshold)  # a bad policy fails before any request
+    # an installer that pinned its policy follows the chain the attachments carry (DESIGN §7)
+    chain = installer_chain(pol, os.environ.get("WOTR_BUNDLES") or None, threshold)
     where = settings.mirrored(named)
     if where != named:
         echo(f"using mirror {where.host}/{where.repo} for {named.host}/{named.repo}", err=True)
@@ -121,7 +124,7 @@ def run(
             bundles=(*map(Path, labels), *bundle_files), directory=None, sidecars=False
         )
         outcome = offline.verify(
-            pol, digests=(subject.digest,), sources=sources, rev=rev, strict=strict
+            pol, digests=(subject.digest,), sources=sources, rev=rev, strict=strict, chain=chain
         )
     outcome = _relabel(outcome, labels, skipped)
     if as_json:
@@ -153,8 +156,26 @@ def _relabel(
     broken = tuple((name(p), why) for p, why in outcome.broken) + tuple(skipped)
     looked = tuple(name(p) for p in outcome.looked)
     return offline.Outcome(
-        outcome.verified, outcome.policy, groups, outcome.unmatched, broken, outcome.reason, looked
+        outcome.verified,
+        outcome.policy,
+        groups,
+        outcome.unmatched,
+        broken,
+        outcome.reason,
+        looked,
+        tuple((t, name(p)) for t, p in outcome.capped),
+        tuple(shown_notes(outcome.chain_notes, labels)),
     )
+
+
+def shown_notes(notes: Sequence[str], labels: dict[str, str]) -> list[str]:
+    """Chain notes with temporary file names replaced by where each bundle came from."""
+    out = []
+    for note in notes:
+        for path, label in labels.items():
+            note = note.replace(path, label)
+        out.append(note)
+    return out
 
 
 def _none_attached(
