@@ -608,3 +608,31 @@ def test_an_oci_attachment_carries_the_chain(released: sim.World) -> None:
         res = w.run(*args, cwd=away, env=env_of(w))
         doc = doc_of(res)
         assert doc["verified"] is True and doc["policy_serial"] == 3, res.stdout + res.stderr
+
+
+# --- concurrent verifies (review rev-chainbundle) ---------------------------------------------
+
+
+def test_a_verify_racing_another_never_moves_the_pin_back(
+    released: sim.World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two installer verifies at once: B reads the pin (serial 1), A follows a bundle to serial
+    3 and pins it, then B (whose bundle carries the chain to serial 2 only) must not write
+    serial 2 over it, nor count with serial 2 (carol, removed by serial 3, would count again)."""
+    w = released
+    store = real_store(w)
+    given = policy_mod.load((w.root / "etc" / "policy.toml").absolute())
+    state = w.root / "state"
+    to2 = [("old.wotr", policycmd._encode(only(store, 2)))]
+    to3 = [("new.wotr", policycmd._encode(only(store, 2, 3)))]
+    real = chainstore.follow
+
+    def racing(start: policy_mod.Policy, merged: chainstore.Store) -> chainstore.Followed:
+        monkeypatch.setattr(chainstore, "follow", real)
+        assert policycmd.installer_follow(given, [], state, to3).policy.serial == 3  # A
+        return real(start, merged)
+
+    monkeypatch.setattr(chainstore, "follow", racing)
+    got = policycmd.installer_follow(given, [], state, to2)  # B
+    assert pinned_serial(w) == 3
+    assert got.policy.serial == 3

@@ -1099,6 +1099,18 @@ MUTATIONS = [
         ("tests/test_chain_bundle.py::test_pinning_again_never_moves_the_pin_back",),
     ),
     Mutation(
+        "installer-pin-racing-verify-never-back",
+        "§7",
+        "wotr/policycmd.py",
+        (
+            (
+                "                if chainstore.pin_state(state) != doc:  # another run moved it",
+                "                if False:  # another run moved it",
+            ),
+        ),
+        ("tests/test_chain_bundle.py::test_a_verify_racing_another_never_moves_the_pin_back",),
+    ),
+    Mutation(
         "init-unsigned-successor",
         "§7",
         "wotr/init.py",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -355,6 +357,12 @@ def pin_installer(policy_path: Path, state: Path) -> InstallerPin:
     management does, on every run) must not take an installer back to a policy whose removed
     keys count again until the next bundle carrying the chain comes by."""
     start = policy_mod.load(policy_path.absolute())
+    state.mkdir(parents=True, exist_ok=True)
+    with _pin_lock(state):  # a verify moving the pin forward meanwhile is not undone
+        return _pin_installer(start, state)
+
+
+def _pin_installer(start: policy_mod.Policy, state: Path) -> InstallerPin:
     try:
         doc = chainstore.pin_state(state)
     except PolicyError:
@@ -394,6 +402,43 @@ def installer_follow(
     (MAX_CHAIN_FILES files, MAX_CHAIN_FILE_BYTES each, 4 x that in all, MAX_PROPOSALS in the
     union) the chain is not followed and verify refuses, since what was not read might be the
     newer policy (DESIGN §6 rule 8); a fork refuses too (chain.successor)."""
+    for _ in range(PIN_RETRIES):
+        try:
+            return _installer_follow(given, chain_files, state, carried)
+        except _PinMoved:  # another verify moved the pin meanwhile: follow from where it is
+            continue
+    raise chain.ChainError(
+        f"{state / 'policy.pin'} kept changing while the policy chain was followed; not followed",
+        "run verify again",
+    )
+
+
+PIN_RETRIES = 5
+
+
+class _PinMoved(Exception):
+    """The pin state changed between reading it and writing the policy followed from it."""
+
+
+@contextlib.contextmanager
+def _pin_lock(state: Path) -> Iterator[None]:
+    """Holds the installer's pin state (``state``/policy.pin.lock, the owner's alone: a file
+    only who may write the state can open) while it is compared and written, so that two runs
+    at once never write a pin taken from an older one (the pin only moves forward)."""
+    fd = os.open(state / "policy.pin.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _installer_follow(
+    given: policy_mod.Policy,
+    chain_files: list[Path],
+    state: Path,
+    carried: Sequence[tuple[str, bytes]],
+) -> Installed:
     doc = chainstore.pin_state(state)
     if doc is None or doc.get("source") != str(given.path):
         return Installed(given)
@@ -451,9 +496,12 @@ def installer_follow(
     notes = list(followed.problems)
     if followed.links:
         try:
-            chainstore.write_pin(
-                state, followed, followed.links[-1].proposal, {"source": str(given.path)}
-            )
+            with _pin_lock(state):
+                if chainstore.pin_state(state) != doc:  # another run moved it since it was read
+                    raise _PinMoved
+                chainstore.write_pin(
+                    state, followed, followed.links[-1].proposal, {"source": str(given.path)}
+                )
             current = _pinned_copy(state, current)
         except OSError as exc:  # a read-only state (verify not run as its owner): not kept
             notes.append(f"serial {current.serial} is not remembered: {state}: {exc.strerror}")
