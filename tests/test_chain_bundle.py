@@ -5,6 +5,7 @@ attachment), without editing any file; chain data in bundles is attacker data.""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -636,3 +637,34 @@ def test_a_verify_racing_another_never_moves_the_pin_back(
     got = policycmd.installer_follow(given, [], state, to2)  # B
     assert pinned_serial(w) == 3
     assert got.policy.serial == 3
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to another user needs root")
+def test_a_pin_state_another_user_can_write_is_not_trusted(released: sim.World) -> None:
+    """An installer (root) whose state directory belongs to another user: that user could
+    write policy.pin (any policy) or plant policy.pin.tmp as a link to a file of root's, which
+    the next verify would overwrite. Refused (exit 2), nothing written; the same for a state
+    directory anyone may write, and for 'wotr policy pin' into such a directory."""
+    w = released
+    art = w.root / "dist" / "app.tar.gz"
+    one = export(w, w.root / "app-2.0.wotr")
+    state = w.root / "state"
+    victim = w.root / "victim"
+    victim.write_text("root's\n")
+    (state / "policy.pin.tmp").symlink_to(victim)
+    os.chown(state, 4242, 4242)
+    res = installer(w, "--rev", "v2.0", "--bundle", one, art)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "another user" in res.stderr
+    assert victim.read_text() == "root's\n" and pinned_serial(w) == 1
+    res = w.run("policy", "pin", "--policy", w.root / "etc" / "policy.toml", env=env_of(w))
+    assert res.returncode == 2 and "another user" in res.stderr, res.stdout + res.stderr
+    assert victim.read_text() == "root's\n"
+    os.chown(state, 0, 0)
+    state.chmod(0o777)
+    res = installer(w, "--rev", "v2.0", "--bundle", one, art)
+    assert res.returncode == 2 and "may write" in res.stderr, res.stdout + res.stderr
+    state.chmod(0o755)
+    (state / "policy.pin.tmp").unlink()
+    res = installer(w, "--rev", "v2.0", "--bundle", one, art)
+    assert res.returncode == 0 and pinned_serial(w) == 3, res.stdout + res.stderr

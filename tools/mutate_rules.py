@@ -1111,6 +1111,18 @@ MUTATIONS = [
         ("tests/test_chain_bundle.py::test_a_verify_racing_another_never_moves_the_pin_back",),
     ),
     Mutation(
+        "installer-pin-state-of-another-user",
+        "§7",
+        "wotr/policycmd.py",
+        (
+            (
+                "        return Installed(given)\n    _own_state(state)\n",
+                "        return Installed(given)\n",
+            ),
+        ),
+        ("tests/test_chain_bundle.py::test_a_pin_state_another_user_can_write_is_not_trusted",),
+    ),
+    Mutation(
         "init-unsigned-successor",
         "§7",
         "wotr/init.py",

@@ -357,7 +357,8 @@ def pin_installer(policy_path: Path, state: Path) -> InstallerPin:
     management does, on every run) must not take an installer back to a policy whose removed
     keys count again until the next bundle carrying the chain comes by."""
     start = policy_mod.load(policy_path.absolute())
-    state.mkdir(parents=True, exist_ok=True)
+    state.mkdir(mode=0o755, parents=True, exist_ok=True)
+    _own_state(state)
     with _pin_lock(state):  # a verify moving the pin forward meanwhile is not undone
         return _pin_installer(start, state)
 
@@ -416,6 +417,33 @@ def installer_follow(
 PIN_RETRIES = 5
 
 
+def _own_state(state: Path) -> None:
+    """The installer's state (its directory and ``policy.pin``) must be the effective user's
+    or root's, and no one else may write it: whoever can write it chooses the policy (any
+    ``policy.pin``), and could plant a link where verify writes (``policy.pin.tmp``)."""
+    import stat
+
+    for path in (state, state / "policy.pin"):
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise PolicyError(f"{path}: {exc.strerror}") from exc
+        if st.st_uid not in (os.geteuid(), 0):
+            raise PolicyError(
+                f"{path} belongs to another user (uid {st.st_uid}); the installer's pin is not "
+                "trusted there",
+                "keep the pin state in a directory of your own or root's (WOTR_POLICY_STATE)",
+            )
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise PolicyError(
+                f"{path} is a pin state others may write (mode {stat.S_IMODE(st.st_mode):o}); "
+                "not trusted",
+                f"chmod go-w {path}",
+            )
+
+
 class _PinMoved(Exception):
     """The pin state changed between reading it and writing the policy followed from it."""
 
@@ -442,6 +470,7 @@ def _installer_follow(
     doc = chainstore.pin_state(state)
     if doc is None or doc.get("source") != str(given.path):
         return Installed(given)
+    _own_state(state)
     where = doc.get("dir")
     if isinstance(where, str) and where.startswith("policy-chain/") and ".." not in where:
         files = doc.get("files")
