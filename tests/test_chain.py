@@ -645,3 +645,36 @@ def test_a_file_and_a_directory_of_one_name_is_skipped_not_a_crash(project: sim.
     assert store.proposals == () and any("also a directory" in x for x in store.problems)
     chainstore.write(repo, store, chainstore.tip(repo), [], "rewrite")  # no crash
     assert w.run("policy", "show").returncode == 0
+
+
+def test_a_verify_racing_another_in_the_repository_never_moves_the_pin_back(
+    project: sim.World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two verifies in one clone while a fetch brings serial 3: B read the pin (serial 1) and
+    the chain as it was (up to serial 2); A follows to serial 3 and pins it; B must not write
+    serial 2 over it (carol, whom serial 3 removes, would count again)."""
+    from wotr import git, policycmd
+
+    w = project
+    d1 = _digest1(w)
+    p2 = _forge_step(w, ["alice", "bob"], 2, 2, d1, ["alice", "bob"])
+    d2 = chain.policy_digest(policy_mod.load(w.root / "forge2-alice-bob-2" / "threshold.toml"))
+    p3 = _forge_step(w, ["alice", "bob"], 3, 1, d2, ["alice", "bob"])
+    for p in (p2, p3):
+        _add(w, p)
+    repo = git.open_repo(w.repo)
+    real_read, real_follow = chainstore.read, chainstore.follow
+    older = chainstore.Store((p2,))
+
+    def racing(start: policy_mod.Policy, store: chainstore.Store) -> chainstore.Followed:
+        monkeypatch.setattr(chainstore, "read", real_read)
+        monkeypatch.setattr(chainstore, "follow", real_follow)
+        followed_a = policycmd.refresh(repo)  # A
+        assert followed_a is not None and followed_a.current.serial == 3
+        return real_follow(start, store)  # B, from serial 1 over the older chain: serial 2
+
+    monkeypatch.setattr(chainstore, "read", lambda _repo: older)
+    monkeypatch.setattr(chainstore, "follow", racing)
+    followed_b = policycmd.refresh(repo)
+    assert followed_b is not None and followed_b.current.serial == 3
+    assert policycmd.pinned(repo).serial == 3

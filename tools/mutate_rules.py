@@ -1490,6 +1490,20 @@ MUTATIONS = [
         ),
         ("tests/test_proc.py",),
     ),
+    Mutation(
+        "repo-pin-racing-verify-never-back",
+        "§7",
+        "wotr/policycmd.py",
+        (
+            (
+                "            if chain.policy_digest(now) != chain.policy_digest(start):",
+                "            if False:",
+            ),
+        ),
+        (
+            "tests/test_chain.py::test_a_verify_racing_another_in_the_repository_never_moves_the_pin_back",
+        ),
+    ),
 ]
 MUTATIONS += HOOK_MUTATIONS
 

@@ -161,9 +161,17 @@ def refresh(repo: git.Repo, *, force: bool = True) -> chainstore.Followed | None
     start = pinned(repo)
     followed = chainstore.follow(start, chainstore.read(repo))
     if followed.links:
-        chainstore.write_pin(
-            state_dir(repo), followed, followed.links[-1].proposal, _history(repo, followed)
-        )
+        state_dir(repo).mkdir(parents=True, exist_ok=True)
+        with _pin_lock(state_dir(repo)):
+            # Another verify may have moved the pin meanwhile (a fetch between them): follow
+            # again from where it is now, so that a pin is never written back (DESIGN §7).
+            now = pinned(repo)
+            if chain.policy_digest(now) != chain.policy_digest(start):
+                followed = chainstore.follow(now, chainstore.read(repo))
+            if followed.links:
+                chainstore.write_pin(
+                    state_dir(repo), followed, followed.links[-1].proposal, _history(repo, followed)
+                )
     seen.parent.mkdir(parents=True, exist_ok=True)
     seen.write_text(_seen(repo, tip), "ascii")
     return followed
