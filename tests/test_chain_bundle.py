@@ -249,6 +249,19 @@ def test_another_policy_than_the_pinned_one_ignores_the_chain(released: sim.Worl
     assert pinned_serial(w) == 1
 
 
+def test_the_pinned_policy_under_another_spelling_follows_the_chain(released: sim.World) -> None:
+    """A hook configured with a link to the pinned file, or with '..' in its path, is the same
+    installer: it must not quietly stay at serial 1 (where carol, removed by serial 3, counts)."""
+    w = released
+    one = export(w, w.root / "b.wotr")
+    link = w.root / "etc" / "policy-link.toml"  # key files are found beside the path named
+    link.symlink_to(w.root / "etc" / "policy.toml")
+    for spelled in (link, w.root / "etc" / ".." / "etc" / "policy.toml"):
+        args: list[str | Path] = ["verify", "--json", "--policy", spelled, "--bundle", one]
+        res = w.run(*args, w.root / "dist" / "app.tar.gz", cwd=w.root, env=env_of(w))
+        assert doc_of(res)["policy_serial"] == 3, res.stderr
+
+
 # --- attacks: the chain in a bundle is attacker data -------------------------------------------
 
 

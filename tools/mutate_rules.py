@@ -1504,6 +1504,20 @@ MUTATIONS = [
             "tests/test_chain.py::test_a_verify_racing_another_in_the_repository_never_moves_the_pin_back",
         ),
     ),
+    Mutation(
+        "installer-pin-any-spelling",
+        "§7",
+        "wotr/policycmd.py",
+        (
+            (
+                "    return pinned == str(path) or os.path.realpath(pinned) == os.path.realpath(path)",
+                "    return pinned == str(path)",
+            ),
+        ),
+        (
+            "tests/test_chain_bundle.py::test_the_pinned_policy_under_another_spelling_follows_the_chain",
+        ),
+    ),
 ]
 MUTATIONS += HOOK_MUTATIONS
 

@@ -376,7 +376,7 @@ def _pin_installer(start: policy_mod.Policy, state: Path) -> InstallerPin:
         doc = chainstore.pin_state(state)
     except PolicyError:
         doc = None  # unreadable state: pinned anew
-    if doc is not None and doc.get("source") == str(start.path):
+    if doc is not None and _same_source(doc.get("source"), start.path):
         serial = doc.get("serial")
         if isinstance(serial, int) and not isinstance(serial, bool) and serial > start.serial:
             return InstallerPin(state / "policy.pin", serial)
@@ -386,6 +386,15 @@ def _pin_installer(start: policy_mod.Policy, state: Path) -> InstallerPin:
             state, followed, None, {"source": str(start.path), "files": dict(start.digests)}
         )
     )
+
+
+def _same_source(pinned: object, path: Path) -> bool:
+    """The policy file the pin was taken from, however it is spelled (``/etc/wotr/policy.toml``,
+    a link to it, ``/etc/wotr/../wotr/policy.toml``): a hook configured with another spelling
+    than ``wotr policy pin`` was given must not quietly stay at the pinned start."""
+    if not isinstance(pinned, str):
+        return False
+    return pinned == str(path) or os.path.realpath(pinned) == os.path.realpath(path)
 
 
 @record
@@ -476,7 +485,7 @@ def _installer_follow(
     carried: Sequence[tuple[str, bytes]],
 ) -> Installed:
     doc = chainstore.pin_state(state)
-    if doc is None or doc.get("source") != str(given.path):
+    if doc is None or not _same_source(doc.get("source"), given.path):
         return Installed(given)
     _own_state(state)
     where = doc.get("dir")
@@ -485,8 +494,8 @@ def _installer_follow(
         start = policy_mod.load(
             state / where / chain.POLICY_NAME, pin=files if isinstance(files, dict) else {}
         )
-    else:
-        start = policy_mod.load(given.path, pin=doc.get("files") or {})
+    else:  # the file as it was pinned (the same file as given.path, maybe spelled otherwise)
+        start = policy_mod.load(Path(str(doc["source"])), pin=doc.get("files") or {})
     stores: list[chainstore.Store] = []
     if len(chain_files) > MAX_CHAIN_FILES:  # rule 8: the unread ones may hold a newer policy
         stores.append(
