@@ -596,6 +596,24 @@ def test_init_refuses_a_higher_serial_no_signed_chain_reaches(world: sim.World) 
     assert json.loads(w.run("policy", "show", "--json").stdout)["in_effect"]["serial"] == 2
 
 
+def test_init_refuses_a_higher_serial_when_the_pinned_files_are_lost(world: sim.World) -> None:
+    """A pin whose files are nowhere (an older wotr kept no copy; the working tree and HEAD
+    moved on): its serial is unknown, so an unsigned higher serial is not pinned over it."""
+    w = world
+    write_policy(w.repo, [w.parties[n] for n in ("alice", "bob", "carol")], 2, 1)  # committed
+    assert w.run("init").returncode == 0
+    pin = (w.repo / ".git" / "wotr" / "policy.pin").read_bytes()
+    shutil.rmtree(w.repo / ".git" / "wotr" / "pinned-files")
+    write_policy(w.repo, [w.parties["carol"]], 1, 2)  # serial 2, unsigned, committed: HEAD moved
+    res = w.run("init")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "nowhere to be found" in res.stderr
+    assert (w.repo / ".git" / "wotr" / "policy.pin").read_bytes() == pin
+    # serial 1 again (an edit reviewed by the user): pinned as before
+    write_policy(w.repo, [w.parties[n] for n in ("alice", "bob")], 2, 1)
+    assert w.run("init").returncode == 0
+
+
 # --- OCI ----------------------------------------------------------------------------------------
 
 

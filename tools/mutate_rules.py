@@ -1518,6 +1518,20 @@ MUTATIONS = [
             "tests/test_chain_bundle.py::test_the_pinned_policy_under_another_spelling_follows_the_chain",
         ),
     ),
+    Mutation(
+        "init-lost-pin-unknown-serial",
+        "§7",
+        "wotr/init.py",
+        (
+            (
+                "        if old is None and ahead is None and loaded.serial > 1 and policycmd.pin_lost(repo):",
+                "        if False:",
+            ),
+        ),
+        (
+            "tests/test_chain_bundle.py::test_init_refuses_a_higher_serial_when_the_pinned_files_are_lost",
+        ),
+    ),
 ]
 MUTATIONS += HOOK_MUTATIONS
 

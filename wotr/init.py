@@ -105,6 +105,14 @@ def _pin_forward(repo: git.Repo, loaded: policy.Policy) -> Path:
             ahead = None
     if ahead is None or ahead.serial < loaded.serial:
         old = ahead.serial if ahead is not None else policycmd.pinned_serial(repo)
+        if old is None and ahead is None and loaded.serial > 1 and policycmd.pin_lost(repo):
+            raise BadInput(
+                f"{loaded.path} is serial {loaded.serial}, but the files of the pinned policy "
+                "are nowhere to be found (working tree, the copy init keeps, HEAD), so it "
+                "cannot be told whether a signed policy chain leads there; not pinned",
+                f"to make this file a new root of trust, remove {repo.common_dir / 'wotr'} and "
+                "run 'git wotr init' again",
+            )
         if old is not None and loaded.serial > old:
             followed = policycmd.refresh(repo)  # valid signed steps from the pin, if any
             reached = followed.current.serial if followed is not None else old

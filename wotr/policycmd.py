@@ -84,6 +84,19 @@ def pinned_serial(repo: git.Repo) -> int | None:
     return serial if isinstance(serial, int) and not isinstance(serial, bool) else None
 
 
+def pin_lost(repo: git.Repo) -> bool:
+    """A working-tree pin exists but the bytes it was taken of are nowhere to be found (a pin
+    made before init kept a copy, then the file and HEAD moved on): its serial is unknown."""
+    if policy_mod.chain_pinned(repo.common_dir) is not None:
+        return False
+    try:
+        pin = policy_mod.read_pin(repo.common_dir)
+    except PolicyError:
+        return False
+    rel = policy_mod.WORKTREE_POLICY
+    return pin is not None and bool(pin) and not _pinned_bytes(repo, rel, pin.get(rel, ""))
+
+
 def _pinned_bytes(repo: git.Repo, rel: str, sha: str) -> bytes:
     """The bytes of the pinned file ``rel`` (sha256 ``sha``): from the working tree, else the
     copy ``init`` keeps, else HEAD; b"" when none matches."""
