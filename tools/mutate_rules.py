@@ -1068,7 +1068,7 @@ MUTATIONS = [
         "wotr/policycmd.py",
         (
             (
-                '    if doc is None or doc.get("source") != str(given.path):',
+                '    if doc is None or not _same_source(doc.get("source"), given.path):',
                 "    if doc is None:",
             ),
         ),
