@@ -1269,6 +1269,18 @@ MUTATIONS = [
         ),
         ("tests/test_ssh_attacks.py",),
     ),
+    Mutation(
+        "audit-tag-claims",
+        "5",
+        "wotr/audit.py",
+        (
+            (
+                "counted=tuple(c for c in checked.counted if c.claim.ref == tag),",
+                "counted=checked.counted,",
+            ),
+        ),
+        ("tests/test_audit.py::test_many_tags_on_one_commit_check_its_note_once",),
+    ),
     # DESIGN §9: SSH claims (wotr/_sshsig.py, wotr/ssh.py, the policy's ssh field).
     Mutation(
         "ssh-namespace",
