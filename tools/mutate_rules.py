@@ -1270,6 +1270,18 @@ MUTATIONS = [
         ("tests/test_ssh_attacks.py",),
     ),
     Mutation(
+        "withdraw-unchecked-every-owner",
+        "§8",
+        "wotr/withdraw.py",
+        (
+            (
+                "for name in sorted({n for i in ids for n in owners.get(i, ())}):",
+                "for name in sorted({owners[i][0] for i in ids if i in owners}):",
+            ),
+        ),
+        ("tests/test_consensus.py",),
+    ),
+    Mutation(
         "audit-tag-claims",
         "5",
         "wotr/audit.py",
