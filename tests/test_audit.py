@@ -177,3 +177,19 @@ def test_audit_holds_a_bounded_amount_of_note_bytes(
         tracemalloc.stop()
     assert got.checked == 12 and got.entries == ()
     assert peak < 16 << 20, peak  # 12 notes of 2 MiB held at once would be 24 MiB and more
+
+
+def test_a_tag_of_a_tag_is_audited_as_verify_counts_it(world: sim.World) -> None:
+    """A release tag that points at another annotated tag (git tag -a outer inner): verify
+    --rev outer counts claims built for refs/tags/outer on the commit; audit lists them too."""
+    art = world.root / "dist" / "app.tar.gz"
+    pol = policy.load(world.policy(2))
+    sim.git(world.repo, "tag", "-a", "-m", "inner", "inner")
+    sim.git(world.repo, "tag", "-a", "-m", "outer", "outer", "inner")
+    for p in ("alice", "bob"):
+        world.sign(p, art, rev="outer")
+    assert world.verify("--rev", "outer", art, policy=None).returncode == 0
+    repo = git.open_repo(world.repo)
+    got = audit.audit(repo, pol, signer="alice")
+    assert {e.tag for e in got.entries} == {None, "refs/tags/outer"}
+    assert set(got.entries) == _oracle(pol, repo, "alice")

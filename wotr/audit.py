@@ -73,15 +73,36 @@ def _noted(repo: git.Repo) -> list[tuple[str, str]]:
 
 
 def _tags(repo: git.Repo) -> dict[str, list[str]]:
+    """Commit -> the tags on it, as ``verify --rev <tag>`` resolves them (``<tag>^{commit}``):
+    a tag of a tag (``git tag -a outer inner``) is peeled to its commit too."""
     res = git.run(
-        repo, "for-each-ref", "--format=%(objectname) %(*objectname) %(refname)", "refs/tags"
+        repo,
+        "for-each-ref",
+        "--format=%(objectname) %(*objectname) %(*objecttype) %(refname)",
+        "refs/tags",
     )
     by: dict[str, list[str]] = {}
+    nested: list[str] = []  # tags whose target is another tag
     for line in res.stdout.decode("utf-8", "replace").splitlines():
-        parts = line.split(" ", 2)
-        if len(parts) == 3:
+        parts = line.split(" ", 3)
+        if len(parts) == 4:
+            if parts[2] == "tag":
+                nested.append(parts[3])
+                continue
             target = parts[1] or parts[0]
-            by.setdefault(target, []).append(parts[2])
+            by.setdefault(target, []).append(parts[3])
+    if nested:
+        res = git.run(
+            repo,
+            "cat-file",
+            "--batch-check=%(objectname) %(objecttype)",
+            input="".join(f"{ref}^{{commit}}\n" for ref in nested).encode(),
+        )
+        out = res.stdout.decode("utf-8", "replace").splitlines()
+        for ref, answer in zip(nested, out, strict=False):
+            parts = answer.split(" ")
+            if len(parts) == 2 and parts[1] == "commit":
+                by.setdefault(parts[0], []).append(ref)
     return by
 
 
