@@ -139,3 +139,18 @@ def test_admit_tag_match_counts() -> None:
         policy(1), [Checked(1, "A" * 40, claim)], commit=C, tree=T, tag="refs/tags/v1"
     )
     assert good and not bad
+
+
+def test_an_unchecked_withdrawal_on_a_shared_issuer_id_is_taken_as_every_owner_s() -> None:
+    """Policy.issuers maps an issuer id to every signer owning it (a 16-hex key id that is a
+    subkey of one signer's key and another signer's primary key). A withdrawal left unchecked by
+    a limit and naming that id may be either signer's: each is taken as withdrawing everything
+    (before the one issuer map, withdraw kept one owner per id and the other's claims counted)."""
+    from wotr import _record, withdraw
+
+    shared = "D" * 16
+    p = _record.replace(policy(1), issuers=((shared, ("a", "b")),), issuer_ids=frozenset({shared}))
+    claims = [counted("a", {"app": X}, line=1), counted("b", {"app": X}, line=2)]
+    applied = withdraw.apply(p, claims, [], [(3, frozenset({shared}))], commit=C, tree=T)
+    assert applied.counted == ()
+    assert {r.signer for r in applied.rejected} == {"a", "b"}

@@ -85,3 +85,22 @@ def test_an_unusable_tmpdir_falls_back(
     monkeypatch.delenv("TMP", raising=False)
     assert _fs.temp_root() in ("/tmp", "/var/tmp")
     assert _fs.private_dir("z").parent == Path(_fs.temp_root())
+
+
+def test_a_verifier_whose_setup_fails_leaves_no_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gpg.Verifier and ssh.Verifier (_fs.PrivateHome): an error while the private directory is
+    set up (gpg missing at the import of copies, a key line that cannot be written) removes it;
+    nothing holds the half-made object, so nothing else ever would."""
+    from wotr import gpg, ssh
+    from wotr.errors import EnvironmentProblem
+
+    monkeypatch.setattr(_fs, "_root", [str(tmp_path)])
+    monkeypatch.setenv("WOTR_GPG", str(tmp_path / "no-such-gpg"))
+    with pytest.raises(EnvironmentProblem):
+        gpg.Verifier(b"", merge_copies=True)
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(UnicodeEncodeError):
+        ssh.Verifier([("SHA256:x", "ssh-ed25519 \u00e9")])
+    assert os.listdir(tmp_path) == []

@@ -726,3 +726,21 @@ def test_a_notes_tree_with_mislabelled_objects_is_not_adopted(
     assert local_lines(repo, world.head()) >= set(
         remote_lines(world.root / "remote.git", world.head())
     )
+
+
+@pytest.mark.parametrize("kind", ["blob", "tree"])
+def test_a_remote_notes_ref_that_is_no_commit_is_named_as_the_remote_s(
+    shared: tuple[sim.World, Path], kind: str
+) -> None:
+    """A remote whose refs/notes/wotr is a blob or a tree: fetch and push say that the remote's
+    ref is the problem (its owner must fix it). Before, the hint told the user to run
+    'git update-ref -d <object id>', which deletes nothing; fetching again changed nothing."""
+    world, bare = shared
+    obj = sim.git(bare, "hash-object", "-w", "--stdin", input=b"not notes\n")
+    if kind == "tree":
+        obj = sim.git(bare, "mktree", input=f"100644 blob {obj}\tx\n".encode())
+    sim.git(bare, "update-ref", "refs/notes/wotr", obj)
+    for verb in ("fetch", "push"):
+        line = one_line_error(world.run(verb))
+        assert "origin" in line and "refs/notes/wotr" in line and obj not in line, line
+    assert sim.notes_tip(world.repo) == ""

@@ -1269,6 +1269,30 @@ MUTATIONS = [
         ),
         ("tests/test_ssh_attacks.py",),
     ),
+    Mutation(
+        "withdraw-unchecked-every-owner",
+        "§8",
+        "wotr/withdraw.py",
+        (
+            (
+                "for name in sorted({n for i in ids for n in owners.get(i, ())}):",
+                "for name in sorted({owners[i][0] for i in ids if i in owners}):",
+            ),
+        ),
+        ("tests/test_consensus.py",),
+    ),
+    Mutation(
+        "audit-tag-claims",
+        "5",
+        "wotr/audit.py",
+        (
+            (
+                "counted=tuple(c for c in checked.counted if c.claim.ref == tag),",
+                "counted=checked.counted,",
+            ),
+        ),
+        ("tests/test_audit.py::test_many_tags_on_one_commit_check_its_note_once",),
+    ),
     # DESIGN §9: SSH claims (wotr/_sshsig.py, wotr/ssh.py, the policy's ssh field).
     Mutation(
         "ssh-namespace",

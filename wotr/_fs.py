@@ -14,6 +14,7 @@ from pathlib import Path
 
 TYPE_CHECKING = False  # typing itself is not imported at run time (verify's start-up)
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import BinaryIO, Self
 
 _ATTEMPTS = 100
@@ -113,6 +114,16 @@ class PrivateHome:
 
     def __init__(self, prefix: str, parent: str | os.PathLike[str] | None = None) -> None:
         self._home = private_dir(prefix, parent)
+
+    @contextlib.contextmanager
+    def _setting_up(self) -> Iterator[None]:
+        """Around the rest of a subclass's ``__init__``: an error there removes the directory
+        (no caller holds the half-made object, so no ``close()`` would ever come)."""
+        try:
+            yield
+        except BaseException:
+            self.close()
+            raise
 
     def __enter__(self) -> Self:
         return self

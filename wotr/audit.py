@@ -17,8 +17,10 @@ from ._record import record
 from .errors import BadInput
 from .policy import Policy
 
-# Questions checked together: bounds the memory of one batch (each note is bounded as in verify)
+# Notes checked together, and the note bytes one batch may hold (a note may hold 64 MiB):
+# bound the memory of a batch (each note is bounded as in verify).
 _BATCH = 500
+_BATCH_BYTES = 64 * 1024 * 1024
 
 
 @record
@@ -71,15 +73,36 @@ def _noted(repo: git.Repo) -> list[tuple[str, str]]:
 
 
 def _tags(repo: git.Repo) -> dict[str, list[str]]:
+    """Commit -> the tags on it, as ``verify --rev <tag>`` resolves them (``<tag>^{commit}``):
+    a tag of a tag (``git tag -a outer inner``) is peeled to its commit too."""
     res = git.run(
-        repo, "for-each-ref", "--format=%(objectname) %(*objectname) %(refname)", "refs/tags"
+        repo,
+        "for-each-ref",
+        "--format=%(objectname) %(*objectname) %(*objecttype) %(refname)",
+        "refs/tags",
     )
     by: dict[str, list[str]] = {}
+    nested: list[str] = []  # tags whose target is another tag
     for line in res.stdout.decode("utf-8", "replace").splitlines():
-        parts = line.split(" ", 2)
-        if len(parts) == 3:
+        parts = line.split(" ", 3)
+        if len(parts) == 4:
+            if parts[2] == "tag":
+                nested.append(parts[3])
+                continue
             target = parts[1] or parts[0]
-            by.setdefault(target, []).append(parts[2])
+            by.setdefault(target, []).append(parts[3])
+    if nested:
+        res = git.run(
+            repo,
+            "cat-file",
+            "--batch-check=%(objectname) %(objecttype)",
+            input="".join(f"{ref}^{{commit}}\n" for ref in nested).encode(),
+        )
+        out = res.stdout.decode("utf-8", "replace").splitlines()
+        for ref, answer in zip(nested, out, strict=False):
+            parts = answer.split(" ")
+            if len(parts) == 2 and parts[1] == "commit":
+                by.setdefault(parts[0], []).append(ref)
     return by
 
 
@@ -170,35 +193,68 @@ def audit(
     fprs = tuple(sorted(next(s for s in policy.signers if s.name == name).fingerprints))
     noted = _noted(repo)
     tags = _tags(repo)
-    found: list[tuple[str, bytes]] = []  # commit, note
-    for (_, commit), data in zip(noted, _stream(repo, [b for b, _ in noted]), strict=True):
+    found: list[tuple[str, str, int]] = []  # commit, note blob, its size
+    for (blob, commit), data in zip(noted, _stream(repo, [b for b, _ in noted]), strict=True):
         if data is not None and _mentions(data, commit, ids):
-            found.append((commit, data))
-    todo: list[tuple[str, str, bytes]] = []  # commit, tree, note
+            found.append((commit, blob, len(data)))  # the bytes are read again per batch
+    todo: list[tuple[str, str, str, int]] = []  # commit, tree, note blob, size
     with git.ObjectReader(repo) as reader:
-        for commit, data in found:
+        for commit, blob, size in found:
             obj = reader.get(commit, 4 * 1024 * 1024)
             if obj is None or obj[1] != "commit" or not obj[2].startswith(b"tree "):
                 continue
             tree = obj[2][5 : obj[2].index(b"\n")].decode("ascii")
-            todo.append((commit, tree, data))
+            todo.append((commit, tree, blob, size))
 
-    # Every question (a commit, or a tag on it) goes to verify.check_many in batches: one
-    # isolated gpg home and few gpg processes per batch instead of one home and process per
-    # commit, so a signer with claims on every one of 30,000 commits costs minutes, not hours.
-    items = [
-        (note, verify.Context(commit, tree, tag))
-        for commit, tree, note in todo
-        for tag in (None, *sorted(tags.get(commit, ())))
-    ]
+    # Noted commits go to verify.check_many in batches: one isolated gpg home and few gpg
+    # processes per batch instead of one home and process per commit, so a signer with claims
+    # on every one of 30,000 commits costs minutes, not hours. A batch holds at most _BATCH
+    # notes and _BATCH_BYTES of them (or one note): the notes are never all in memory. Each
+    # note is checked once, whatever the number of tags on its commit (see _for_tag).
     entries: list[Entry] = []
-    for start in range(0, len(items), _BATCH):
-        batch = items[start : start + _BATCH]
-        for (_, ctx), checked in zip(batch, verify.check_many(policy, batch), strict=True):
-            mine = [c for c in checked.counted if c.signer == name]
-            if mine:
-                entries.append(_entry(policy, checked, mine, name, ctx.commit, ctx.tag))
+    for batch in _batches(todo):
+        notes_read = list(_stream(repo, [blob for _, _, blob, _ in batch]))
+        items = [
+            (note, verify.Context(commit, tree, None))
+            for (commit, tree, _, _), note in zip(batch, notes_read, strict=True)
+            if note is not None
+        ]
+        del notes_read
+        for (_, ctx), checked in zip(items, verify.check_many(policy, items), strict=True):
+            for tag in (None, *sorted(tags.get(ctx.commit, ()))):
+                asked = _for_tag(checked, tag)
+                mine = [c for c in asked.counted if c.signer == name]
+                if mine:
+                    entries.append(_entry(policy, asked, mine, name, ctx.commit, tag))
     return Audit(name, fprs, tuple(entries), len(noted), len(todo))
+
+
+def _batches(
+    todo: Sequence[tuple[str, str, str, int]],
+) -> Iterator[Sequence[tuple[str, str, str, int]]]:
+    start = 0
+    while start < len(todo):
+        end, size = start + 1, todo[start][3]
+        while end < len(todo) and end - start < _BATCH and size + todo[end][3] <= _BATCH_BYTES:
+            size += todo[end][3]
+            end += 1
+        yield todo[start:end]
+        start = end
+
+
+def _for_tag(checked: verify.CheckedNote, tag: str | None) -> verify.CheckedNote:
+    """``checked`` (asked with no tag) as :func:`verify.check` asked about ``tag`` would give
+    it, for what audit uses (counted and unchecked claims): nothing before the admission rules
+    depends on the tag, and with a tag only claims built for it count (rule 5), withdrawals
+    cancelling claim by claim either way."""
+    if tag is None:
+        return checked
+    return _record.replace(
+        checked,
+        ctx=_record.replace(checked.ctx, tag=tag),
+        counted=tuple(c for c in checked.counted if c.claim.ref == tag),
+        unchecked=tuple(u for u in checked.unchecked if u.claim.ref == tag),
+    )
 
 
 def _entry(

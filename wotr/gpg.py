@@ -154,16 +154,17 @@ class Verifier(_fs.PrivateHome):
 
     def __init__(self, keyring: bytes, *, merge_copies: bool = False) -> None:
         super().__init__("wotr-", _short_tmp())
-        keyfile = self._home / "policy.gpg"
-        keyfile.write_bytes(keyring)
-        self._calls = 0
-        self._lock = threading.Lock()
-        # gpg reads a --keyring file as is, and when one key appears twice only the first
-        # copy counts (a stripped copy could hide a revocation). Copies are merged by import.
-        self._keyring_args = ["--no-default-keyring", "--keyring", str(keyfile)]
-        self._imported = False
-        if merge_copies:
-            self._import()
+        with self._setting_up():
+            keyfile = self._home / "policy.gpg"
+            keyfile.write_bytes(keyring)
+            self._calls = 0
+            self._lock = threading.Lock()
+            # gpg reads a --keyring file as is, and when one key appears twice only the first
+            # copy counts (a stripped copy could hide a revocation). Copies are merged by import.
+            self._keyring_args = ["--no-default-keyring", "--keyring", str(keyfile)]
+            self._imported = False
+            if merge_copies:
+                self._import()
 
     def _import(self) -> None:
         """Import the policy keys into this home's keybox, and check against that from now on.

@@ -87,9 +87,11 @@ class Verifier(_fs.PrivateHome):
         super().__init__("wotr-ssh-")
         self._principal = {fpr: f"k{i}" for i, (fpr, _) in enumerate(keys)}
         self._allowed = self._home / "allowed_signers"
-        self._allowed.write_text(
-            "".join(f'k{i} namespaces="wotr" {line}\n' for i, (_, line) in enumerate(keys)), "ascii"
-        )
+        with self._setting_up():
+            self._allowed.write_text(
+                "".join(f'k{i} namespaces="wotr" {line}\n' for i, (_, line) in enumerate(keys)),
+                "ascii",
+            )
         self._calls = 0
         self._in_process = 0
         self._program = ""

@@ -178,7 +178,13 @@ def _fetch_only(repo: git.Repo, remote: str) -> str | None:
         return None
     if res.returncode != 0:
         raise _unreachable(remote, res, "fetch claims from")
-    return notes_merge.tip(repo, tracking_ref(remote))
+    tip = notes_merge.tip(repo, tracking_ref(remote))
+    if tip is not None and git.run(repo, "cat-file", "-t", tip).stdout.strip() != b"commit":
+        raise SyncError(
+            f"{remote}'s {git.NOTES_REF} is not a notes commit: no claims taken from it",
+            f"whoever maintains {remote} must point it at a notes commit or delete it there",
+        )
+    return tip
 
 
 def fetch(repo: git.Repo, remote: str = DEFAULT_REMOTE) -> Fetched:
