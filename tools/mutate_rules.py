@@ -330,7 +330,7 @@ MUTATIONS = [
         "tag",
         "6",
         "wotr/consensus.py",
-        (("        elif tag is not None and claim.ref != tag:", "        elif False:"),),
+        (("        elif not built_for_tag(claim, tag):", "        elif False:"),),
     ),
     Mutation(
         "two-digests",
@@ -1287,7 +1287,7 @@ MUTATIONS = [
         "wotr/audit.py",
         (
             (
-                "counted=tuple(c for c in checked.counted if c.claim.ref == tag),",
+                "counted=tuple(c for c in checked.counted if consensus.built_for_tag(c.claim, tag)),",
                 "counted=checked.counted,",
             ),
         ),

@@ -135,9 +135,11 @@ class PrivateHome:
         remove_tree(self._home)
 
 
-def which(program: str) -> str | None:
-    """The first executable file named ``program`` on PATH, as ``shutil.which`` finds it."""
-    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
+def which(program: str, path: str | None = None) -> str | None:
+    """The first executable file named ``program`` on ``path`` (default: $PATH), as
+    ``shutil.which`` finds it."""
+    search = path if path is not None else os.environ.get("PATH", os.defpath)
+    for directory in search.split(os.pathsep):
         candidate = os.path.join(directory or ".", program)
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate

@@ -310,11 +310,12 @@ def _executable(program: str, env: Mapping[str, str]) -> str:
     """``program`` found as execvpe finds it, on the PATH the child will have."""
     if os.sep in program:
         return program
-    for directory in env.get("PATH", os.defpath).split(os.pathsep):
-        candidate = os.path.join(directory or ".", program)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    raise FileNotFoundError(2, "not found on PATH", program)
+    from . import _fs
+
+    found = _fs.which(program, env.get("PATH", os.defpath))
+    if found is None:
+        raise FileNotFoundError(2, "not found on PATH", program)
+    return found
 
 
 def _spawned(

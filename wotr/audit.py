@@ -252,8 +252,8 @@ def _for_tag(checked: verify.CheckedNote, tag: str | None) -> verify.CheckedNote
     return _record.replace(
         checked,
         ctx=_record.replace(checked.ctx, tag=tag),
-        counted=tuple(c for c in checked.counted if c.claim.ref == tag),
-        unchecked=tuple(u for u in checked.unchecked if u.claim.ref == tag),
+        counted=tuple(c for c in checked.counted if consensus.built_for_tag(c.claim, tag)),
+        unchecked=tuple(u for u in checked.unchecked if consensus.built_for_tag(u.claim, tag)),
     )
 
 

@@ -133,6 +133,11 @@ class Result:
     excluded: tuple[tuple[str, str, str], ...] = ()
 
 
+def built_for_tag(claim: Claim, tag: str | None) -> bool:
+    """Rule 6: verifying a tag, only claims naming that tag count."""
+    return tag is None or claim.ref == tag
+
+
 def admit(
     policy: Policy,
     checked: Iterable[Checked],
@@ -166,7 +171,7 @@ def admit(
             reject(f"claim names tree {claim.tree[:12]}, not this commit's tree {tree[:12]}")
         elif not signer.may_claim(claim.role):
             reject(f"{signer.name} may not claim role {claim.role!r} under the policy")
-        elif tag is not None and claim.ref != tag:
+        elif not built_for_tag(claim, tag):
             built_for = claim.ref or "no tag"
             reject(f"claim was made for {built_for}, not {tag}")
         else:
@@ -183,7 +188,7 @@ def admit_unchecked(
     by_name = {s.name: s for s in policy.signers}
     for item in unchecked:
         claim = item.claim
-        if claim.commit != commit or claim.tree != tree or (tag is not None and claim.ref != tag):
+        if claim.commit != commit or claim.tree != tree or not built_for_tag(claim, tag):
             continue
         who = tuple(
             name for name in item.signers if name in by_name and by_name[name].may_claim(claim.role)

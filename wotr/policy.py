@@ -191,8 +191,7 @@ def load(
     signers: list[Signer] = []
     owner: dict[str, str] = {}
     keyring = bytearray()
-    issuer_ids: set[str] = set()
-    owners_of: dict[str, set[str]] = {}
+    owners_of: dict[str, set[str]] = {}  # issuer id -> signers; its keys are the issuer ids
     subs_of: dict[str, set[str]] = {}
     copies = False
     ssh_keys: list[tuple[str, str]] = []
@@ -261,7 +260,6 @@ def load(
                 raise PolicyError(f"{at}.fingerprints: {fpr} does not count: {why}")
             keyring += b"".join(found[fpr])
             for listed in (fpr, *sorted(subs_of.get(fpr, ()))):
-                issuer_ids.update((listed, listed[-16:]))
                 for one in (listed, listed[-16:]):
                     owners_of.setdefault(one, set()).add(name)
             copies = copies or len(found[fpr]) > 1
@@ -288,6 +286,8 @@ def load(
         require.append((role, count))
 
     serial, update_threshold, update_signers = _chain_fields(doc, signers, threshold, where)
+    issuer_ids = frozenset(owners_of)  # OpenPGP ids only: SSH fingerprints join the map next
+    issuers = _issuers(owners_of, ssh_keys, signers)
     policy = Policy(
         path=path,
         threshold=threshold,
@@ -295,8 +295,8 @@ def load(
         require=tuple(require),
         keyring=bytes(keyring),
         keyring_has_copies=copies,
-        issuer_ids=frozenset(issuer_ids),
-        issuers=_issuers(owners_of, ssh_keys, signers),
+        issuer_ids=issuer_ids,
+        issuers=issuers,
         digests=tuple(sorted(digests.items())),
         serial=serial,
         update_threshold=update_threshold,
@@ -331,7 +331,6 @@ def _to_prepared(policy: Policy, key_reads: list[tuple[str, str, str]]) -> dict[
         "require": [list(r) for r in policy.require],
         "keyring": base64.b64encode(policy.keyring).decode("ascii"),
         "keyring_has_copies": policy.keyring_has_copies,
-        "issuer_ids": sorted(policy.issuer_ids),
         "issuers": [[i, list(names)] for i, names in policy.issuers],
         "serial": policy.serial,
         "update_threshold": policy.update_threshold,
@@ -356,6 +355,7 @@ def _from_prepared(
             read(_key_path(path, rel), f"{where}: signer {name!r}.keys")
             if read_digests[-1] != sha:
                 return None
+        issuers = tuple((_str(i), tuple(_strs(names))) for i, names in _list(doc["issuers"]))
         return Policy(
             path=path,
             threshold=_int(doc["threshold"]),
@@ -370,8 +370,8 @@ def _from_prepared(
             require=tuple((_str(role), _int(n)) for role, n in _list(doc["require"])),
             keyring=base64.b64decode(_str(doc["keyring"]), validate=True),
             keyring_has_copies=doc["keyring_has_copies"] is True,
-            issuer_ids=frozenset(_strs(doc["issuer_ids"])),
-            issuers=tuple((_str(i), tuple(_strs(names))) for i, names in _list(doc["issuers"])),
+            issuer_ids=frozenset(i for i, _ in issuers if not i.startswith("SHA256:")),
+            issuers=issuers,
             serial=_int(doc["serial"]),
             update_threshold=_int(doc["update_threshold"]),
             update_signers=tuple(_strs(doc["update_signers"])),
